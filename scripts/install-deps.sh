@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency of gureum from Debian packages.
+# Idempotent: safe to run again; does nothing when everything is present.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential meson ninja-build pkg-config
+  libjansson-dev libseccomp-dev libcap-dev
+  # tests
+  libcmocka-dev python3 python3-pytest
+  # built-in busybox bundle, integration tests
+  busybox-static iproute2 util-linux procps
+  # peers for side-by-side tests and benchmarks
+  crun runc podman hyperfine time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run this script as root" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
