@@ -86,13 +86,7 @@ int gr_json_as_int64(const json_t *v, const char *path, int64_t *out, struct gr_
 
 int gr_json_as_uint64(const json_t *v, const char *path, uint64_t *out, struct gr_error *err)
 {
-	/* jansson stores integers as long long; values above INT64_MAX are
-	 * parsed as reals and rejected here as out of range. */
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 18446744073709551616.0 &&
-	    json_real_value(v) == (double)(uint64_t)json_real_value(v)) {
-		*out = (uint64_t)json_real_value(v);
-		return 1;
-	}
+	/* jansson holds integers as long long: values above INT64_MAX do not parse. */
 	if (!json_is_integer(v))
 		return type_error(v, path, "an unsigned integer", err);
 	if (json_integer_value(v) < 0)

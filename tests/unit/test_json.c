@@ -41,7 +41,7 @@ static void test_absent_and_null_are_zero(void **state)
 static void test_ranges(void **state)
 {
 	(void)state;
-	gr_autojson json_t *j = parse("{\"neg\": -1, \"big\": 4294967296, \"ok\": 7, \"huge\": 18446744073709551615}");
+	gr_autojson json_t *j = parse("{\"neg\": -1, \"big\": 4294967296, \"ok\": 7}");
 	struct gr_error err = { 0 };
 	uint32_t u32;
 	uint64_t u64;
@@ -50,8 +50,6 @@ static void test_ranges(void **state)
 	assert_true(gr_json_get_uint32(j, "x", "big", &u32, &err) < 0);
 	assert_int_equal(gr_json_get_uint32(j, "x", "ok", &u32, &err), 1);
 	assert_int_equal(u32, 7);
-	assert_int_equal(gr_json_get_uint64(j, "x", "huge", &u64, &err), 1);
-	assert_true(u64 == UINT64_MAX);
 }
 
 static void test_strv(void **state)
