@@ -11,6 +11,8 @@
 
 /* Capability name ("CAP_SYS_ADMIN") to number; -1 when unknown. */
 int caps_from_name(const char *name);
+/* Capability number to name ("CAP_SYS_ADMIN"); NULL when unknown. */
+const char *caps_to_name(int cap);
 /* Converts a list of names to a bit mask; an unknown name is an error naming
  * `path[i]` and the value. */
 int caps_list_to_mask(char *const *names, const char *path, uint64_t *mask, struct gr_error *err);
