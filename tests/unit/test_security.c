@@ -61,7 +61,7 @@ static void run_in_child(int (*fn)(void))
 static int capget_v3(uint64_t *eff, uint64_t *prm, uint64_t *inh)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct d[2];
+	struct __user_cap_data_struct d[2] = { { 0 } };
 	if (syscall(SYS_capget, &hdr, d) < 0)
 		return -1;
 	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
@@ -566,6 +566,10 @@ static int build(const struct oci_seccomp *s, struct gr_error *err, char **pfc)
 static void test_seccomp_build_every_action(void **state)
 {
 	(void)state;
+	/* KILL_PROCESS and LOG need API level 3 (Linux 4.14); valgrind, which
+	 * has no seccomp, reports level 1. */
+	if (seccomp_api_get() < 3)
+		skip();
 	struct gr_error err = { 0 };
 	static char *acts[] = { "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
 				"SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
@@ -735,9 +739,11 @@ static void test_seccomp_build_arches_and_flags(void **state)
 	assert_string_equal(err.msg, "linux.seccomp.architectures[1]: unknown architecture \"SCMP_ARCH_VAX\"");
 	s.architectures = NULL;
 
-	s.flags = (char **)seccomp_flag_names;
-	if (build(&s, &err, NULL) < 0)
-		fail_msg("all flags: %s", err.msg);
+	if (seccomp_api_get() >= 4) { /* SPEC_ALLOW needs level 4 */
+		s.flags = (char **)seccomp_flag_names;
+		if (build(&s, &err, NULL) < 0)
+			fail_msg("all flags: %s", err.msg);
+	}
 	char *bad_flag[] = { "SECCOMP_FILTER_FLAG_FOO", NULL };
 	s.flags = bad_flag;
 	assert_int_equal(build(&s, &err, NULL), -EINVAL);
@@ -751,7 +757,7 @@ static void test_seccomp_build_errors(void **state)
 	char *names[] = { "getcwd", NULL };
 	struct oci_seccomp_rule rules[] = {
 		{ .names = names, .action = "SCMP_ACT_ERRNO" },
-		{ .names = names, .action = "SCMP_ACT_LOG" },
+		{ .names = names, .action = "SCMP_ACT_TRAP" },
 		{ .names = names, .action = "SCMP_ACT_FOO" },
 	};
 	struct oci_seccomp s = { .default_action = "SCMP_ACT_ALLOW", .syscalls = rules, .n_syscalls = 3 };
@@ -856,6 +862,8 @@ static int child_seccomp(void)
 static void test_seccomp_apply_real(void **state)
 {
 	(void)state;
+	if (seccomp_api_get() < 2) /* no seccomp() syscall (e.g. under valgrind) */
+		skip();
 	run_in_child(child_seccomp);
 }
 
@@ -889,6 +897,8 @@ static int child_seccomp_default_deny(void)
 static void test_seccomp_apply_default_deny(void **state)
 {
 	(void)state;
+	if (seccomp_api_get() < 2)
+		skip();
 	run_in_child(child_seccomp_default_deny);
 }
 
