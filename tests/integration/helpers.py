@@ -483,9 +483,10 @@ class Runtime:
         kw.setdefault("check", False)
         return self("run", "--bundle", bundle, *extra, cid, **kw)
 
-    def exec_(self, cid, *args, **kw):
+    def exec_(self, cid, *args, opts=(), **kw):
+        """exec OPTS... CID ARGS...; check=False by default (returncode is the process's)."""
         kw.setdefault("check", False)
-        return self("exec", cid, *args, **kw)
+        return self("exec", *opts, cid, *args, **kw)
 
     def cleanup(self):
         """Force-delete every container this test created or left in its --root."""
