@@ -30,6 +30,7 @@ struct oci_mount {
 	bool idmap;                 /* idmap/ridmap requested (unsupported: rejected) */
 	struct oci_idmap *uid_mappings; size_t n_uid_mappings;
 	struct oci_idmap *gid_mappings; size_t n_gid_mappings;
+	bool tmpcopyup;             /* crun's "tmpcopyup": copy the image's directory into a new tmpfs */
 };
 
 struct oci_idmap {
@@ -225,6 +226,7 @@ struct oci_linux {
 	struct oci_personality *personality;  /* NULL when absent */
 	struct oci_time_offset time_monotonic, time_boottime;
 	char *intel_rdt_clos;                 /* parsed; rejected when set */
+	bool has_intel_rdt;                   /* linux.intelRdt present (with or without closID) */
 };
 
 struct oci_config {
