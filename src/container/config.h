@@ -250,6 +250,11 @@ int oci_config_parse(json_t *json, struct oci_config **out, struct gr_error *err
 /* Reads and parses BUNDLE/config.json (or a path to a file). */
 int oci_config_load(const char *path, struct oci_config **out, struct gr_error *err);
 void oci_config_free(struct oci_config *c);
+static inline void oci_config_freep(struct oci_config **c)
+{
+	if (*c)
+		oci_config_free(*c);
+}
 
 /* Parses a process object (config's "process", or exec --process FILE). `path`
  * is the JSON path for errors ("process" or the file name). */

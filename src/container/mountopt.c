@@ -89,6 +89,21 @@ static const struct {
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Every option word mount_options_parse understands, for "features". */
+const char *const mount_option_names[] = {
+	"defaults", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
+	"sync", "async", "dirsync", "remount", "mand", "nomand", "noatime", "atime",
+	"nodiratime", "diratime", "relatime", "norelatime", "strictatime", "nostrictatime",
+	"nosymfollow", "symfollow",
+	"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+	"rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime",
+	"rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
+	"bind", "rbind",
+	"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+	"idmap", "ridmap", "tmpcopyup", "notmpcopyup",
+	NULL,
+};
+
 int mount_propagation_parse(const char *word, unsigned long *flags)
 {
 	if (!word)
@@ -192,4 +207,17 @@ int mount_options_parse(char *const *options, const char *path, struct oci_mount
 	m->idmap = idmap;
 	m->tmpcopyup = tmpcopyup;
 	return 0;
+}
+
+void mount_options_foreach(void (*fn)(const char *name, void *data), void *data)
+{
+	for (size_t i = 0; i < N_ELEMS(flag_opts); i++)
+		fn(flag_opts[i].name, data);
+	for (size_t i = 0; i < N_ELEMS(rec_opts); i++)
+		fn(rec_opts[i].name, data);
+	for (size_t i = 0; i < N_ELEMS(propagation_opts); i++)
+		fn(propagation_opts[i].name, data);
+	static const char *const others[] = { "bind", "rbind", "idmap", "ridmap", "tmpcopyup" };
+	for (size_t i = 0; i < N_ELEMS(others); i++)
+		fn(others[i], data);
 }

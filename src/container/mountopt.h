@@ -16,4 +16,7 @@ int mount_options_parse(char *const *options, const char *path, struct oci_mount
 /* Parses one propagation word ("shared", "rslave", ...) into MS_* flags; -EINVAL when unknown. */
 int mount_propagation_parse(const char *word, unsigned long *flags);
 
+/* Calls fn with every option word mount_options_parse understands (for "features"). */
+void mount_options_foreach(void (*fn)(const char *name, void *data), void *data);
+
 #endif

@@ -1,0 +1,37 @@
+/* The container's file system view, built inside its new mount namespace:
+ * mounts from config.json (targets created inside the rootfs without ever
+ * following a symlink out of it), cgroup mounts for v1/v2/hybrid, the
+ * default /dev, devices, pivot_root, then masked and read-only paths. */
+#ifndef GR_ROOTFS_H
+#define GR_ROOTFS_H
+
+#include <stdbool.h>
+#include "../common/error.h"
+#include "cgroup.h"
+#include "config.h"
+
+struct rootfs_ctx {
+	const struct oci_config *cfg;
+	const char *rootfs;                    /* absolute host path */
+	const struct cgroup_layout *cg_layout; /* NULL: cgroups disabled */
+	const char *cg_path;
+	bool userns;                           /* a new user namespace: no mknod, locked mount flags */
+	bool cgroupns;                         /* a new cgroup namespace */
+};
+
+/* Before pivot_root: propagation, rootfs bind, every mount, /dev and devices. */
+int rootfs_prepare(const struct rootfs_ctx *ctx, struct gr_error *err);
+/* pivot_root into the rootfs (or MS_MOVE + chroot when no_pivot). */
+int rootfs_pivot(const char *rootfs, bool no_pivot, struct gr_error *err);
+/* After pivot_root: /dev/console (when console_slave is not NULL), sysctl,
+ * maskedPaths, readonlyPaths, readonly root, rootfsPropagation. */
+int rootfs_finish(const struct oci_config *cfg, const char *console_slave, struct gr_error *err);
+
+/* Opens PATH (absolute, interpreted inside the tree at rootfd) with O_PATH,
+ * creating missing directories (and the last component as a file when
+ * is_file) on the way. Symlinks are resolved as if rootfd were "/", so they
+ * can never lead outside it. */
+int rootfs_open_in_root(int rootfd, const char *path, bool create, bool is_file, int *out,
+			struct gr_error *err);
+
+#endif
