@@ -768,6 +768,24 @@ static void test_mountopt_combined(void **state)
 	mount_clear(&m);
 }
 
+/* mount_options_parse recognises every word "features" advertises, and no more. */
+extern const char *const mount_option_names[];
+
+static void test_mountopt_names(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	for (; mount_option_names[n]; n++) {
+		struct gr_error err = { 0 };
+		struct oci_mount m = { 0 };
+		char *opts[] = { (char *)mount_option_names[n], NULL };
+		assert_int_equal(mount_options_parse(opts, "o", &m, &err), 0);
+		if (m.data)
+			fail_msg("%s went to data", mount_option_names[n]);
+	}
+	assert_int_equal(n, 57);
+}
+
 static void test_mountopt_errors(void **state)
 {
 	(void)state;
@@ -1233,6 +1251,7 @@ int main(void)
 		cmocka_unit_test(test_mountopt_recursive),
 		cmocka_unit_test(test_mountopt_propagation),
 		cmocka_unit_test(test_mountopt_combined),
+		cmocka_unit_test(test_mountopt_names),
 		cmocka_unit_test(test_mountopt_errors),
 	};
 	size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
