@@ -317,11 +317,13 @@ class Bundle:
         """Make the container process `sh -c SCRIPT`."""
         return self.set_args("sh", "-c", script)
 
-    def add_mount(self, destination, type_, source, options=()):
+    def add_mount(self, destination, type_, source, options=(), precreate=True):
         m = {"destination": destination, "type": type_, "source": source}
         if options:
             m["options"] = list(options)
         self.config.setdefault("mounts", []).append(m)
+        if not precreate:
+            return m
         # Create the mount point in the rootfs so that tests do not depend on the runtime
         # creating it in a read-only rootfs.
         target = os.path.join(self.rootfs, destination.lstrip("/"))
@@ -371,8 +373,9 @@ class Bundle:
                 if cap not in lst:
                     lst.append(cap)
 
-    def tmpfs_at(self, destination, options=("rw", "nosuid", "nodev", "mode=1777", "size=16m")):
-        return self.add_mount(destination, "tmpfs", "tmpfs", options)
+    def tmpfs_at(self, destination, options=("rw", "nosuid", "nodev", "mode=1777", "size=16m"),
+                 precreate=True):
+        return self.add_mount(destination, "tmpfs", "tmpfs", options, precreate=precreate)
 
 
 def build_template(path):
