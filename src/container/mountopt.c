@@ -89,21 +89,6 @@ static const struct {
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Every option word mount_options_parse understands, for "features". */
-const char *const mount_option_names[] = {
-	"defaults", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
-	"sync", "async", "dirsync", "remount", "mand", "nomand", "noatime", "atime",
-	"nodiratime", "diratime", "relatime", "norelatime", "strictatime", "nostrictatime",
-	"nosymfollow", "symfollow",
-	"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
-	"rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime",
-	"rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
-	"bind", "rbind",
-	"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
-	"idmap", "ridmap", "tmpcopyup", "notmpcopyup",
-	NULL,
-};
-
 int mount_propagation_parse(const char *word, unsigned long *flags)
 {
 	if (!word)
@@ -217,7 +202,7 @@ void mount_options_foreach(void (*fn)(const char *name, void *data), void *data)
 		fn(rec_opts[i].name, data);
 	for (size_t i = 0; i < N_ELEMS(propagation_opts); i++)
 		fn(propagation_opts[i].name, data);
-	static const char *const others[] = { "bind", "rbind", "idmap", "ridmap", "tmpcopyup" };
+	static const char *const others[] = { "bind", "rbind", "idmap", "ridmap", "tmpcopyup", "notmpcopyup" };
 	for (size_t i = 0; i < N_ELEMS(others); i++)
 		fn(others[i], data);
 }
