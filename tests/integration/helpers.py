@@ -511,3 +511,17 @@ def kill_processes(pids):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+def assert_no_residue(rt, cid, bundle_path, timeout=15):
+    """After a failed create (or a delete): no state, no process, no cgroup, no mount left."""
+    assert rt("state", cid, check=False).returncode != 0, f"state of {cid} still answers"
+    assert not os.path.exists(os.path.join(rt.root, cid)), f"state dir {rt.root}/{cid} left behind"
+    wait_for(lambda: not processes_under(bundle_path), timeout=timeout,
+             what=f"processes of {bundle_path} to exit: {processes_under(bundle_path)}")
+    wait_for(lambda: not cgroup_dirs_named(cid), timeout=timeout,
+             what=f"cgroups of {cid} to be removed: {cgroup_dirs_named(cid)}")
+    leaked = [m["line"] for m in mounts_under(bundle_path)]
+    assert not leaked, f"mounts left under the bundle: {leaked}"
+    leaked = [m["line"] for m in mountinfo() if cid in m["line"]]
+    assert not leaked, f"mounts mentioning {cid} left: {leaked}"

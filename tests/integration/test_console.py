@@ -1,0 +1,119 @@
+"""--console-socket: the runtime sends the pty master over a unix socket (SCM_RIGHTS)."""
+import os
+import select
+import socket
+import time
+
+import pytest
+
+from helpers import TIMEOUT, wait_for
+
+
+class ConsoleSocket:
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(TIMEOUT)
+        self.master = None
+
+    def receive(self):
+        """The runtime has connected and sent the fd by now (it is queued in the backlog)."""
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            msg, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+            assert len(fds) == 1, f"expected one fd, got {fds} (msg {msg!r})"
+        self.master = fds[0]
+        return self.master
+
+    def close(self):
+        if self.master is not None:
+            os.close(self.master)
+        self.sock.close()
+
+
+def read_until(fd, needle, timeout=TIMEOUT):
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle.encode() not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {needle!r} on the pty; got {buf!r}")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: slave side closed
+                break
+            if not chunk:
+                break
+            buf += chunk
+    assert needle.encode() in buf, f"{needle!r} not in {buf!r}"
+    return buf.decode(errors="replace")
+
+
+@pytest.fixture
+def console(workdir):
+    c = ConsoleSocket(os.path.join(workdir, "console.sock"))
+    yield c
+    c.close()
+
+
+def test_console_socket_pty(rt, bundle, cid, console):
+    b = bundle("sh")
+    b.process["terminal"] = True
+    rt("create", "--bundle", b, "--console-socket", console.path, cid)
+    master = console.receive()
+    assert os.isatty(master)
+    rt("start", cid)
+    os.write(master, b"tty\n")
+    read_until(master, "/dev/pts/0")
+    os.write(master, b"echo hel''lo-$((1+2))\n")
+    read_until(master, "hello-3")
+    os.write(master, b"[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; [ -c /dev/console ] && echo con-ok\n")
+    read_until(master, "all-tty")
+    read_until(master, "con-ok")
+    os.write(master, b"exit 0\n")
+    rt.wait_status(cid, "stopped")
+
+
+def test_console_window_and_signals(rt, bundle, cid, console):
+    """The pty is the controlling terminal: ^C from the master interrupts the foreground job."""
+    b = bundle("sh")
+    b.process["terminal"] = True
+    b.process["consoleSize"] = {"height": 33, "width": 111}
+    rt("create", "--bundle", b, "--console-socket", console.path, cid)
+    master = console.receive()
+    rt("start", cid)
+    os.write(master, b"stty size\n")
+    read_until(master, "33 111")
+    os.write(master, b"sleep 1000; echo after-sleep\n")
+    time.sleep(0.2)  # let the shell start sleep; ^C before that would be harmless anyway
+    deadline = time.monotonic() + TIMEOUT
+    out = ""
+    while "after-sleep" not in out:
+        os.write(master, b"\x03")
+        try:
+            out += read_until(master, "after-sleep", timeout=1)
+        except AssertionError:
+            assert time.monotonic() < deadline, "^C did not interrupt sleep"
+    os.write(master, b"exit\n")
+    rt.wait_status(cid, "stopped")
+
+
+def test_exec_tty_console_socket(rt, bundle, cid, workdir):
+    b = bundle("sleep", "1000")
+    rt.start_detached(b, cid)
+    c = ConsoleSocket(os.path.join(workdir, "exec.sock"))
+    try:
+        pidfile = os.path.join(workdir, "exec.pid")
+        rt("exec", "--tty", "--detach", "--console-socket", c.path, "--pid-file", pidfile, cid, "sh")
+        master = c.receive()
+        os.write(master, b"tty; echo x$((6*7))\n")
+        out = read_until(master, "x42")
+        assert "/dev/pts/" in out
+        os.write(master, b"exit\n")
+    finally:
+        c.close()
