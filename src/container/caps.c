@@ -204,6 +204,15 @@ static void caps_note_dropped(const char *set, uint64_t requested, uint64_t kept
 	gr_debug("process.capabilities.%s: %s not in the bounding set, dropped", set, names);
 }
 
+int caps_apply_bounding(const struct oci_capabilities *c, struct gr_error *err)
+{
+	uint64_t bnd;
+	int r = caps_list_to_mask(c ? c->bounding : NULL, "process.capabilities.bounding", &bnd, err);
+	if (r < 0)
+		return r;
+	return caps_drop_bounding(bnd, err);
+}
+
 int caps_apply(const struct oci_capabilities *c, struct gr_error *err)
 {
 	static const struct oci_capabilities empty = { 0 };

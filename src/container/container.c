@@ -410,6 +410,34 @@ static void destroy_partial(const char *dir, const struct cgroup_layout *l, cons
 		(void)gr_rm_rf(dir, NULL);
 }
 
+/* The device cgroup rules: the config's, then access to the default devices
+ * (as runc does), so a config that denies everything still gets a working
+ * /dev/null, ptys and so on. Devices listed in linux.devices are created but
+ * need their own allow rule, as with runc. */
+static int device_rules(const struct oci_config *c, struct oci_device_rule **out, size_t *n,
+			struct gr_error *err)
+{
+	static const struct { char type; int64_t major, minor; } defaults[] = {
+		{ 'c', 1, 3 }, { 'c', 1, 5 }, { 'c', 1, 7 }, { 'c', 1, 8 }, { 'c', 1, 9 },
+		{ 'c', 5, 0 }, { 'c', 5, 1 }, { 'c', 5, 2 }, { 'c', 136, -1 },
+	};
+	size_t nd = sizeof(defaults) / sizeof(defaults[0]);
+	size_t total = c->linux_.resources.n_devices + nd;
+	struct oci_device_rule *v = calloc(total, sizeof(*v));
+	if (!v)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < c->linux_.resources.n_devices; i++)
+		v[k++] = c->linux_.resources.devices[i];
+	for (size_t i = 0; i < nd; i++)
+		v[k++] = (struct oci_device_rule){ .allow = true, .type = defaults[i].type,
+						   .major = defaults[i].major, .minor = defaults[i].minor,
+						   .access = (char *)"rwm" };
+	*out = v;
+	*n = k;
+	return 0;
+}
+
 static int validate_for_create(const struct oci_config *c, struct gr_error *err)
 {
 	if (!c->has_process)
@@ -420,7 +448,7 @@ static int validate_for_create(const struct oci_config *c, struct gr_error *err)
 		return gr_error_set(err, EINVAL, "hostname: setting it needs a uts namespace in linux.namespaces");
 	if (c->linux_.seccomp && c->linux_.seccomp->listener_path)
 		return gr_error_set(err, ENOTSUP, "linux.seccomp.listenerPath: seccomp notification is not supported");
-	if (c->linux_.intel_rdt_clos)
+	if (c->linux_.has_intel_rdt)
 		return gr_error_set(err, ENOTSUP, "linux.intelRdt: not supported by gureum-runtime");
 	for (size_t i = 0; i < c->n_mounts; i++)
 		if (c->mounts[i].idmap)
@@ -496,7 +524,12 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 			cg_path = NULL; /* never remove a cgroup we did not make */
 			goto fail;
 		}
-		if (c->linux_.has_resources && (r = cgroup_apply(&layout, cg_path, &c->linux_.resources, err)) < 0)
+		struct oci_resources res = c->linux_.resources; /* shallow: only devices differ */
+		gr_autofree struct oci_device_rule *rules = NULL;
+		if ((r = device_rules(c, &rules, &res.n_devices, err)) < 0)
+			goto fail;
+		res.devices = rules;
+		if ((r = cgroup_apply(&layout, cg_path, &res, err)) < 0)
 			goto fail;
 	}
 

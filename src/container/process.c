@@ -158,6 +158,8 @@ int process_exec(const struct oci_process *p, const struct oci_config *c, int pr
 	 * in now, before the capabilities are dropped (as runc does). */
 	if (seccomp && !p->no_new_privileges && (r = seccomp_apply(seccomp, err)) < 0)
 		return r;
+	if ((r = caps_apply_bounding(&p->caps, err)) < 0)
+		return r;
 	if ((r = switch_user(&p->user, err)) < 0)
 		return r;
 	if ((r = caps_apply(&p->caps, err)) < 0)

@@ -26,6 +26,9 @@ uint64_t caps_current_bounding(void);
  * CAP_SYS_RESOURCE, is dropped with a debug message rather than failing).
  * Call after the uid/gid switch, with PR_SET_KEEPCAPS set before it. */
 int caps_apply(const struct oci_capabilities *c, struct gr_error *err);
+/* Only the bounding-set part of caps_apply. Dropping from the bounding set
+ * needs CAP_SETPCAP, so callers that switch to another user do this first. */
+int caps_apply_bounding(const struct oci_capabilities *c, struct gr_error *err);
 
 /* Builds the libseccomp filter for a config (not loaded). Unknown syscall
  * names are skipped (as runc and crun do); unknown actions, architectures,
