@@ -331,10 +331,12 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 	if (sync_expect(x->sync_fd, SYNC_GO, &m, &err) < 0)
 		child_fail(x->sync_fd, &err);
 	pid_t host_pid = m.value;
+	char created[sizeof(m.text)];
+	memcpy(created, m.text, sizeof(created));
 	if (c->hooks[OCI_HOOK_CREATE_CONTAINER].n) {
 		struct container_state st = { .id = (char *)x->o->id, .bundle = (char *)x->bundle,
 					      .rootfs = (char *)x->rootfs, .oci_version = c->oci_version,
-					      .pid = host_pid, .created = (char *)"" };
+					      .pid = host_pid, .created = created };
 		gr_autofree char *sj = state_json_text(&st, STATUS_CREATING);
 		if (hooks_run(c, OCI_HOOK_CREATE_CONTAINER, sj ? sj : "{}", &err) < 0)
 			child_fail(x->sync_fd, &err);
@@ -377,8 +379,8 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 		if (c->hooks[OCI_HOOK_START_CONTAINER].n) {
 			struct container_state st = { .id = (char *)x->o->id, .bundle = (char *)x->bundle,
 						      .rootfs = (char *)x->rootfs, .oci_version = c->oci_version,
-						      .pid = host_pid, .created = (char *)"" };
-			gr_autofree char *sj = state_json_text(&st, STATUS_RUNNING);
+						      .pid = host_pid, .created = created };
+			gr_autofree char *sj = state_json_text(&st, STATUS_CREATED);
 			if (hooks_run(c, OCI_HOOK_START_CONTAINER, sj ? sj : "{}", &err) < 0) {
 				init_report_start_failure(conn, &err);
 				_exit(1);
@@ -524,13 +526,7 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 			cg_path = NULL; /* never remove a cgroup we did not make */
 			goto fail;
 		}
-		struct oci_resources res = c->linux_.resources; /* shallow: only devices differ */
-		gr_autofree struct oci_device_rule *rules = NULL;
-		if ((r = device_rules(c, &rules, &res.n_devices, err)) < 0)
-			goto fail;
-		res.devices = rules;
-		if ((r = cgroup_apply(&layout, cg_path, &res, err)) < 0)
-			goto fail;
+
 	}
 
 	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -615,7 +611,7 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		    (r = hooks_run(c, OCI_HOOK_CREATE_RUNTIME, sj, err)) < 0)
 			goto fail;
 	}
-	sync_send(sp[0], SYNC_GO, init, NULL);
+	sync_send(sp[0], SYNC_GO, init, created);
 	if (console_peer >= 0) {
 		/* Foreground run with a terminal: the pty comes to us. */
 		if ((r = terminal_recv_fd(console_peer, console_master, err)) < 0)
@@ -623,6 +619,17 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	}
 	if ((r = sync_expect(sp[0], SYNC_READY, &m, err)) < 0)
 		goto fail;
+	/* Limits go on once the init has built its rootfs (as runc does): the
+	 * device rules would otherwise forbid the mknod of linux.devices. */
+	if (cg_path) {
+		struct oci_resources res = c->linux_.resources; /* shallow: only devices differ */
+		gr_autofree struct oci_device_rule *rules = NULL;
+		if ((r = device_rules(c, &rules, &res.n_devices, err)) < 0)
+			goto fail;
+		res.devices = rules;
+		if ((r = cgroup_apply(&layout, cg_path, &res, err)) < 0)
+			goto fail;
+	}
 	if ((r = gr_proc_start_time(init, &st.start_time, err)) < 0)
 		goto fail;
 	if ((r = state_save(o->root, &st, err)) < 0)
@@ -697,15 +704,18 @@ int container_load_config(const char *root, const char *id, struct oci_config **
 	return oci_config_load(path, out, err);
 }
 
+static void warn_hook(const struct gr_error *err)
+{
+	fprintf(stderr, "warning: %s\n", err->msg);
+}
+
 static void run_hooks_warn(const struct oci_config *c, enum oci_hook_kind kind, const struct container_state *st,
 			   enum container_status status)
 {
 	if (!c->hooks[kind].n)
 		return;
-	struct gr_error err = { 0 };
 	gr_autofree char *sj = state_json_text(st, status);
-	if (hooks_run(c, kind, sj ? sj : "{}", &err) < 0)
-		fprintf(stderr, "warning: %s\n", err.msg);
+	hooks_run_all(c, kind, sj ? sj : "{}", warn_hook);
 }
 
 int container_start(const struct container_opts *o, struct gr_error *err)

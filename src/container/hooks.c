@@ -86,3 +86,14 @@ int hooks_run(const struct oci_config *c, enum oci_hook_kind kind, const char *s
 	}
 	return 0;
 }
+
+void hooks_run_all(const struct oci_config *c, enum oci_hook_kind kind, const char *state_json,
+		   void (*warn)(const struct gr_error *err))
+{
+	const struct oci_hook_list *l = &c->hooks[kind];
+	for (size_t i = 0; i < l->n; i++) {
+		struct gr_error err = { 0 };
+		if (run_one(&l->v[i], oci_hook_names[kind], i, state_json, &err) < 0)
+			warn(&err);
+	}
+}

@@ -11,4 +11,9 @@
 int hooks_run(const struct oci_config *c, enum oci_hook_kind kind, const char *state_json,
 	      struct gr_error *err);
 
+/* Runs every hook of one kind even when some fail (poststart, poststop: the
+ * spec makes their failures warnings); each failure goes to warn(). */
+void hooks_run_all(const struct oci_config *c, enum oci_hook_kind kind, const char *state_json,
+		   void (*warn)(const struct gr_error *err));
+
 #endif
