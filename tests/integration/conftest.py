@@ -15,6 +15,7 @@ Fixtures:
 import os
 import shutil
 import tempfile
+import warnings
 
 import pytest
 
@@ -96,6 +97,14 @@ def rt(runtime_bin, workdir):
     r = helpers.Runtime(runtime_bin, root, workdir)
     yield r
     r.cleanup()
+    leaked = [d for c in r.ids for d in helpers.cgroup_dirs_named(c)]
+    for d in sorted(leaked, key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    if leaked:
+        warnings.warn(f"cgroups left behind by the runtime (removed by the test): {leaked}")
     # Anything still running from this test's bundles is a leak of the runtime or the test:
     # kill it so the next tests start clean (the test that leaked has already been judged).
     helpers.kill_processes(helpers.processes_under(workdir))

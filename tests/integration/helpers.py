@@ -424,6 +424,7 @@ class Runtime:
         self.workdir = workdir
         self.ids = []
         self._n = 0
+        self._popens = []
 
     def new_id(self):
         cid = "gr-" + secrets.token_hex(5)
@@ -453,6 +454,21 @@ class Runtime:
         if check and rc != 0:
             raise RuntimeError_(f"runtime failed: {res!r}")
         return res
+
+    def popen(self, *args, global_args=()):
+        """Start the runtime in the background (e.g. a foreground `run`); returns
+        (Popen, stdout path, stderr path). The caller waits for it (p.wait(timeout))."""
+        reap_orphans()
+        argv = [self.binary, "--root", self.root] + [str(a) for a in global_args] + \
+            [os.fspath(a) if isinstance(a, (Bundle, os.PathLike)) else str(a) for a in args]
+        self._n += 1
+        out_path = os.path.join(self.workdir, f".rt{self._n}.out")
+        err_path = os.path.join(self.workdir, f".rt{self._n}.err")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        register_child(p.pid)
+        self._popens.append(p)
+        return p, out_path, err_path
 
     # --- verbs ------------------------------------------------------------------------------
     def state(self, cid):
@@ -493,6 +509,14 @@ class Runtime:
 
     def cleanup(self):
         """Force-delete every container this test created or left in its --root."""
+        for p in self._popens:
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            unregister_child(p.pid)
         ids = list(self.ids)
         if os.path.isdir(self.root):
             for name in os.listdir(self.root):

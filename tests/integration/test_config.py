@@ -416,3 +416,13 @@ def test_rootfs_propagation_shared(rt, bundle):
     assert r.returncode == 0, r
     opt = _root_mount_optional_fields(r.stdout)
     assert any(o.startswith("shared:") for o in opt), (opt, r.stdout)
+
+
+def test_seccomp_kill_action(rt, bundle):
+    b = bundle()
+    b.tmpfs_at("/scratch")
+    b.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": SCMP_ARCHES,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+    r = run_sh(rt, b, "mkdir /scratch/d; echo rc=$?")
+    assert "rc=159" in r.stdout, r  # 128 + SIGSYS

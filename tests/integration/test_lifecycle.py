@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import (IS_GUREUM, cgroup_file, pid_alive, proc_state, read_text, wait_file,
+from helpers import (IS_GUREUM, cgroup_dirs_named, cgroup_file, pid_alive, proc_state, read_text, wait_file,
                      wait_for)
 
 
@@ -386,3 +386,144 @@ def test_annotations_in_state(rt, bundle, cid):
     b.config["annotations"] = {"org.gureum.test": "yes"}
     rt("create", "--bundle", b, cid)
     assert rt.state(cid).get("annotations", {}).get("org.gureum.test") == "yes"
+
+
+def test_run_forwards_signals(rt, bundle, cid):
+    """A foreground `run` proxies signals it receives to the container's init."""
+    b = bundle()
+    shared = b.shared_dir()
+    b.sh("trap 'echo got-term > /shared/sig; exit 42' TERM; echo ready > /shared/ready; "
+         "while true; do sleep 0.1; done")
+    p, out, err = rt.popen("run", "--bundle", b, cid)
+    wait_file(f"{shared}/ready")
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=60)
+    assert read_text(f"{shared}/sig").strip() == "got-term"
+    assert rc == 42, (rc, read_text(err, ""))
+
+
+def test_exec_killed_by_signal_exit_code(rt, bundle, cid):
+    b = bundle("sleep", "1000")
+    rt.start_detached(b, cid)
+    r = rt.exec_(cid, "sh", "-c", "kill -9 $$")
+    assert r.returncode == 137, r
+
+
+def test_kill_created_container(rt, bundle, cid):
+    b = bundle("sleep", "1000")
+    rt("create", "--bundle", b, cid)
+    pid = rt.state(cid)["pid"]
+    rt("kill", cid, "KILL")
+    rt.wait_status(cid, "stopped")
+    wait_for(lambda: not pid_alive(pid), what="init to die")
+    rt("delete", cid)
+
+
+def test_kill_stopped_container_fails(rt, bundle, cid):
+    b = bundle("true")
+    rt.start_detached(b, cid)
+    rt.wait_status(cid, "stopped")
+    r = rt("kill", cid, "KILL", check=False)
+    assert r.returncode != 0, "kill of a stopped container must fail (spec: not created or running)"
+
+
+def test_state_of_unknown_container_fails(rt):
+    r = rt("state", "gr-does-not-exist", check=False)
+    assert r.returncode != 0
+    assert r.stdout.strip() == ""
+
+
+@pytest.mark.gureum_only
+def test_state_of_unknown_container_names_it(rt):
+    r = rt("state", "gr-does-not-exist", check=False)
+    assert r.returncode != 0
+    assert "gr-does-not-exist" in r.stderr
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", ".", ".."])
+def test_invalid_container_id_refused(rt, bundle, bad, workdir):
+    b = bundle("true")
+    before = set(os.listdir(workdir))
+    r = rt("create", "--bundle", b, bad, check=False)
+    assert r.returncode != 0, f"id {bad!r} accepted"
+    assert set(os.listdir(workdir)) - before <= {n for n in os.listdir(workdir) if n.startswith(".rt")}
+    assert not os.path.exists(os.path.join(workdir, "escape"))
+
+
+def test_list_shows_stopped(rt, bundle, cid):
+    b = bundle("true")
+    rt.start_detached(b, cid)
+    rt.wait_status(cid, "stopped")
+    data = json.loads(rt("list", "--format", "json").stdout)
+    assert [d["status"] for d in data if d["id"] == cid] == ["stopped"]
+
+
+def test_exec_into_paused_fails(rt, bundle, cid):
+    b = bundle("sleep", "1000")
+    rt.start_detached(b, cid)
+    rt("pause", cid)
+    r = rt.exec_(cid, "true", timeout=30)
+    assert r.returncode != 0, "exec into a paused container must fail (it would hang)"
+    rt("resume", cid)
+    assert rt.exec_(cid, "true").returncode == 0
+
+
+def _cpu_files(pid):
+    try:
+        return ("v1", cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), cgroup_file(pid, "cpu", "cpu.cfs_period_us"),
+                cgroup_file(pid, "cpu", "cpu.shares"))
+    except AssertionError:
+        return ("v2", cgroup_file(pid, "cpu", "cpu.max"), None, cgroup_file(pid, "cpu", "cpu.weight"))
+
+
+def test_cpu_resources_and_update(rt, bundle, cid):
+    b = bundle("sleep", "1000")
+    b.linux.setdefault("resources", {})["cpu"] = {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}
+    _, pid = rt.start_detached(b, cid)
+    kind, quota, period, shares = _cpu_files(pid)
+    if kind == "v1":
+        assert read_text(quota).strip() == "50000"
+        assert read_text(period).strip() == "100000"
+        assert read_text(shares).strip() == "512"
+    else:
+        assert read_text(quota).split() == ["50000", "100000"]
+    assert read_text(cgroup_file(pid, "cpuset", "cpuset.cpus", "cpuset.cpus")).strip() == "0"
+    rt("update", "--cpu-quota", "20000", cid)
+    if kind == "v1":
+        assert read_text(quota).strip() == "20000"
+    else:
+        assert read_text(quota).split()[0] == "20000"
+
+
+def test_cgroups_path(rt, bundle, cid):
+    b = bundle("sleep", "1000")
+    parent = "gureum-it-" + cid[-6:]
+    b.linux["cgroupsPath"] = f"/{parent}/{cid}"
+    b.linux.setdefault("resources", {})["pids"] = {"limit": 77}
+    try:
+        _, pid = rt.start_detached(b, cid)
+        f = cgroup_file(pid, "pids", "pids.max")
+        assert f.endswith(f"/{parent}/{cid}/pids.max"), f
+        assert read_text(f).strip() == "77"
+        rt("delete", "--force", cid)
+        wait_for(lambda: not os.path.exists(os.path.dirname(f)), what=f"{os.path.dirname(f)} to be removed")
+    finally:
+        for d in sorted(cgroup_dirs_named(parent), key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+@pytest.mark.gureum_only
+def test_state_creating_visible_from_hook(rt, bundle, cid, workdir):
+    """While createRuntime hooks run, `state` answers with status "creating" (and does not
+    block on the create in progress)."""
+    b = bundle("true")
+    out = os.path.join(workdir, "creating.json")
+    b.config["hooks"] = {"createRuntime": [{
+        "path": "/bin/sh", "timeout": 20,
+        "args": ["sh", "-c", f"cat >/dev/null; {rt.binary} --root {rt.root} state {cid} > {out}"]}]}
+    rt("create", "--bundle", b, cid)
+    st = json.loads(read_text(out))
+    assert st["status"] == "creating" and st["id"] == cid
