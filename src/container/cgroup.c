@@ -1571,6 +1571,15 @@ int cgroup_kill_all(const struct cgroup_layout *l, const char *path, int sig, st
 			return 0;
 	}
 
+	/* Nothing to do for an empty cgroup (the common case on delete): skip
+	 * the freeze and thaw round trips. */
+	{
+		gr_autofree pid_t *pids = NULL;
+		size_t n = 0;
+		if (cgroup_pids(l, path, &pids, &n, &ignored) == 0 && n == 0)
+			return 0;
+	}
+
 	/* Freeze so that nothing forks behind our back; without a freezer, repeat
 	 * until a round finds no process we have not signalled yet. */
 	bool frozen = false;

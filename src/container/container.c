@@ -522,6 +522,15 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		have_layout = true;
 		if ((r = cgroup_path_resolve(c->linux_.cgroups_path, o->id, &cg_path, err)) < 0)
 			goto fail;
+		gr_autofree pid_t *busy = NULL;
+		size_t n_busy = 0;
+		if (cgroup_exists(&layout, cg_path) && cgroup_pids(&layout, cg_path, &busy, &n_busy, NULL) == 0 &&
+		    n_busy > 0) {
+			r = gr_error_set(err, EBUSY, "linux.cgroupsPath: cgroup %s already holds %zu process(es) that "
+					 "are not this container's; give the container a cgroup of its own", cg_path, n_busy);
+			cg_path = NULL; /* never touch a cgroup that belongs to someone else */
+			goto fail;
+		}
 		if ((r = cgroup_create(&layout, cg_path, err)) < 0) {
 			cg_path = NULL; /* never remove a cgroup we did not make */
 			goto fail;
@@ -815,6 +824,12 @@ int container_delete(const char *root, const char *id, bool force, struct gr_err
 	enum container_status s;
 	char dir[PATH_MAX];
 	int r = with_container(root, id, &st, &s, err);
+	if (r == -ENOENT && force) {
+		/* Like runc: --force on a container that is already gone succeeds
+		 * (podman's cleanup and "rm -f" both delete). */
+		gr_error_clear(err);
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	if ((s == STATUS_RUNNING || s == STATUS_PAUSED) && !force)
