@@ -528,11 +528,11 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		    n_busy > 0) {
 			r = gr_error_set(err, EBUSY, "linux.cgroupsPath: cgroup %s already holds %zu process(es) that "
 					 "are not this container's; give the container a cgroup of its own", cg_path, n_busy);
-			cg_path = NULL; /* never touch a cgroup that belongs to someone else */
+			free(gr_steal_ptr(cg_path)); /* never touch a cgroup that belongs to someone else */
 			goto fail;
 		}
 		if ((r = cgroup_create(&layout, cg_path, err)) < 0) {
-			cg_path = NULL; /* never remove a cgroup we did not make */
+			free(gr_steal_ptr(cg_path)); /* never remove a cgroup we did not make */
 			goto fail;
 		}
 
