@@ -27,6 +27,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gureum_only: needs gureum-specific behaviour")
     config.addinivalue_line("markers", "not_runc(reason): unsupported by runc")
     config.addinivalue_line("markers", "podman: drives the runtime through podman")
+    config.addinivalue_line("markers", "slow: takes seconds; deselected by the ASan run")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -25,6 +25,8 @@ IS_GUREUM = not (IS_RUNC or IS_CRUN)
 # Default per-call timeout: generous, so that a slow machine never fails a test, but bounded,
 # so that a hung runtime fails it instead of hanging the suite.
 TIMEOUT = float(os.environ.get("GUREUM_TEST_TIMEOUT", "60"))
+if os.environ.get("GUREUM_ASAN"):
+    TIMEOUT *= 2  # the sanitized runtime is several times slower
 
 ALL_CAPS_DEFAULT = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import RUNTIME, TIMEOUT, pid_alive, wait_for
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 PODMAN = shutil.which("podman")
 IMAGE = "localhost/gureum-busybox:test"

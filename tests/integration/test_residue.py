@@ -104,3 +104,22 @@ def test_unknown_namespace_type_message(rt, bundle, cid):
     assert r.returncode != 0
     assert "bogus" in r.output and "linux.namespaces" in r.output, r
     assert_no_residue(rt, cid, b.path)
+
+
+@pytest.mark.gureum_only
+@pytest.mark.parametrize("edit,words", [
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"), ["CAP_BOGUS", "capabilities"]),
+    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), ["RLIMIT_BOGUS"]),
+    (lambda c: c["process"].pop("args"), ["process.args"]),
+    (lambda c: c["mounts"].append({"destination": "relative/path", "type": "tmpfs", "source": "tmpfs"}),
+     ["relative/path"]),
+], ids=["capability", "rlimit", "args", "mount-destination"])
+def test_config_errors_name_field_and_value(rt, bundle, cid, edit, words):
+    """Errors say which field and which value are wrong (docs: messages with context)."""
+    b = bundle("true")
+    edit(b.config)
+    r = rt("create", "--bundle", b, cid, check=False)
+    assert r.returncode != 0, r
+    for w in words:
+        assert w in r.stderr, (w, r)
+    assert_no_residue(rt, cid, b.path)
