@@ -38,6 +38,7 @@
 enum sync_type {
 	SYNC_USERMAP = 1, /* child: I unshared a user namespace, write my maps */
 	SYNC_GO,          /* runtime: carry on (value: the init's host pid for hooks) */
+	SYNC_CGROUP,      /* runtime: the init is in its cgroup */
 	SYNC_CHILD_PID,   /* intermediate: the init's pid */
 	SYNC_HOOKS,       /* init: namespaces are ready, run prestart/createRuntime */
 	SYNC_READY,       /* init: created, waiting for start */
@@ -260,9 +261,11 @@ static __attribute__((noreturn)) void intermediate_main(struct create_ctx *x)
 		gr_error_sys(&err, errno, "cannot become root in the user namespace (is 0 mapped?)");
 		child_fail(x->sync_fd, &err);
 	}
+	/* The cgroup namespace is made by the init itself, once the runtime has
+	 * moved it into its cgroup (see init_cgroup_ready). */
 	int flags = 0;
 	for (int t = 0; t < OCI_NS_TYPES; t++)
-		if (t != OCI_NS_USER && ns_new(c, (enum oci_ns_type)t))
+		if (t != OCI_NS_USER && t != OCI_NS_CGROUP && ns_new(c, (enum oci_ns_type)t))
 			flags |= oci_ns_clone_flags[t];
 	if (flags && unshare(flags) < 0) {
 		gr_error_sys(&err, errno, "cannot create the container's namespaces (unshare 0x%x)", flags);
@@ -296,6 +299,22 @@ static void init_report_start_failure(int conn, const struct gr_error *err)
 		(void)gr_write_all(conn, err->msg, strlen(err->msg));
 }
 
+/* The runtime moves the init into its cgroup while the init mounts (moving
+ * a task on cgroup v1 waits for an RCU grace period); the init waits here
+ * before anything that depends on it: cgroup mounts, the cgroup namespace,
+ * and any fork. */
+static int init_cgroup_ready(void *data, struct gr_error *err)
+{
+	struct create_ctx *x = data;
+	struct sync_msg m;
+	int r = sync_expect(x->sync_fd, SYNC_CGROUP, &m, err);
+	if (r < 0)
+		return r;
+	if (ns_new(x->cfg, OCI_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		return gr_error_sys(err, errno, "cannot create the cgroup namespace");
+	return 0;
+}
+
 static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 {
 	const struct oci_config *c = x->cfg;
@@ -324,6 +343,7 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 		.cfg = c, .rootfs = x->rootfs, .cg_layout = x->layout, .cg_path = x->cg_path,
 		.userns = c->linux_.ns[OCI_NS_USER].requested,
 		.cgroupns = c->linux_.ns[OCI_NS_CGROUP].requested,
+		.cgroup_ready = init_cgroup_ready, .cgroup_ready_data = x,
 	};
 	if (rootfs_prepare(&rc, &err) < 0)
 		child_fail(x->sync_fd, &err);
@@ -580,8 +600,6 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	sp[1] = -1;
 
 	struct sync_msg m;
-	if (cg_path && (r = cgroup_enter(&layout, cg_path, child, err)) < 0)
-		goto fail;
 	if (ns_new(c, OCI_NS_USER)) {
 		if ((r = sync_expect(sp[0], SYNC_USERMAP, &m, err)) < 0)
 			goto fail;
@@ -596,6 +614,11 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	if (r < 0)
 		goto fail;
 	init = m.value;
+	/* The init starts on its mounts meanwhile and waits for SYNC_CGROUP
+	 * before it needs the cgroup. */
+	if (cg_path && (r = cgroup_enter(&layout, cg_path, init, err)) < 0)
+		goto fail;
+	sync_send(sp[0], SYNC_CGROUP, 0, NULL);
 
 	struct container_state st = {
 		.id = (char *)o->id, .bundle = bundle, .rootfs = rootfs, .oci_version = c->oci_version,
@@ -614,6 +637,12 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 
 	if ((r = sync_expect(sp[0], SYNC_HOOKS, &m, err)) < 0)
 		goto fail;
+	/* Visible as "creating" to `state` (and to the hooks) from here on. */
+	st.creating = true;
+	if ((r = gr_proc_start_time(init, &st.start_time, err)) < 0 ||
+	    (r = state_save(o->root, &st, err)) < 0)
+		goto fail;
+	st.creating = false;
 	if (c->hooks[OCI_HOOK_PRESTART].n || c->hooks[OCI_HOOK_CREATE_RUNTIME].n) {
 		gr_autofree char *sj = state_json_text(&st, STATUS_CREATING);
 		if ((r = hooks_run(c, OCI_HOOK_PRESTART, sj, err)) < 0 ||
@@ -639,8 +668,6 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		if ((r = cgroup_apply(&layout, cg_path, &res, err)) < 0)
 			goto fail;
 	}
-	if ((r = gr_proc_start_time(init, &st.start_time, err)) < 0)
-		goto fail;
 	if ((r = state_save(o->root, &st, err)) < 0)
 		goto fail;
 	if (o->pid_file && (r = write_pid_file(o->pid_file, init, err)) < 0)
@@ -684,6 +711,10 @@ int container_status(const char *root, const struct container_state *st, enum co
 	(void)root;
 	if (!state_pid_alive(st)) {
 		*out = STATUS_STOPPED;
+		return 0;
+	}
+	if (st->creating) {
+		*out = STATUS_CREATING;
 		return 0;
 	}
 	if (!st->started) {

@@ -408,10 +408,15 @@ int rootfs_prepare(const struct rootfs_ctx *ctx, struct gr_error *err)
 	gr_autoclose int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return gr_error_sys(err, errno, "cannot open the rootfs %s", ctx->rootfs);
+	bool cgroup_ready_done = false;
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		const struct oci_mount *om = &c->mounts[i];
 		int r;
 		if (om->type && (strcmp(om->type, "cgroup") == 0 || strcmp(om->type, "cgroup2") == 0)) {
+			if (!cgroup_ready_done && ctx->cgroup_ready &&
+			    (r = ctx->cgroup_ready(ctx->cgroup_ready_data, err)) < 0)
+				return r;
+			cgroup_ready_done = true;
 			r = mount_cgroup(ctx, rootfd, om, err);
 		} else {
 			struct mount_req req = {
@@ -433,7 +438,10 @@ int rootfs_prepare(const struct rootfs_ctx *ctx, struct gr_error *err)
 		if (r < 0)
 			return gr_error_prefix(err, "mounts[%zu]", i);
 	}
-	return setup_dev(ctx, rootfd, err);
+	int r = setup_dev(ctx, rootfd, err);
+	if (r == 0 && !cgroup_ready_done && ctx->cgroup_ready)
+		r = ctx->cgroup_ready(ctx->cgroup_ready_data, err);
+	return r;
 }
 
 int rootfs_pivot(const char *rootfs, bool no_pivot, struct gr_error *err)

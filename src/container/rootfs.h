@@ -17,6 +17,11 @@ struct rootfs_ctx {
 	const char *cg_path;
 	bool userns;                           /* a new user namespace: no mknod, locked mount flags */
 	bool cgroupns;                         /* a new cgroup namespace */
+	/* Called once before the first cgroup mount (or at the end when there is
+	 * none): the init waits there until the runtime has moved it into its
+	 * cgroup, so that the move overlaps the mounts before it. */
+	int (*cgroup_ready)(void *data, struct gr_error *err);
+	void *cgroup_ready_data;
 };
 
 /* Before pivot_root: propagation, rootfs bind, every mount, /dev and devices. */

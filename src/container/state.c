@@ -75,6 +75,8 @@ int state_save(const char *root, const struct container_state *st, struct gr_err
 		json_object_set(j, "annotations", st->annotations);
 	if (st->owner)
 		json_object_set_new(j, "owner", json_string(st->owner));
+	if (st->creating)
+		json_object_set_new(j, "creating", json_true());
 	gr_autofree char *s = json_dumps(j, JSON_COMPACT);
 	if (!s)
 		return gr_error_set(err, ENOMEM, "cannot encode state.json");
@@ -106,7 +108,8 @@ int state_load(const char *root, const char *id, struct container_state *st, str
 	    (r = gr_json_get_strdup(j, path, "owner", &st->owner, err)) < 0 ||
 	    (r = gr_json_get_int64(j, path, "pid", &pid, err)) < 0 ||
 	    (r = gr_json_get_int64(j, path, "startTime", &start, err)) < 0 ||
-	    (r = gr_json_get_bool(j, path, "started", &started, err)) < 0) {
+	    (r = gr_json_get_bool(j, path, "started", &started, err)) < 0 ||
+	    (r = gr_json_get_bool(j, path, "creating", &st->creating, err)) < 0) {
 		state_free(st);
 		return r;
 	}

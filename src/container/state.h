@@ -23,6 +23,7 @@ struct container_state {
 	char *created;      /* RFC 3339, UTC */
 	char *cgroup_path;  /* NULL when cgroups are disabled */
 	bool started;       /* start has run */
+	bool creating;      /* create has not finished yet */
 	json_t *annotations;
 	char *owner;
 };
