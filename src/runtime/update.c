@@ -71,9 +71,25 @@ int cmd_update(struct globals *g, int argc, char **argv)
 	_cleanup_(oci_resources_free) struct oci_resources res = { 0 };
 	struct gr_error err = { 0 };
 	gr_autojson json_t *from_file = NULL;
+	/* Pass 1: the --resources document, so that flags (pass 2) override it. */
 	int c;
 	while ((c = getopt_long(argc, argv, "+r:", opts, NULL)) != -1) {
-		const char *name = c == '?' ? argv[optind - 1] : NULL;
+		if (c == '?')
+			return runtime_usage("update", "unknown option \"%s\"", argv[optind - 1]);
+		if (c != O_RES)
+			continue;
+		if (from_file)
+			return runtime_usage("update", "--resources given twice");
+		gr_autofree char *text = NULL;
+		const char *src = strcmp(optarg, "-") == 0 ? "/dev/stdin" : optarg;
+		if (gr_read_file(src, &text, NULL, &err) < 0 ||
+		    gr_json_load_string(optarg, text, &from_file, &err) < 0 ||
+		    oci_resources_parse(from_file, "", &res, &err) < 0)
+			return runtime_fail(&err);
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+r:", opts, NULL)) != -1) {
+		const char *name = NULL;
 		int64_t v = 0;
 		uint64_t u = 0;
 		if (c >= O_MEM && c <= O_KMEM_TCP && c != O_CPUS && c != O_MEMS) {
@@ -88,19 +104,8 @@ int cmd_update(struct globals *g, int argc, char **argv)
 			u = (uint64_t)v;
 		}
 		switch (c) {
-		case O_RES: {
-			if (from_file)
-				return runtime_usage("update", "--resources given twice");
-			gr_autofree char *text = NULL;
-			const char *src = strcmp(optarg, "-") == 0 ? "/dev/stdin" : optarg;
-			if (gr_read_file(src, &text, NULL, &err) < 0 ||
-			    gr_json_load_string(optarg, text, &from_file, &err) < 0)
-				return runtime_fail(&err);
-			oci_resources_free(&res);
-			if (oci_resources_parse(from_file, "", &res, &err) < 0)
-				return runtime_fail(&err);
-			break;
-		}
+		case O_RES:
+			break; /* read in pass 1 */
 		case O_MEM: res.memory.limit.set = true; res.memory.limit.v = v; break;
 		case O_MEMRES: res.memory.reservation.set = true; res.memory.reservation.v = v; break;
 		case O_SWAP: res.memory.swap.set = true; res.memory.swap.v = v; break;
