@@ -15,8 +15,10 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MKBUNDLE = os.path.join(REPO, "scripts", "mkbundle.sh")
-RUNTIME = os.path.abspath(os.environ.get(
-    "GUREUM_RUNTIME", os.path.join(REPO, "build", "src", "runtime", "gureum-runtime")))
+_rt = os.environ.get("GUREUM_RUNTIME") or os.path.join(REPO, "build", "src", "runtime", "gureum-runtime")
+if "/" not in _rt:  # a bare name such as "runc": look it up in PATH
+    _rt = shutil.which(_rt) or _rt
+RUNTIME = os.path.abspath(_rt)
 RUNTIME_NAME = os.path.basename(RUNTIME)
 IS_RUNC = RUNTIME_NAME.startswith("runc")
 IS_CRUN = RUNTIME_NAME.startswith("crun")
