@@ -644,9 +644,13 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		goto fail;
 	st.creating = false;
 	if (c->hooks[OCI_HOOK_PRESTART].n || c->hooks[OCI_HOOK_CREATE_RUNTIME].n) {
-		gr_autofree char *sj = state_json_text(&st, STATUS_CREATING);
-		if ((r = hooks_run(c, OCI_HOOK_PRESTART, sj, err)) < 0 ||
-		    (r = hooks_run(c, OCI_HOOK_CREATE_RUNTIME, sj, err)) < 0)
+		/* prestart (deprecated) was defined as part of "start" on a created
+		 * container, and crun and the runtime-tools suite still see it so;
+		 * createRuntime runs while the container is "creating". */
+		gr_autofree char *created_json = state_json_text(&st, STATUS_CREATED);
+		gr_autofree char *creating_json = state_json_text(&st, STATUS_CREATING);
+		if ((r = hooks_run(c, OCI_HOOK_PRESTART, created_json, err)) < 0 ||
+		    (r = hooks_run(c, OCI_HOOK_CREATE_RUNTIME, creating_json, err)) < 0)
 			goto fail;
 	}
 	sync_send(sp[0], SYNC_GO, init, created);
