@@ -10,12 +10,10 @@
  *     cgroup.controllers (falling back to the hierarchy root's);
  *   - cgroup_destroy only ever rmdir()s, it never unlinks files.
  *
- * Device rules on pure cgroup v2 would need an eBPF program attached to the
- * cgroup (BPF_CGROUP_DEVICE). That is not implemented yet: on v2 (and on a
- * hybrid host without a v1 devices hierarchy) the rules are skipped. The
- * container is still confined to the device nodes the runtime creates in its
- * /dev; what is lost is protection against mknod inside the container (which
- * also needs CAP_MKNOD) and against device nodes reachable through mounts. */
+ * Device rules: on v1 (and hybrid hosts with a v1 devices hierarchy) they are
+ * written to devices.allow/devices.deny; on v2 (and hybrid hosts without one)
+ * they become an eBPF program (BPF_CGROUP_DEVICE) attached to the container's
+ * cgroup in the unified hierarchy, see devices_bpf.h. */
 #include "cgroup.h"
 
 #include <dirent.h>
@@ -23,16 +21,19 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/cleanup.h"
 #include "../common/fs.h"
+#include "devices_bpf.h"
 
 #define CG_FIELD "linux.resources"
 #define CG_DEFAULT_PARENT "/gureum-runtime"
@@ -1068,6 +1069,29 @@ static int cg_apply_hugetlb(struct cg_apply *a)
 
 /* ----------------------------------------------------------------- devices */
 
+/* v2, or hybrid without a v1 devices hierarchy: an eBPF device filter on the
+ * container's cgroup in the unified hierarchy (replacing the previous one). */
+static int cg_devices_bpf(struct cg_apply *a)
+{
+	gr_autofree struct bpf_insn *prog = NULL;
+	size_t len = 0;
+	int r = devices_bpf_build(a->r->devices, a->r->n_devices, &prog, &len, a->err);
+	if (r < 0)
+		return r;
+	gr_autofree char *dir = cg_dir(a->l->unified_mount, a->path);
+	if (!dir)
+		return gr_error_set(a->err, ENOMEM, "out of memory");
+	gr_autoclose int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return gr_error_sys(a->err, errno, CG_FIELD ".devices: cannot open %s", dir);
+	/* The layout says this is cgroup2 (mountinfo); only the fake trees of
+	 * the unit tests are not, and a program cannot be attached there. */
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type != CGROUP2_SUPER_MAGIC)
+		return 0;
+	return devices_bpf_attach(fd, prog, len, a->err);
+}
+
 static int cg_apply_devices(struct cg_apply *a)
 {
 	if (a->r->n_devices == 0)
@@ -1077,7 +1101,7 @@ static int cg_apply_devices(struct cg_apply *a)
 		if (a->l->mode == CGROUP_MODE_V1)
 			return gr_error_set(a->err, EOPNOTSUPP,
 					    CG_FIELD ".devices: this host has no devices cgroup controller");
-		return 0; /* v2: would need an eBPF device program; see the top of this file */
+		return a->l->unified_mount ? cg_devices_bpf(a) : 0;
 	}
 	gr_autofree char *dir = cg_dir(h->mount, a->path);
 	if (!dir)
