@@ -1491,6 +1491,34 @@ static int cg_pidv_add(struct cg_pidv *p, pid_t pid)
 	return 0;
 }
 
+/* Calls fn(child, data, depth + 1) for every child cgroup (subdirectory) of
+ * dir; stops at the first error. A dir that is gone has no children. */
+static int cg_for_each_child(const char *dir, int (*fn)(const char *, void *, int, struct gr_error *),
+			     void *data, int depth, struct gr_error *err)
+{
+	gr_autoclosedir DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : gr_error_sys(err, errno, "cannot open %s", dir);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+			continue;
+		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+			continue;
+		gr_autofree char *sub = cg_file(dir, e->d_name);
+		if (!sub)
+			return gr_error_set(err, ENOMEM, "out of memory");
+		if (!cg_is_dir(sub))
+			continue;
+		int r = fn(sub, data, depth + 1, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int collect_child(const char *sub, void *data, int depth, struct gr_error *err);
+
 static int cg_collect_pids(const char *dir, struct cg_pidv *out, int depth, struct gr_error *err)
 {
 	if (depth > CG_MAX_DEPTH)
@@ -1510,27 +1538,13 @@ static int cg_collect_pids(const char *dir, struct cg_pidv *out, int depth, stru
 			break;
 		s = e + 1;
 	}
-	gr_autoclosedir DIR *d = opendir(dir);
-	if (!d)
-		return gr_error_sys(err, errno, "cannot open %s", dir);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-			continue;
-		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
-			continue;
-		gr_autofree char *sub = cg_file(dir, e->d_name);
-		if (!sub)
-			return gr_error_set(err, ENOMEM, "out of memory");
-		if (!cg_is_dir(sub))
-			continue;
-		r = cg_collect_pids(sub, out, depth + 1, err);
-		if (r == -ENOENT)
-			continue; /* removed meanwhile */
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return cg_for_each_child(dir, collect_child, out, depth, err);
+}
+
+static int collect_child(const char *sub, void *data, int depth, struct gr_error *err)
+{
+	int r = cg_collect_pids(sub, data, depth, err);
+	return r == -ENOENT ? 0 : r; /* removed meanwhile */
 }
 
 /* Where processes are listed: v2 unified; v1 and hybrid: pids, memory or
@@ -1663,33 +1677,21 @@ int cgroup_kill_all(const struct cgroup_layout *l, const char *path, int sig, st
 
 /* rmdir children first, then dir itself; absent is fine, EBUSY is retried
  * for a while (processes still exiting). */
+static int cg_rmdir_tree(const char *dir, int depth, struct gr_error *err);
+
+static int rmdir_child(const char *sub, void *data, int depth, struct gr_error *err)
+{
+	(void)data;
+	return cg_rmdir_tree(sub, depth, err);
+}
+
 static int cg_rmdir_tree(const char *dir, int depth, struct gr_error *err)
 {
 	if (depth > CG_MAX_DEPTH)
 		return gr_error_set(err, ELOOP, "%s: cgroups nested too deeply", dir);
-	{
-		gr_autoclosedir DIR *d = opendir(dir);
-		if (!d) {
-			if (errno == ENOENT)
-				return 0;
-			return gr_error_sys(err, errno, "cannot open %s", dir);
-		}
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-				continue;
-			if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
-				continue;
-			gr_autofree char *sub = cg_file(dir, e->d_name);
-			if (!sub)
-				return gr_error_set(err, ENOMEM, "out of memory");
-			if (!cg_is_dir(sub))
-				continue;
-			int r = cg_rmdir_tree(sub, depth + 1, err);
-			if (r < 0)
-				return r;
-		}
-	}
+	int r = cg_for_each_child(dir, rmdir_child, NULL, depth, err);
+	if (r < 0)
+		return r;
 	for (int i = 0;; i++) {
 		if (rmdir(dir) == 0 || errno == ENOENT)
 			return 0;

@@ -825,7 +825,7 @@ static void test_v2_apply(void **state)
 	r.n_hugepage_limits = 1;
 	r.unified = &uni;
 	r.n_unified = 1;
-	r.devices = &dev;     /* skipped on v2: no eBPF device program yet */
+	r.devices = &dev;     /* a fake tree is not cgroup2: the eBPF filter is not attached */
 	r.n_devices = 1;
 
 	assert_int_equal(cgroup_create(&f->l, C1, &err), 0);
