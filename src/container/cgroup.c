@@ -1368,6 +1368,47 @@ int cgroup_enter(const struct cgroup_layout *l, const char *path, pid_t pid, str
 	return 0;
 }
 
+int cgroup_enter_self_v1(const struct cgroup_layout *l, const char *path, struct gr_error *err)
+{
+	int r = cg_check_path(path, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < l->n_v1; i++) {
+		gr_autofree char *dir = cg_dir(l->v1[i].mount, path);
+		if (!dir)
+			return gr_error_set(err, ENOMEM, "out of memory");
+		if ((r = cg_write(dir, "tasks", "0", NULL, err)) < 0)
+			return gr_error_prefix(err, "cannot move the container's init into cgroup %s", path);
+	}
+	return 0;
+}
+
+int cgroup_enter_unified(const struct cgroup_layout *l, const char *path, pid_t pid, struct gr_error *err)
+{
+	int r = cg_check_path(path, err);
+	if (r < 0 || !l->unified_mount)
+		return r;
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	gr_autofree char *dir = cg_dir(l->unified_mount, path);
+	if (!dir)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	if ((r = cg_write(dir, "cgroup.procs", buf, NULL, err)) < 0)
+		return gr_error_prefix(err, "cannot move process %d into cgroup %s", (int)pid, path);
+	return 0;
+}
+
+bool cgroup_unified_needed(const struct cgroup_layout *l, const struct oci_resources *r)
+{
+	if (!l->unified_mount)
+		return false;
+	if (l->mode == CGROUP_MODE_V2)
+		return true;
+	if (!r)
+		return false;
+	return r->n_unified > 0 || (r->n_hugepage_limits > 0 && !cg_v1_find(l, "hugetlb"));
+}
+
 /* ------------------------------------------------------------------ freeze */
 
 /* The directory holding the freezer for path: v1 freezer hierarchy, else the

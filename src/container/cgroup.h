@@ -45,6 +45,18 @@ int cgroup_path_resolve(const char *cgroups_path, const char *id, char **out, st
 int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_error *err);
 /* Moves pid into the cgroup in every hierarchy. */
 int cgroup_enter(const struct cgroup_layout *l, const char *path, pid_t pid, struct gr_error *err);
+/* Moves the calling (single-threaded) process into the cgroup of every v1
+ * hierarchy by writing "0" to its tasks file. Unlike a pid written to
+ * cgroup.procs, that takes no global lock, so it does not wait for an RCU
+ * grace period (several milliseconds on an idle host). Needs write access to
+ * the host's cgroup files. */
+int cgroup_enter_self_v1(const struct cgroup_layout *l, const char *path, struct gr_error *err);
+/* Moves pid into the cgroup of the unified (v2) hierarchy only. */
+int cgroup_enter_unified(const struct cgroup_layout *l, const char *path, pid_t pid, struct gr_error *err);
+/* Must processes join the unified hierarchy? Always on v2; on hybrid hosts
+ * only when r asks for what only it has there (hugetlb without a v1 hugetlb
+ * hierarchy, or linux.resources.unified); never on v1. */
+bool cgroup_unified_needed(const struct cgroup_layout *l, const struct oci_resources *r);
 /* Writes the resource limits. A limit the host cannot apply (controller absent)
  * is an error naming the field, except blockIO which is skipped when the host
  * has no blkio/io controller. */

@@ -310,6 +310,8 @@ static int init_cgroup_ready(void *data, struct gr_error *err)
 	int r = sync_expect(x->sync_fd, SYNC_CGROUP, &m, err);
 	if (r < 0)
 		return r;
+	if (m.value && (r = cgroup_enter_self_v1(x->layout, x->cg_path, err)) < 0)
+		return r;
 	if (ns_new(x->cfg, OCI_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		return gr_error_sys(err, errno, "cannot create the cgroup namespace");
 	return 0;
@@ -344,6 +346,9 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 		.userns = c->linux_.ns[OCI_NS_USER].requested,
 		.cgroupns = c->linux_.ns[OCI_NS_CGROUP].requested,
 		.cgroup_ready = init_cgroup_ready, .cgroup_ready_data = x,
+		.unified_joined = x->layout && (ns_new(c, OCI_NS_USER) ||
+						cgroup_unified_needed(x->layout, c->linux_.has_resources ?
+								      &c->linux_.resources : NULL)),
 	};
 	if (rootfs_prepare(&rc, &err) < 0)
 		child_fail(x->sync_fd, &err);
@@ -615,10 +620,21 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		goto fail;
 	init = m.value;
 	/* The init starts on its mounts meanwhile and waits for SYNC_CGROUP
-	 * before it needs the cgroup. */
-	if (cg_path && (r = cgroup_enter(&layout, cg_path, init, err)) < 0)
-		goto fail;
-	sync_send(sp[0], SYNC_CGROUP, 0, NULL);
+	 * before it needs the cgroup. Outside a new user namespace it joins the
+	 * v1 hierarchies itself (cgroup_enter_self_v1: no global lock, so no RCU
+	 * grace period to wait for); the unified hierarchy, or everything for an
+	 * init in a user namespace, is written from here. */
+	bool self_v1 = false;
+	if (cg_path) {
+		if (ns_new(c, OCI_NS_USER))
+			r = cgroup_enter(&layout, cg_path, init, err);
+		else if (cgroup_unified_needed(&layout, c->linux_.has_resources ? &c->linux_.resources : NULL))
+			r = cgroup_enter_unified(&layout, cg_path, init, err);
+		if (r < 0)
+			goto fail;
+		self_v1 = !ns_new(c, OCI_NS_USER) && layout.n_v1 > 0;
+	}
+	sync_send(sp[0], SYNC_CGROUP, self_v1, NULL);
 
 	struct container_state st = {
 		.id = (char *)o->id, .bundle = bundle, .rootfs = rootfs, .oci_version = c->oci_version,

@@ -263,8 +263,10 @@ static int mount_cgroup(const struct rootfs_ctx *ctx, int rootfd, const struct o
 	if (l->unified_mount) {
 		snprintf(dest, sizeof(dest), "%s/unified", om->destination);
 		snprintf(host, sizeof(host), "%s%s", l->unified_mount, cg);
-		r = bind_or_mount_cgroup(rootfd, dest, "cgroup2", NULL, host, flags, ctx->cgroupns,
-					 ctx->userns, err);
+		/* Not joined (nothing asked for it): a cgroup2 mount would show the
+		 * host's whole unified tree, so bind the container's empty cgroup. */
+		r = bind_or_mount_cgroup(rootfd, dest, "cgroup2", NULL, host, flags,
+					 ctx->cgroupns && ctx->unified_joined, ctx->userns, err);
 		if (r < 0)
 			return r;
 	}

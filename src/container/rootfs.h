@@ -17,6 +17,7 @@ struct rootfs_ctx {
 	const char *cg_path;
 	bool userns;                           /* a new user namespace: no mknod, locked mount flags */
 	bool cgroupns;                         /* a new cgroup namespace */
+	bool unified_joined;                   /* hybrid: the init is in its unified cgroup */
 	/* Called once before the first cgroup mount (or at the end when there is
 	 * none): the init waits there until the runtime has moved it into its
 	 * cgroup, so that the move overlaps the mounts before it. */

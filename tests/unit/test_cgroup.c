@@ -1302,6 +1302,55 @@ static void test_real_host(void **state)
 	assert_int_equal(cgroup_destroy(&real.l, real.path, &err), 0);
 }
 
+/* The init joins the v1 hierarchies itself (tasks "0", no global lock) and
+ * the unified one only when something there needs it. */
+static void test_hybrid_enter_split(void **state)
+{
+	struct fake *f = *state;
+	struct gr_error err = { 0 };
+	assert_int_equal(cgroup_create(&f->l, C1, &err), 0);
+	for (size_t i = 0; i < f->l.n_v1; i++) {
+		char rel[256];
+		snprintf(rel, sizeof(rel), "%s" C1 "/tasks", strrchr(f->l.v1[i].mount, '/') + 1);
+		put(f->root, rel, "");
+	}
+	assert_int_equal(cgroup_enter_self_v1(&f->l, C1, &err), 0);
+	for (size_t i = 0; i < f->l.n_v1; i++) {
+		char rel[256];
+		snprintf(rel, sizeof(rel), "%s" C1 "/tasks", strrchr(f->l.v1[i].mount, '/') + 1);
+		assert_file(f->root, rel, "0");
+	}
+	if (exists(f->root, "unified" C1 "/cgroup.procs")) { /* untouched */
+		char *v = get(f->root, "unified" C1 "/cgroup.procs");
+		assert_string_equal(v, "");
+		free(v);
+	}
+	assert_int_equal(cgroup_enter_unified(&f->l, C1, 4242, &err), 0);
+	assert_file(f->root, "unified" C1 "/cgroup.procs", "4242");
+
+	struct oci_resources none = { 0 };
+	assert_false(cgroup_unified_needed(&f->l, NULL));
+	assert_false(cgroup_unified_needed(&f->l, &none));
+	struct oci_kv uni = { (char *)"hugetlb.2MB.max", (char *)"1" };
+	struct oci_resources with_unified = { .unified = &uni, .n_unified = 1 };
+	assert_true(cgroup_unified_needed(&f->l, &with_unified));
+	struct oci_hugepage_limit hp = { (char *)"2MB", 2097152 };
+	struct oci_resources with_hugetlb = { .hugepage_limits = &hp, .n_hugepage_limits = 1 };
+	/* this fake hybrid host has hugetlb only on the unified hierarchy */
+	assert_true(cgroup_unified_needed(&f->l, &with_hugetlb) == (find_h(&f->l, "hugetlb") == NULL));
+}
+
+static void test_unified_needed_v1_v2(void **state)
+{
+	(void)state;
+	struct cgroup_layout v1 = { .mode = CGROUP_MODE_V1 };
+	struct cgroup_layout v2 = { .mode = CGROUP_MODE_V2, .unified_mount = (char *)"/sys/fs/cgroup" };
+	struct oci_kv uni = { (char *)"pids.max", (char *)"1" };
+	struct oci_resources r = { .unified = &uni, .n_unified = 1 };
+	assert_false(cgroup_unified_needed(&v1, &r));
+	assert_true(cgroup_unified_needed(&v2, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1326,6 +1375,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_errors, setup_v2, teardown_fake),
 		cmocka_unit_test_setup_teardown(test_v2_freeze, setup_v2, teardown_fake),
 		cmocka_unit_test_setup_teardown(test_hybrid, setup_hybrid, teardown_fake),
+		cmocka_unit_test_setup_teardown(test_hybrid_enter_split, setup_hybrid, teardown_fake),
+		cmocka_unit_test(test_unified_needed_v1_v2),
 		cmocka_unit_test_teardown(test_real_host, real_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
