@@ -126,6 +126,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *verb = argv[optind];
+	/* Verbs that start processes inside a container never let them see
+	 * this binary's file (see cloned_exe.c). */
+	if ((strcmp(verb, "create") == 0 || strcmp(verb, "run") == 0 || strcmp(verb, "exec") == 0) &&
+	    runtime_reexec_sealed(argv, &err) < 0)
+		return runtime_fail(&err);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].name, verb) == 0) {
 			int sub_argc = argc - optind;

@@ -527,3 +527,24 @@ def test_state_creating_visible_from_hook(rt, bundle, cid, workdir):
     rt("create", "--bundle", b, cid)
     st = json.loads(read_text(out))
     assert st["status"] == "creating" and st["id"] == cid
+
+
+@pytest.mark.gureum_only
+def test_init_runs_from_sealed_copy(rt, bundle, cid):
+    """The container's init is not the runtime's file (CVE-2019-5736): its executable is a
+    sealed memfd, so a container process cannot write through /proc/PID/exe."""
+    b = bundle("true")
+    rt("create", "--bundle", b, cid)
+    pid = rt.state(cid)["pid"]
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert exe.startswith("/memfd:gureum-runtime"), exe
+    fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
+    try:
+        import fcntl
+        F_GET_SEALS, F_SEAL_WRITE = 1034, 0x0008
+        assert fcntl.fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE
+        with pytest.raises(OSError):
+            os.open(f"/proc/self/fd/{fd}", os.O_WRONLY)
+    finally:
+        os.close(fd)
+    rt("delete", "--force", cid)
