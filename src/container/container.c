@@ -603,6 +603,12 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	}
 	close(sp[1]);
 	sp[1] = -1;
+	/* Only the init uses the console socket; holding our copy would keep a
+	 * foreground pty wait from seeing the init die. */
+	if (console_fd >= 0) {
+		close(console_fd);
+		console_fd = -1;
+	}
 
 	struct sync_msg m;
 	if (ns_new(c, OCI_NS_USER)) {
@@ -672,8 +678,13 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	sync_send(sp[0], SYNC_GO, init, created);
 	if (console_peer >= 0) {
 		/* Foreground run with a terminal: the pty comes to us. */
-		if ((r = terminal_recv_fd(console_peer, console_master, err)) < 0)
+		if ((r = terminal_recv_fd(console_peer, console_master, err)) < 0) {
+			/* The init died first: its own error is more useful. */
+			struct gr_error ierr = { 0 };
+			if (sync_expect(sp[0], SYNC_READY, &m, &ierr) < 0 && ierr.code != EPIPE)
+				*err = ierr;
 			goto fail;
+		}
 	}
 	if ((r = sync_expect(sp[0], SYNC_READY, &m, err)) < 0)
 		goto fail;
@@ -1165,6 +1176,10 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 		exec_child(sp[1], ns_fds, c, o, console_fd);
 	}
 	close(sp[1]);
+	if (console_fd >= 0) {
+		close(console_fd);
+		console_fd = -1;
+	}
 	struct sync_msg m;
 	r = sync_expect(sp[0], SYNC_CHILD_PID, &m, err);
 	waitpid(child, NULL, 0);
@@ -1189,6 +1204,8 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 	sync_send(sp[0], SYNC_GO, 0, NULL);
 	int master = -1;
 	if (console_peer >= 0 && (r = terminal_recv_fd(console_peer, &master, err)) < 0) {
+		if (sync_recv(sp[0], &m) == 0 && m.type == SYNC_ERROR)
+			gr_error_set(err, m.value > 0 ? m.value : EINVAL, "%s", m.text);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(sp[0]);

@@ -4,6 +4,7 @@
 #include "../common/fs.h"
 #include "../common/json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -131,11 +132,37 @@ static int switch_user(const struct oci_user *u, struct gr_error *err)
 	return 0;
 }
 
+/* Marks every descriptor from `first` on close-on-exec, so nothing the
+ * runtime's caller left open reaches the container. */
+static int cloexec_from(int first, struct gr_error *err)
+{
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+	/* Kernels before 5.11: walk /proc/self/fd. */
+	gr_autoclosedir DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return gr_error_sys(err, errno, "cannot list /proc/self/fd to close inherited descriptors");
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		uint64_t fd;
+		if (gr_parse_u64(e->d_name, &fd) < 0 || fd < (uint64_t)first || (int)fd == dirfd(d))
+			continue;
+		int flags = fcntl((int)fd, F_GETFD);
+		if (flags >= 0 && fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "cannot mark descriptor %d close-on-exec", (int)fd);
+	}
+	return 0;
+}
+
 int process_exec(const struct oci_process *p, const struct oci_config *c, int preserve_fds,
 		 struct gr_error *err)
 {
 	int r;
 	const struct oci_seccomp *seccomp = c->has_linux ? c->linux_.seccomp : NULL;
+
+	/* First, before a seccomp filter could refuse close_range. */
+	if ((r = cloexec_from(3 + preserve_fds, err)) < 0)
+		return r;
 
 	if (p->cwd && chdir(p->cwd) < 0)
 		return gr_error_sys(err, errno, "process.cwd: cannot enter %s", p->cwd);
@@ -178,7 +205,6 @@ int process_exec(const struct oci_process *p, const struct oci_config *c, int pr
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	syscall(SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 
 	execve(exe, p->args, env ? env : p->env);
 	return gr_error_sys(err, errno, "exec %s", exe);

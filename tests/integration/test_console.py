@@ -117,3 +117,17 @@ def test_exec_tty_console_socket(rt, bundle, cid, workdir):
         os.write(master, b"exit\n")
     finally:
         c.close()
+
+
+def test_foreground_terminal_failure_does_not_hang(rt, bundle, cid):
+    """run with process.terminal and no --console-socket relays the pty itself; when the init
+    fails before sending the pty (here a failing createContainer hook), run reports that error
+    at once instead of waiting for a pty forever, and leaves nothing behind."""
+    from helpers import assert_no_residue
+    b = bundle("true")
+    b.process["terminal"] = True
+    b.config["hooks"] = {"createContainer": [{"path": "/bin/false"}]}
+    r = rt.run(b, cid, check=False, input="")
+    assert r.returncode != 0, r
+    assert "createContainer" in r.stderr, r
+    assert_no_residue(rt, cid, str(b))

@@ -548,3 +548,24 @@ def test_init_runs_from_sealed_copy(rt, bundle, cid):
     finally:
         os.close(fd)
     rt("delete", "--force", cid)
+
+
+def test_inherited_fds_do_not_leak(rt, bundle, workdir):
+    """Descriptors the caller leaves open (not close-on-exec) never reach the container, even
+    when its seccomp profile refuses close_range; --preserve-fds passes exactly N of them."""
+    import subprocess
+    secret = os.path.join(workdir, "secret")
+    with open(secret, "w") as f:
+        f.write("host-secret\n")
+    b = bundle("sh", "-c", "cat /proc/self/fd/3 2>/dev/null; cat /proc/self/fd/4 2>/dev/null; true")
+    b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                          "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}
+    for preserve, expect in ((0, 0), (1, 1)):
+        argv = [rt.binary, "--root", rt.root, "run", "--bundle", os.fspath(b)]
+        if preserve:
+            argv += ["--preserve-fds", str(preserve)]
+        # fds 3 and 4 open (not close-on-exec) in the runtime, as a careless caller leaves them
+        p = subprocess.run(["/bin/sh", "-c", 'exec 3<"$1" 4<"$1"; shift; exec "$@"', "sh", secret,
+                            *argv, rt.new_id()], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p
+        assert p.stdout.count("host-secret") == expect, (preserve, p.stdout)
