@@ -85,7 +85,11 @@ int gr_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
 		return gr_error_set(err, ENAMETOOLONG, "path too long: %s", path);
-	gr_autoclose int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* O_EXCL|O_NOFOLLOW: a symlink planted at the temporary name (the
+	 * --pid-file may be in a shared directory) is never followed. */
+	gr_autoclose int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0) /* left by a process that died */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return gr_error_sys(err, errno, "cannot create %s", tmp);
 	int r = gr_write_all(fd, data, len);

@@ -465,8 +465,59 @@ static int device_rules(const struct oci_config *c, struct oci_device_rule **out
 	return 0;
 }
 
+/* A sysctl may only be set when it belongs to a namespace of the container
+ * (as runc checks); anything else would change the host's value. */
+static int validate_sysctl(const struct oci_config *c, const char *key, struct gr_error *err)
+{
+	static const char *const ipc_keys[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+						"kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+						"kernel.shm_rmid_forced", NULL };
+	const struct oci_namespace *ns = c->linux_.ns;
+	bool ipc = false;
+	for (const char *const *k = ipc_keys; *k; k++)
+		ipc |= strcmp(key, *k) == 0;
+	if (ipc || strncmp(key, "fs.mqueue.", 10) == 0) {
+		if (ns[OCI_NS_IPC].requested)
+			return 0;
+		return gr_error_set(err, EINVAL, "linux.sysctl[\"%s\"]: needs an ipc namespace in linux.namespaces", key);
+	}
+	if (strncmp(key, "net.", 4) == 0) {
+		if (ns[OCI_NS_NETWORK].requested)
+			return 0;
+		return gr_error_set(err, EINVAL, "linux.sysctl[\"%s\"]: needs a network namespace in linux.namespaces",
+				    key);
+	}
+	if (strcmp(key, "kernel.hostname") == 0 || strcmp(key, "kernel.domainname") == 0) {
+		if (ns[OCI_NS_UTS].requested)
+			return 0;
+		return gr_error_set(err, EINVAL, "linux.sysctl[\"%s\"]: needs a uts namespace in linux.namespaces", key);
+	}
+	return gr_error_set(err, EINVAL, "linux.sysctl[\"%s\"]: not namespaced; setting it would change the host's "
+			    "value", key);
+}
+
+static bool host_file_starts_with(const char *path, const char *prefix)
+{
+	char buf[16] = "";
+	gr_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 && gr_read_all(fd, buf, sizeof(buf) - 1) > 0 && strncmp(buf, prefix, strlen(prefix)) == 0;
+}
+
 static int validate_for_create(const struct oci_config *c, struct gr_error *err)
 {
+	for (size_t i = 0; i < c->linux_.n_sysctl; i++) {
+		int r = validate_sysctl(c, c->linux_.sysctl[i].key, err);
+		if (r < 0)
+			return r;
+	}
+	/* Never run a container unconfined that asked for confinement. */
+	if (c->process.apparmor_profile && c->process.apparmor_profile[0] &&
+	    host_file_starts_with("/sys/module/apparmor/parameters/enabled", "Y"))
+		return gr_error_set(err, ENOTSUP, "process.apparmorProfile: AppArmor is enabled on this host but "
+				    "gureum-runtime cannot apply profiles yet; remove the profile to run unconfined");
+	if (c->process.selinux_label && c->process.selinux_label[0] && access("/sys/fs/selinux/enforce", F_OK) == 0)
+		return gr_error_set(err, ENOTSUP, "process.selinuxLabel: SELinux is enabled on this host but "
+				    "gureum-runtime cannot apply labels yet; remove the label");
 	if (!c->has_process)
 		return gr_error_set(err, EINVAL, "process: required to create a container");
 	if (!c->has_linux || !c->linux_.ns[OCI_NS_MOUNT].requested)
@@ -556,11 +607,21 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 			free(gr_steal_ptr(cg_path)); /* never touch a cgroup that belongs to someone else */
 			goto fail;
 		}
-		if ((r = cgroup_create(&layout, cg_path, err)) < 0) {
-			free(gr_steal_ptr(cg_path)); /* never remove a cgroup we did not make */
-			goto fail;
-		}
+	}
 
+	/* A first state.json right away, so that a create killed half way can
+	 * still be found and deleted (with its cgroup). */
+	char created[64];
+	state_now_rfc3339(created, sizeof(created));
+	struct container_state st = {
+		.id = (char *)o->id, .bundle = bundle, .rootfs = rootfs, .oci_version = c->oci_version,
+		.pid = 0, .cgroup_path = cg_path, .created = created, .creating = true,
+	};
+	if ((r = state_save(o->root, &st, err)) < 0)
+		goto fail;
+	if (cg_path && (r = cgroup_create(&layout, cg_path, err)) < 0) {
+		free(gr_steal_ptr(cg_path)); /* never remove a cgroup we did not make */
+		goto fail;
 	}
 
 	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -642,13 +703,7 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	}
 	sync_send(sp[0], SYNC_CGROUP, self_v1, NULL);
 
-	struct container_state st = {
-		.id = (char *)o->id, .bundle = bundle, .rootfs = rootfs, .oci_version = c->oci_version,
-		.pid = init, .cgroup_path = cg_path, .annotations = NULL,
-	};
-	char created[64];
-	state_now_rfc3339(created, sizeof(created));
-	st.created = created;
+	st.pid = init;
 	if (c->n_annotations) {
 		annotations = json_object();
 		for (size_t i = 0; i < c->n_annotations; i++)
@@ -748,11 +803,7 @@ int container_status(const char *root, const struct container_state *st, enum co
 		*out = STATUS_CREATING;
 		return 0;
 	}
-	if (!st->started) {
-		*out = STATUS_CREATED;
-		return 0;
-	}
-	*out = STATUS_RUNNING;
+	*out = st->started ? STATUS_RUNNING : STATUS_CREATED;
 	if (st->cgroup_path) {
 		struct cgroup_layout l;
 		if (cgroup_layout_detect(NULL, &l, NULL) == 0) {
@@ -820,6 +871,8 @@ int container_start(const struct container_opts *o, struct gr_error *err)
 		return gr_error_sys(err, errno, "cannot start container %s", o->id);
 	char msg[GR_ERROR_MSG_MAX];
 	ssize_t n = gr_read_all(fd, msg, sizeof(msg) - 1);
+	if (n < 0) /* e.g. reset: another start won the race */
+		return gr_error_sys(err, (int)-n, "cannot start container %s", o->id);
 	if (n > 0) {
 		msg[n] = '\0';
 		return gr_error_set(err, EINVAL, "%s", msg);
@@ -854,15 +907,17 @@ int container_kill(const char *root, const char *id, int sig, bool all, struct g
 	int r = with_container(root, id, &st, &s, err);
 	if (r < 0)
 		return r;
-	if (s == STATUS_STOPPED) {
-		r = gr_error_set(err, ESRCH, "container %s is not running", id);
-	} else if (all && st.cgroup_path) {
+	if (all && st.cgroup_path) {
+		/* Even when the init is gone: what it left in the cgroup (as
+		 * containerd expects when cleaning up). */
 		struct cgroup_layout l;
 		r = cgroup_layout_detect(NULL, &l, err);
 		if (r == 0) {
 			r = cgroup_kill_all(&l, st.cgroup_path, sig, err);
 			cgroup_layout_free(&l);
 		}
+	} else if (s == STATUS_STOPPED) {
+		r = gr_error_set(err, ESRCH, "container %s is not running", id);
 	} else if (kill(st.pid, sig) < 0) {
 		r = gr_error_sys(err, errno, "cannot send signal %d to container %s (pid %d)", sig, id, (int)st.pid);
 	}
@@ -888,9 +943,12 @@ int container_delete(const char *root, const char *id, bool force, struct gr_err
 	int r = with_container(root, id, &st, &s, err);
 	if (r == -ENOENT && force) {
 		/* Like runc: --force on a container that is already gone succeeds
-		 * (podman's cleanup and "rm -f" both delete). */
+		 * (podman's cleanup and "rm -f" both delete). A directory without a
+		 * state file is what a create killed in its first instant leaves. */
 		gr_error_clear(err);
-		return 0;
+		if (state_dir_path(root, id, dir, sizeof(dir), err) < 0)
+			return -err->code;
+		return gr_rm_rf(dir, err);
 	}
 	if (r < 0)
 		return r;
@@ -935,7 +993,7 @@ int container_pause(const char *root, const char *id, bool pause, struct gr_erro
 	int r = with_container(root, id, &st, &s, err);
 	if (r < 0)
 		return r;
-	if (pause && s != STATUS_RUNNING)
+	if (pause && s != STATUS_RUNNING && s != STATUS_CREATED)
 		return gr_error_set(err, EINVAL, "cannot pause container %s: it is %s", id, state_status_name(s));
 	if (!pause && s != STATUS_PAUSED)
 		return gr_error_set(err, EINVAL, "cannot resume container %s: it is %s, not paused", id,
@@ -1057,7 +1115,8 @@ int container_run(const struct container_opts *o, bool detach, int *exit_code, s
 	if (master >= 0)
 		close(master);
 	struct gr_error derr = { 0 };
-	(void)container_delete(o->root, o->id, true, &derr);
+	if (!o->keep)
+		(void)container_delete(o->root, o->id, true, &derr);
 	if (code < 0)
 		return code;
 	*exit_code = code;

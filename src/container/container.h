@@ -27,6 +27,7 @@ struct container_opts {
 	bool no_pivot;
 	bool no_new_keyring;
 	int preserve_fds;
+	bool keep;                   /* run: keep the stopped container instead of deleting it */
 	enum cgroup_manager cgroup_manager;
 };
 

@@ -42,6 +42,10 @@ int create_parse(const char *verb, struct globals *g, int argc, char **argv, str
 			*detach = true;
 			break;
 		case OPT_KEEP:
+			if (!detach)
+				return runtime_usage(verb, "unknown option --keep");
+			o->keep = true;
+			break;
 		case OPT_NO_SUBREAPER:
 			break;
 		default:

@@ -442,3 +442,19 @@ def test_seccomp_kill_action(rt, bundle):
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
     r = run_sh(rt, b, "mkdir /scratch/d; echo rc=$?")
     assert "rc=159" in r.stdout, r  # 128 + SIGSYS
+
+
+@pytest.mark.gureum_only
+def test_sysctl_outside_container_namespaces_refused(rt, bundle, cid):
+    """A sysctl that no namespace of the container owns would change the host: refused, by
+    name (as runc does), and nothing is left behind."""
+    from helpers import assert_no_residue
+    b = bundle("true")
+    b.linux["sysctl"] = {"vm.swappiness": "60"}
+    r = rt("create", "--bundle", b, cid, check=False)
+    assert r.returncode != 0 and 'linux.sysctl["vm.swappiness"]' in r.stderr, r
+    assert_no_residue(rt, cid, str(b))
+    b.linux["namespaces"] = [n for n in b.linux["namespaces"] if n["type"] != "network"]
+    b.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    r = rt("create", "--bundle", b, cid, check=False)
+    assert r.returncode != 0 and "network namespace" in r.stderr, r

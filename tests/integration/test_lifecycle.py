@@ -569,3 +569,33 @@ def test_inherited_fds_do_not_leak(rt, bundle, workdir):
                             *argv, rt.new_id()], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p
         assert p.stdout.count("host-secret") == expect, (preserve, p.stdout)
+
+
+def test_run_keep_pause_created_kill_all_stopped(rt, bundle, cid):
+    """run --keep leaves the stopped container for `state`; a created container can be paused
+    and resumed; kill --all still reaches the cgroup when the init is gone."""
+    b = bundle("sh", "-c", "exit 3")
+    r = rt("run", "--keep", "--bundle", b, cid, check=False)
+    assert r.returncode == 3, r
+    assert rt.state(cid)["status"] == "stopped"
+    rt("kill", "--all", cid, "KILL")
+    rt("delete", cid)
+    c2 = rt.new_id()
+    rt("create", "--bundle", bundle("true"), c2)
+    rt("pause", c2)
+    assert rt.state(c2)["status"] == "paused"
+    rt("resume", c2)
+    assert rt.state(c2)["status"] == "created"
+    rt("delete", "--force", c2)
+
+
+@pytest.mark.gureum_only
+def test_delete_force_of_half_made_state_dir(rt, cid):
+    """A create killed in its first instant leaves ROOT/ID without state.json: delete --force
+    removes it so the id can be used again."""
+    d = os.path.join(rt.root, cid)
+    os.makedirs(d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        f.write("{}")
+    rt("delete", "--force", cid)
+    assert not os.path.exists(d)
