@@ -323,6 +323,7 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 	struct gr_error err = { 0 };
 	struct sync_msg m;
 	char slave_path[64] = "";
+	int console_slave = -1;
 
 	if (setsid() < 0) {
 		gr_error_sys(&err, errno, "setsid");
@@ -379,11 +380,14 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 		    terminal_make_controlling(slave, &err) < 0)
 			child_fail(x->sync_fd, &err);
 		close(master);
-		close(slave);
 		close(x->console_fd);
+		console_slave = slave;
 	}
-	if (rootfs_finish(c, c->process.terminal ? slave_path : NULL, &err) < 0)
+	/* /dev/console is bound from the pty we hold, never from a path. */
+	if (rootfs_finish(c, console_slave, &err) < 0)
 		child_fail(x->sync_fd, &err);
+	if (console_slave >= 0)
+		close(console_slave);
 	sync_send(x->sync_fd, SYNC_READY, 0, NULL);
 	close(x->sync_fd);
 

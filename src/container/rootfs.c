@@ -491,7 +491,10 @@ static int remount_readonly(const char *path, bool must_exist, struct gr_error *
 	return 0;
 }
 
-static int mask_path(const char *path, struct gr_error *err)
+/* Files are masked by binding the container's /dev/null over them, through
+ * a descriptor checked to really be the null device (1:3): a /dev/null
+ * replaced by a symlink or another file must not be what gets bound. */
+static int mask_path(const char *path, int null_fd, struct gr_error *err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0)
@@ -499,9 +502,30 @@ static int mask_path(const char *path, struct gr_error *err)
 	if (S_ISDIR(st.st_mode)) {
 		if (mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0,mode=0555") < 0)
 			return gr_error_sys(err, errno, "maskedPaths: cannot mask directory %s", path);
-	} else if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0) {
-		return gr_error_sys(err, errno, "maskedPaths: cannot mask %s", path);
+		return 0;
 	}
+	char src[FD_PATH_MAX];
+	fd_path(src, null_fd);
+	if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+		return gr_error_sys(err, errno, "maskedPaths: cannot mask %s", path);
+	return 0;
+}
+
+static int open_dev_null(int *out, struct gr_error *err)
+{
+	int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return gr_error_sys(err, e, "maskedPaths: cannot open the container's /dev/null");
+	}
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+		close(fd);
+		return gr_error_set(err, EPERM, "maskedPaths: the container's /dev/null is not the null device");
+	}
+	*out = fd;
 	return 0;
 }
 
@@ -520,13 +544,15 @@ static int write_sysctl(const char *key, const char *value, struct gr_error *err
 	return 0;
 }
 
-int rootfs_finish(const struct oci_config *c, const char *console_slave, struct gr_error *err)
+int rootfs_finish(const struct oci_config *c, int console_slave, struct gr_error *err)
 {
-	if (console_slave) {
+	if (console_slave >= 0) {
 		int f = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (f >= 0)
 			close(f);
-		if (f >= 0 && mount(console_slave, "/dev/console", NULL, MS_BIND, NULL) < 0)
+		char src[FD_PATH_MAX];
+		fd_path(src, console_slave);
+		if (f >= 0 && mount(src, "/dev/console", NULL, MS_BIND, NULL) < 0)
 			return gr_error_sys(err, errno, "cannot bind the console to /dev/console");
 	}
 	for (size_t i = 0; i < c->linux_.n_sysctl; i++) {
@@ -534,10 +560,14 @@ int rootfs_finish(const struct oci_config *c, const char *console_slave, struct 
 		if (r < 0)
 			return r;
 	}
-	for (char **p = c->linux_.masked_paths; p && *p; p++) {
-		int r = mask_path(*p, err);
+	if (c->linux_.masked_paths && c->linux_.masked_paths[0]) {
+		gr_autoclose int null_fd = -1;
+		int r = open_dev_null(&null_fd, err);
 		if (r < 0)
 			return r;
+		for (char **p = c->linux_.masked_paths; *p; p++)
+			if ((r = mask_path(*p, null_fd, err)) < 0)
+				return r;
 	}
 	for (char **p = c->linux_.readonly_paths; p && *p; p++) {
 		int r = remount_readonly(*p, false, err);

@@ -29,9 +29,10 @@ struct rootfs_ctx {
 int rootfs_prepare(const struct rootfs_ctx *ctx, struct gr_error *err);
 /* pivot_root into the rootfs (or MS_MOVE + chroot when no_pivot). */
 int rootfs_pivot(const char *rootfs, bool no_pivot, struct gr_error *err);
-/* After pivot_root: /dev/console (when console_slave is not NULL), sysctl,
- * maskedPaths, readonlyPaths, readonly root, rootfsPropagation. */
-int rootfs_finish(const struct oci_config *cfg, const char *console_slave, struct gr_error *err);
+/* After pivot_root: /dev/console (bound from the pty slave descriptor when
+ * console_slave >= 0), sysctl, maskedPaths, readonlyPaths, readonly root,
+ * rootfsPropagation. */
+int rootfs_finish(const struct oci_config *cfg, int console_slave, struct gr_error *err);
 
 /* Opens PATH (absolute, interpreted inside the tree at rootfd) with O_PATH,
  * creating missing directories (and the last component as a file when
