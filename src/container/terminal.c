@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -126,17 +128,33 @@ int terminal_relay(int master, struct gr_error *err)
 		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
 			ioctl(master, TIOCSWINSZ, &ws);
 	}
+	/* Window size changes follow the caller's terminal (the kernel then
+	 * signals the container's foreground process group itself). */
+	sigset_t winch, old_mask;
+	sigemptyset(&winch);
+	sigaddset(&winch, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &winch, &old_mask);
+	gr_autoclose int sfd = raw ? signalfd(-1, &winch, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
 	char buf[8192];
 	bool stdin_open = true;
 	int r = 0;
 	for (;;) {
-		struct pollfd p[2] = { { .fd = master, .events = POLLIN },
-				       { .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN } };
-		if (poll(p, 2, -1) < 0) {
+		struct pollfd p[3] = { { .fd = master, .events = POLLIN },
+				       { .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN } };
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = gr_error_sys(err, errno, "poll");
 			break;
+		}
+		if (p[2].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			struct winsize ws;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+				ioctl(master, TIOCSWINSZ, &ws);
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t n = read(master, buf, sizeof(buf));
@@ -158,5 +176,6 @@ int terminal_relay(int master, struct gr_error *err)
 	}
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return r;
 }

@@ -131,3 +131,40 @@ def test_foreground_terminal_failure_does_not_hang(rt, bundle, cid):
     assert r.returncode != 0, r
     assert "createContainer" in r.stderr, r
     assert_no_residue(rt, cid, str(b))
+
+
+def test_foreground_terminal_follows_window_size(rt, bundle, cid):
+    """A foreground run with process.terminal relays the caller's terminal: the container sees
+    its window size, and a resize (SIGWINCH to the runtime) reaches the container's pty."""
+    import fcntl
+    import pty
+    import signal
+    import struct
+    import subprocess
+    import termios
+    b = bundle("sh", "-c", "stty size; while read x; do stty size; done")
+    b.process["terminal"] = True
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    p = subprocess.Popen([rt.binary, "--root", rt.root, "run", "--bundle", os.fspath(b), cid],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until(master, "30 100")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(p.pid, signal.SIGWINCH)
+        # The resize is asynchronous: ask again until it shows (bounded by TIMEOUT).
+        deadline, seen = time.monotonic() + TIMEOUT, b""
+        while b"40 120" not in seen and time.monotonic() < deadline:
+            os.write(master, b"\n")
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                seen += os.read(master, 4096)
+        assert b"40 120" in seen, seen
+        os.write(master, b"\x04")  # EOF ends the loop
+        assert p.wait(timeout=TIMEOUT) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
