@@ -93,8 +93,6 @@ int gr_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	if (fd < 0)
 		return gr_error_sys(err, errno, "cannot create %s", tmp);
 	int r = gr_write_all(fd, data, len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
 	if (r < 0) {
 		unlink(tmp);
 		return gr_error_sys(err, -r, "cannot write %s", tmp);

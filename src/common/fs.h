@@ -10,7 +10,10 @@
 
 /* Reads a whole file (NUL-terminated, length in *len when len != NULL). */
 int gr_read_file(const char *path, char **out, size_t *len, struct gr_error *err);
-/* Writes data to path atomically (temporary file in the same directory, fsync, rename). */
+/* Writes data to path atomically (temporary file in the same directory, then
+ * rename): readers see the old or the new content, never a mix. Not durable
+ * (no fsync): it is for runtime state, which a reboot makes meaningless
+ * anyway, and an fsync per write costs milliseconds where /run is on disk. */
 int gr_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct gr_error *err);
 /* Writes a string into an existing file (cgroup and proc knobs): open O_WRONLY|O_TRUNC, one write. */
 int gr_write_knob(const char *path, const char *value, struct gr_error *err);
