@@ -105,6 +105,17 @@ int gr_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	return 0;
 }
 
+int gr_write_file_new(const char *path, const void *data, size_t len, mode_t mode, struct gr_error *err)
+{
+	gr_autoclose int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "cannot create %s", path);
+	int r = gr_write_all(fd, data, len);
+	if (r < 0)
+		return gr_error_sys(err, -r, "cannot write %s", path);
+	return 0;
+}
+
 int gr_write_knob_at(int dirfd, const char *name, const char *value, struct gr_error *err)
 {
 	gr_autoclose int fd = openat(dirfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -127,27 +138,45 @@ int gr_write_knob(const char *path, const char *value, struct gr_error *err)
 	return gr_write_knob_at(AT_FDCWD, path, value, err);
 }
 
+static int mkdir_p(char *buf, mode_t mode)
+{
+	/* Fast path: the parent usually exists (one syscall instead of one per
+	 * component, which matters for cgroup trees created at every start). */
+	if (mkdir(buf, mode) == 0)
+		return 0;
+	if (errno == EEXIST) {
+		struct stat st;
+		if (stat(buf, &st) < 0)
+			return -errno;
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	char *slash = strrchr(buf, '/');
+	if (!slash || slash == buf)
+		return -ENOENT;
+	*slash = '\0';
+	int r = mkdir_p(buf, mode);
+	*slash = '/';
+	if (r < 0)
+		return r;
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int gr_mkdir_p(const char *path, mode_t mode, struct gr_error *err)
 {
 	char buf[PATH_MAX];
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return gr_error_set(err, ENAMETOOLONG, "path too long: %s", path);
-	for (char *p = buf + 1;; p++) {
-		if (*p == '/' || *p == '\0') {
-			char c = *p;
-			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
-				return gr_error_sys(err, errno, "cannot create directory %s", buf);
-			*p = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return gr_error_sys(err, errno, "cannot stat %s", path);
-	if (!S_ISDIR(st.st_mode))
+	for (size_t n = strlen(buf); n > 1 && buf[n - 1] == '/'; n--)
+		buf[n - 1] = '\0';
+	int r = mkdir_p(buf, mode);
+	if (r == -ENOTDIR)
 		return gr_error_set(err, ENOTDIR, "%s exists and is not a directory", path);
+	if (r < 0)
+		return gr_error_sys(err, -r, "cannot create directory %s", path);
 	return 0;
 }
 

@@ -15,6 +15,8 @@ int gr_read_file(const char *path, char **out, size_t *len, struct gr_error *err
  * (no fsync): it is for runtime state, which a reboot makes meaningless
  * anyway, and an fsync per write costs milliseconds where /run is on disk. */
 int gr_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct gr_error *err);
+/* Creates path (which must not exist; symlinks are not followed) with data. */
+int gr_write_file_new(const char *path, const void *data, size_t len, mode_t mode, struct gr_error *err);
 /* Writes a string into an existing file (cgroup and proc knobs): open O_WRONLY|O_TRUNC, one write. */
 int gr_write_knob(const char *path, const char *value, struct gr_error *err);
 /* Like gr_write_knob, relative to a directory descriptor. */

@@ -1106,6 +1106,11 @@ static int cg_apply_devices(struct cg_apply *a)
 	gr_autofree char *dir = cg_dir(h->mount, a->path);
 	if (!dir)
 		return gr_error_set(a->err, ENOMEM, "out of memory");
+	/* One descriptor per file for all the rules: each write is one rule. */
+	gr_autoclose int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	gr_autoclose int allow_fd = -1, deny_fd = -1;
+	if (dfd < 0)
+		return gr_error_sys(a->err, errno, CG_FIELD ".devices: cannot open %s", dir);
 	for (size_t i = 0; i < a->r->n_devices; i++) {
 		const struct oci_device_rule *d = &a->r->devices[i];
 		char field[96], maj[24], min[24], buf[96];
@@ -1126,10 +1131,13 @@ static int cg_apply_devices(struct cg_apply *a)
 			snprintf(min, sizeof(min), "*");
 		else
 			snprintf(min, sizeof(min), "%" PRId64, d->minor);
-		snprintf(buf, sizeof(buf), "%c %s:%s %s", type, maj, min, access);
-		int r = cg_write(dir, d->allow ? "devices.allow" : "devices.deny", buf, field, a->err);
-		if (r < 0)
-			return r;
+		int len = snprintf(buf, sizeof(buf), "%c %s:%s %s", type, maj, min, access);
+		const char *name = d->allow ? "devices.allow" : "devices.deny";
+		int *fd = d->allow ? &allow_fd : &deny_fd;
+		if (*fd < 0 && (*fd = openat(dfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0)
+			return gr_error_sys(a->err, errno, "%s: cannot open %s/%s", field, dir, name);
+		if (write(*fd, buf, (size_t)len) != len)
+			return gr_error_sys(a->err, errno, "%s: cannot write \"%s\" to %s/%s", field, buf, dir, name);
 	}
 	return 0;
 }

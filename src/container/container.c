@@ -217,6 +217,7 @@ struct create_ctx {
 	const char *cg_path;
 	int sync_fd;
 	int start_fd;                   /* listening start.sock */
+	int state_dirfd;                /* ROOT/ID, to remove start.sock just before the exec */
 	int console_fd;                 /* connected console socket, or -1 */
 };
 
@@ -415,6 +416,9 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 				_exit(1);
 			}
 		}
+		/* From here the container counts as running (see container_status). */
+		unlinkat(x->state_dirfd, "start.sock", 0);
+		close(x->state_dirfd);
 		process_exec(&c->process, c, x->o->preserve_fds, &err);
 		init_report_start_failure(conn, &err);
 		_exit(127);
@@ -589,11 +593,11 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		goto fail;                                                                       \
 	} while (0)
 
-	gr_autofree char *cfg_text = json_dumps(c->json, JSON_INDENT(2));
+	gr_autofree char *cfg_text = json_dumps(c->json, JSON_COMPACT);
 	snprintf(tmp, sizeof(tmp), "%s/config.json", dir);
 	if (!cfg_text)
 		FAIL(gr_error_set(err, ENOMEM, "cannot encode the config"));
-	if ((r = gr_write_file_atomic(tmp, cfg_text, strlen(cfg_text), 0600, err)) < 0)
+	if ((r = gr_write_file_new(tmp, cfg_text, strlen(cfg_text), 0600, err)) < 0)
 		goto fail;
 
 	if (o->cgroup_manager != CGROUP_MANAGER_DISABLED) {
@@ -655,6 +659,7 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	struct create_ctx x = {
 		.o = o, .cfg = c, .rootfs = rootfs, .bundle = bundle, .layout = have_layout ? &layout : NULL,
 		.cg_path = cg_path, .sync_fd = sp[1], .start_fd = start_fd, .console_fd = console_fd,
+		.state_dirfd = dirfd,
 	};
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	child = fork();
@@ -718,10 +723,12 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 
 	if ((r = sync_expect(sp[0], SYNC_HOOKS, &m, err)) < 0)
 		goto fail;
-	/* Visible as "creating" to `state` (and to the hooks) from here on. */
-	st.creating = true;
-	if ((r = gr_proc_start_time(init, &st.start_time, err)) < 0 ||
-	    (r = state_save(o->root, &st, err)) < 0)
+	/* Hooks that call `state` see "creating" with the init's pid. */
+	if ((r = gr_proc_start_time(init, &st.start_time, err)) < 0)
+		goto fail;
+	bool create_hooks = c->hooks[OCI_HOOK_PRESTART].n || c->hooks[OCI_HOOK_CREATE_RUNTIME].n ||
+			    c->hooks[OCI_HOOK_CREATE_CONTAINER].n;
+	if (create_hooks && (r = state_save(o->root, &st, err)) < 0)
 		goto fail;
 	st.creating = false;
 	if (c->hooks[OCI_HOOK_PRESTART].n || c->hooks[OCI_HOOK_CREATE_RUNTIME].n) {
@@ -798,7 +805,11 @@ int container_create(const struct container_opts *o, struct gr_error *err)
 
 int container_status(const char *root, const struct container_state *st, enum container_status *out)
 {
-	(void)root;
+	if (st->creating && st->pid == 0) {
+		/* The first instant of a create (or one killed then). */
+		*out = STATUS_CREATING;
+		return 0;
+	}
 	if (!state_pid_alive(st)) {
 		*out = STATUS_STOPPED;
 		return 0;
@@ -807,7 +818,9 @@ int container_status(const char *root, const struct container_state *st, enum co
 		*out = STATUS_CREATING;
 		return 0;
 	}
-	*out = st->started ? STATUS_RUNNING : STATUS_CREATED;
+	char sock[PATH_MAX];
+	snprintf(sock, sizeof(sock), "%s/%s/start.sock", root, st->id);
+	*out = access(sock, F_OK) == 0 ? STATUS_CREATED : STATUS_RUNNING;
 	if (st->cgroup_path) {
 		struct cgroup_layout l;
 		if (cgroup_layout_detect(NULL, &l, NULL) == 0) {
@@ -863,9 +876,6 @@ int container_start(const struct container_opts *o, struct gr_error *err)
 	gr_autoclose int dirfd = -1;
 	if ((r = open_state_dir(o->root, o->id, &dirfd, err)) < 0)
 		return r;
-	st.started = true;
-	if ((r = state_save(o->root, &st, err)) < 0)
-		return r;
 	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un addr;
 	start_sock_addr(dirfd, &addr);
@@ -881,7 +891,6 @@ int container_start(const struct container_opts *o, struct gr_error *err)
 		msg[n] = '\0';
 		return gr_error_set(err, EINVAL, "%s", msg);
 	}
-	unlinkat(dirfd, "start.sock", 0);
 	run_hooks_warn(c, OCI_HOOK_POSTSTART, &st, STATUS_RUNNING);
 	return 0;
 }

@@ -62,11 +62,10 @@ int state_save(const char *root, const struct container_state *st, struct gr_err
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/state.json", dir);
-	gr_autojson json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:b}",
+	gr_autojson json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 					  "id", st->id, "bundle", st->bundle, "rootfs", st->rootfs,
 					  "ociVersion", st->oci_version, "pid", (int)st->pid,
-					  "startTime", (json_int_t)st->start_time, "created", st->created,
-					  "started", st->started);
+					  "startTime", (json_int_t)st->start_time, "created", st->created);
 	if (!j)
 		return gr_error_set(err, ENOMEM, "cannot build state.json");
 	if (st->cgroup_path)
@@ -98,7 +97,6 @@ int state_load(const char *root, const char *id, struct container_state *st, str
 	if (r < 0)
 		return r;
 	int64_t pid = 0, start = 0;
-	bool started = false;
 	if ((r = gr_json_get_strdup(j, path, "id", &st->id, err)) < 0 ||
 	    (r = gr_json_get_strdup(j, path, "bundle", &st->bundle, err)) < 0 ||
 	    (r = gr_json_get_strdup(j, path, "rootfs", &st->rootfs, err)) < 0 ||
@@ -108,7 +106,6 @@ int state_load(const char *root, const char *id, struct container_state *st, str
 	    (r = gr_json_get_strdup(j, path, "owner", &st->owner, err)) < 0 ||
 	    (r = gr_json_get_int64(j, path, "pid", &pid, err)) < 0 ||
 	    (r = gr_json_get_int64(j, path, "startTime", &start, err)) < 0 ||
-	    (r = gr_json_get_bool(j, path, "started", &started, err)) < 0 ||
 	    (r = gr_json_get_bool(j, path, "creating", &st->creating, err)) < 0) {
 		state_free(st);
 		return r;
@@ -119,7 +116,6 @@ int state_load(const char *root, const char *id, struct container_state *st, str
 	}
 	st->pid = (pid_t)pid;
 	st->start_time = (uint64_t)start;
-	st->started = started;
 	json_t *a = json_object_get(j, "annotations");
 	if (json_is_object(a))
 		st->annotations = json_incref(a);

@@ -1,7 +1,9 @@
 /* Container state kept under --root: ROOT/ID/state.json (what the runtime
- * needs after its own process is gone) and ROOT/ID/config.json (the config
- * the container was created with). The status is computed, never trusted:
- * a pid counts only while its start time matches the recorded one. */
+ * needs after its own process is gone), ROOT/ID/config.json (the config the
+ * container was created with) and ROOT/ID/start.sock (where a created init
+ * waits for "start"; the init removes it just before it runs the process).
+ * The status is computed, never trusted: a pid counts only while its start
+ * time matches the recorded one. */
 #ifndef GR_STATE_H
 #define GR_STATE_H
 
@@ -22,7 +24,6 @@ struct container_state {
 	uint64_t start_time;
 	char *created;      /* RFC 3339, UTC */
 	char *cgroup_path;  /* NULL when cgroups are disabled */
-	bool started;       /* start has run */
 	bool creating;      /* create has not finished yet */
 	json_t *annotations;
 	char *owner;

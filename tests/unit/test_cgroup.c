@@ -602,9 +602,10 @@ static void test_v1_apply(void **state)
 	assert_file(f->root, "blkio" C1 "/blkio.throttle.read_iops_device", "8:0 100");
 	assert_file(f->root, "blkio" C1 "/blkio.throttle.write_iops_device", "8:0 200");
 	assert_file(f->root, "hugetlb" C1 "/hugetlb.2MB.limit_in_bytes", "4194304");
-	/* Plain files keep only the last write: "a *:* rwm" went to deny, then two allows. */
+	/* One write per rule through one descriptor per file (a plain file
+	 * appends them): "a *:* rwm" went to deny, then two allows in order. */
 	assert_file(f->root, "devices" C1 "/devices.deny", "a *:* rwm");
-	assert_file(f->root, "devices" C1 "/devices.allow", "c 136:* rw");
+	assert_file(f->root, "devices" C1 "/devices.allow", "c 1:3 rwmc 136:* rw");
 	assert_file(f->root, "net_cls,net_prio" C1 "/net_cls.classid", "1048577");
 	assert_file(f->root, "net_cls,net_prio" C1 "/net_prio.ifpriomap", "eth0 5");
 
