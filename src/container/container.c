@@ -427,9 +427,42 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *x)
 
 /* ---- create ---- */
 
+/* What run keeps from its create, so start and delete need not load it again. */
 struct create_result {
-	pid_t init_pid;
+	struct container_state st;
+	struct oci_config *cfg;
+	struct cgroup_layout layout;
+	bool have_layout;
 };
+
+static void create_result_free(struct create_result *res)
+{
+	state_free(&res->st);
+	if (res->cfg)
+		oci_config_free(res->cfg);
+	if (res->have_layout)
+		cgroup_layout_free(&res->layout);
+	memset(res, 0, sizeof(*res));
+}
+
+/* A copy of st whose strings it owns. */
+static int state_dup(const struct container_state *st, struct container_state *out, struct gr_error *err)
+{
+	*out = (struct container_state){ .pid = st->pid, .start_time = st->start_time };
+	out->id = strdup(st->id);
+	out->bundle = strdup(st->bundle);
+	out->rootfs = strdup(st->rootfs);
+	out->oci_version = strdup(st->oci_version);
+	out->created = strdup(st->created);
+	out->cgroup_path = st->cgroup_path ? strdup(st->cgroup_path) : NULL;
+	out->annotations = st->annotations ? json_incref(st->annotations) : NULL;
+	if (!out->id || !out->bundle || !out->rootfs || !out->oci_version || !out->created ||
+	    (st->cgroup_path && !out->cgroup_path)) {
+		state_free(out);
+		return gr_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
 
 static void destroy_partial(const char *dir, const struct cgroup_layout *l, const char *cg_path, pid_t pid)
 {
@@ -770,9 +803,16 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 	if (o->pid_file && (r = write_pid_file(o->pid_file, init, err)) < 0)
 		goto fail;
 	close(sp[0]);
-	if (have_layout)
+	sp[0] = -1;
+	if (res) {
+		if ((r = state_dup(&st, &res->st, err)) < 0)
+			goto fail;
+		res->cfg = gr_steal_ptr(c);
+		res->layout = layout;
+		res->have_layout = have_layout;
+	} else if (have_layout) {
 		cgroup_layout_free(&layout);
-	res->init_pid = init;
+	}
 	return 0;
 
 fail:
@@ -797,8 +837,7 @@ fail:
 
 int container_create(const struct container_opts *o, struct gr_error *err)
 {
-	struct create_result res;
-	return do_create(o, NULL, &res, err);
+	return do_create(o, NULL, NULL, err);
 }
 
 /* ---- status, start, kill, delete ---- */
@@ -857,6 +896,33 @@ static void run_hooks_warn(const struct oci_config *c, enum oci_hook_kind kind, 
 	hooks_run_all(c, kind, sj ? sj : "{}", warn_hook);
 }
 
+/* Releases a created init into its process; st and c are already loaded. */
+static int start_loaded(const char *root, const struct container_state *st, const struct oci_config *c,
+			struct gr_error *err)
+{
+	gr_autoclose int dirfd = -1;
+	int r = open_state_dir(root, st->id, &dirfd, err);
+	if (r < 0)
+		return r;
+	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un addr;
+	start_sock_addr(dirfd, &addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return gr_error_sys(err, errno, "cannot reach the container %s (is its init alive?)", st->id);
+	if (write(fd, "s", 1) != 1)
+		return gr_error_sys(err, errno, "cannot start container %s", st->id);
+	char msg[GR_ERROR_MSG_MAX];
+	ssize_t n = gr_read_all(fd, msg, sizeof(msg) - 1);
+	if (n < 0) /* e.g. reset: another start won the race */
+		return gr_error_sys(err, (int)-n, "cannot start container %s", st->id);
+	if (n > 0) {
+		msg[n] = '\0';
+		return gr_error_set(err, EINVAL, "%s", msg);
+	}
+	run_hooks_warn(c, OCI_HOOK_POSTSTART, st, STATUS_RUNNING);
+	return 0;
+}
+
 int container_start(const struct container_opts *o, struct gr_error *err)
 {
 	_cleanup_(state_free) struct container_state st = { 0 };
@@ -872,27 +938,7 @@ int container_start(const struct container_opts *o, struct gr_error *err)
 	if ((r = container_load_config(o->root, o->id, &cp, err)) < 0)
 		return r;
 	_cleanup_(oci_config_freep) struct oci_config *c = cp;
-
-	gr_autoclose int dirfd = -1;
-	if ((r = open_state_dir(o->root, o->id, &dirfd, err)) < 0)
-		return r;
-	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un addr;
-	start_sock_addr(dirfd, &addr);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		return gr_error_sys(err, errno, "cannot reach the container %s (is its init alive?)", o->id);
-	if (write(fd, "s", 1) != 1)
-		return gr_error_sys(err, errno, "cannot start container %s", o->id);
-	char msg[GR_ERROR_MSG_MAX];
-	ssize_t n = gr_read_all(fd, msg, sizeof(msg) - 1);
-	if (n < 0) /* e.g. reset: another start won the race */
-		return gr_error_sys(err, (int)-n, "cannot start container %s", o->id);
-	if (n > 0) {
-		msg[n] = '\0';
-		return gr_error_set(err, EINVAL, "%s", msg);
-	}
-	run_hooks_warn(c, OCI_HOOK_POSTSTART, &st, STATUS_RUNNING);
-	return 0;
+	return start_loaded(o->root, &st, c, err);
 }
 
 static int with_container(const char *root, const char *id, struct container_state *st,
@@ -948,6 +994,34 @@ static void wait_gone(const struct container_state *st)
 	waitpid(st->pid, NULL, WNOHANG);
 }
 
+/* Kills what is left, removes the cgroup (l: NULL when cgroups are off or
+ * unknown) and the state directory, then runs the poststop hooks (c may be
+ * NULL when the config copy is unreadable). */
+static int delete_loaded(const char *root, const struct container_state *st, enum container_status s,
+			 const struct oci_config *c, const struct cgroup_layout *l, struct gr_error *err)
+{
+	char dir[PATH_MAX];
+	int r;
+	if (s != STATUS_STOPPED) {
+		if (l)
+			(void)cgroup_kill_all(l, st->cgroup_path, SIGKILL, NULL);
+		kill(st->pid, SIGKILL);
+		wait_gone(st);
+	} else if (l) {
+		/* The init is gone; anything it left in the cgroup goes too. */
+		(void)cgroup_kill_all(l, st->cgroup_path, SIGKILL, NULL);
+	}
+	if (l && (r = cgroup_destroy(l, st->cgroup_path, err)) < 0)
+		return r;
+	if ((r = state_dir_path(root, st->id, dir, sizeof(dir), err)) < 0)
+		return r;
+	if ((r = gr_rm_rf(dir, err)) < 0)
+		return r;
+	if (c)
+		run_hooks_warn(c, OCI_HOOK_POSTSTOP, st, STATUS_STOPPED);
+	return 0;
+}
+
 int container_delete(const char *root, const char *id, bool force, struct gr_error *err)
 {
 	_cleanup_(state_free) struct container_state st = { 0 };
@@ -972,31 +1046,12 @@ int container_delete(const char *root, const char *id, bool force, struct gr_err
 	struct gr_error cerr = { 0 };
 	(void)container_load_config(root, id, &cp, &cerr);
 	_cleanup_(oci_config_freep) struct oci_config *c = cp;
-
 	struct cgroup_layout l;
 	bool have_layout = st.cgroup_path && cgroup_layout_detect(NULL, &l, NULL) == 0;
-	if (s != STATUS_STOPPED) {
-		if (have_layout)
-			(void)cgroup_kill_all(&l, st.cgroup_path, SIGKILL, NULL);
-		kill(st.pid, SIGKILL);
-		wait_gone(&st);
-	} else if (have_layout) {
-		/* The init is gone; anything it left in the cgroup goes too. */
-		(void)cgroup_kill_all(&l, st.cgroup_path, SIGKILL, NULL);
-	}
-	if (have_layout) {
-		r = cgroup_destroy(&l, st.cgroup_path, err);
+	r = delete_loaded(root, &st, s, c, have_layout ? &l : NULL, err);
+	if (have_layout)
 		cgroup_layout_free(&l);
-		if (r < 0)
-			return r;
-	}
-	if ((r = state_dir_path(root, id, dir, sizeof(dir), err)) < 0)
-		return r;
-	if ((r = gr_rm_rf(dir, err)) < 0)
-		return r;
-	if (c)
-		run_hooks_warn(c, OCI_HOOK_POSTSTOP, &st, STATUS_STOPPED);
-	return 0;
+	return r;
 }
 
 int container_pause(const char *root, const char *id, bool pause, struct gr_error *err)
@@ -1105,17 +1160,18 @@ static int wait_exit_code(pid_t pid, int master, struct gr_error *err)
 
 int container_run(const struct container_opts *o, bool detach, int *exit_code, struct gr_error *err)
 {
-	struct create_result res;
+	_cleanup_(create_result_free) struct create_result res = { 0 };
 	int master = -1;
 	int r = do_create(o, detach ? NULL : &master, &res, err);
 	if (r < 0)
 		return r;
+	const struct cgroup_layout *l = res.have_layout ? &res.layout : NULL;
 	if (!detach)
-		forward_signals(res.init_pid);
-	r = container_start(o, err);
+		forward_signals(res.st.pid);
+	r = start_loaded(o->root, &res.st, res.cfg, err);
 	if (r < 0) {
 		struct gr_error derr = { 0 };
-		(void)container_delete(o->root, o->id, true, &derr);
+		(void)delete_loaded(o->root, &res.st, STATUS_RUNNING, res.cfg, l, &derr);
 		if (master >= 0)
 			close(master);
 		return r;
@@ -1124,12 +1180,13 @@ int container_run(const struct container_opts *o, bool detach, int *exit_code, s
 		*exit_code = 0;
 		return 0;
 	}
-	int code = wait_exit_code(res.init_pid, master, err);
+	int code = wait_exit_code(res.st.pid, master, err);
 	if (master >= 0)
 		close(master);
 	struct gr_error derr = { 0 };
+	/* We reaped the init ourselves: it is stopped. */
 	if (!o->keep)
-		(void)container_delete(o->root, o->id, true, &derr);
+		(void)delete_loaded(o->root, &res.st, STATUS_STOPPED, res.cfg, l, &derr);
 	if (code < 0)
 		return code;
 	*exit_code = code;
