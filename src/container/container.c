@@ -294,6 +294,35 @@ static __attribute__((noreturn)) void intermediate_main(struct create_ctx *x)
 	_exit(0);
 }
 
+/* Without namespaces to join by path or a time namespace (whose offsets
+ * must be written before anyone enters it), the runtime clones the init
+ * straight into its new namespaces; otherwise an intermediate process joins
+ * and unshares them and forks the init. */
+static bool clone_directly(const struct oci_config *c)
+{
+	for (int t = 0; t < OCI_NS_TYPES; t++)
+		if (c->linux_.ns[t].requested && c->linux_.ns[t].path)
+			return false;
+	return !ns_new(c, OCI_NS_TIME);
+}
+
+/* The init, cloned straight into its namespaces: in a new user namespace it
+ * waits for its id maps before it becomes root there. */
+static __attribute__((noreturn)) void direct_init_main(struct create_ctx *x)
+{
+	struct gr_error err = { 0 };
+	struct sync_msg m;
+	if (ns_new(x->cfg, OCI_NS_USER)) {
+		if (sync_expect(x->sync_fd, SYNC_GO, &m, &err) < 0)
+			child_fail(x->sync_fd, &err);
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+			gr_error_sys(&err, errno, "cannot become root in the user namespace (is 0 mapped?)");
+			child_fail(x->sync_fd, &err);
+		}
+	}
+	init_main(x);
+}
+
 static void init_report_start_failure(int conn, const struct gr_error *err)
 {
 	if (conn >= 0)
@@ -695,14 +724,33 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		.state_dirfd = dirfd,
 	};
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	child = fork();
-	if (child < 0)
-		FAIL(gr_error_sys(err, errno, "fork"));
-	if (child == 0) {
-		close(sp[0]);
-		if (chdir(bundle) < 0)
-			_exit(1);
-		intermediate_main(&x);
+	struct sync_msg m;
+	if (clone_directly(c)) {
+		/* One clone makes the init in all its new namespaces (owned by
+		 * its new user namespace, if any), as crun does. */
+		int flags = 0;
+		for (int t = 0; t < OCI_NS_TYPES; t++)
+			if (t != OCI_NS_CGROUP && ns_new(c, (enum oci_ns_type)t))
+				flags |= oci_ns_clone_flags[t];
+		init = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, NULL);
+		if (init < 0)
+			FAIL(gr_error_sys(err, errno, "cannot create the container's namespaces (clone 0x%x)", flags));
+		if (init == 0) {
+			close(sp[0]);
+			if (chdir(bundle) < 0)
+				_exit(1);
+			direct_init_main(&x);
+		}
+	} else {
+		child = fork();
+		if (child < 0)
+			FAIL(gr_error_sys(err, errno, "fork"));
+		if (child == 0) {
+			close(sp[0]);
+			if (chdir(bundle) < 0)
+				_exit(1);
+			intermediate_main(&x);
+		}
 	}
 	close(sp[1]);
 	sp[1] = -1;
@@ -713,21 +761,25 @@ static int do_create(const struct container_opts *o, int *console_master, struct
 		console_fd = -1;
 	}
 
-	struct sync_msg m;
+	pid_t mapped = init > 0 ? init : child;
 	if (ns_new(c, OCI_NS_USER)) {
-		if ((r = sync_expect(sp[0], SYNC_USERMAP, &m, err)) < 0)
+		if (init < 0 && (r = sync_expect(sp[0], SYNC_USERMAP, &m, err)) < 0)
 			goto fail;
-		if ((r = write_id_map(child, "uid_map", c->linux_.uid_mappings, c->linux_.n_uid_mappings, err)) < 0 ||
-		    (r = write_id_map(child, "gid_map", c->linux_.gid_mappings, c->linux_.n_gid_mappings, err)) < 0)
+		if ((r = write_id_map(mapped, "uid_map", c->linux_.uid_mappings, c->linux_.n_uid_mappings, err)) < 0 ||
+		    (r = write_id_map(mapped, "gid_map", c->linux_.gid_mappings, c->linux_.n_gid_mappings, err)) < 0)
 			goto fail;
 	}
-	sync_send(sp[0], SYNC_GO, 0, NULL);
-	r = sync_expect(sp[0], SYNC_CHILD_PID, &m, err);
-	waitpid(child, NULL, 0);
-	child = -1;
-	if (r < 0)
-		goto fail;
-	init = m.value;
+	if (init < 0) {
+		sync_send(sp[0], SYNC_GO, 0, NULL);
+		r = sync_expect(sp[0], SYNC_CHILD_PID, &m, err);
+		waitpid(child, NULL, 0);
+		child = -1;
+		if (r < 0)
+			goto fail;
+		init = m.value;
+	} else if (ns_new(c, OCI_NS_USER)) {
+		sync_send(sp[0], SYNC_GO, 0, NULL);
+	}
 	/* The init starts on its mounts meanwhile and waits for SYNC_CGROUP
 	 * before it needs the cgroup. Outside a new user namespace it joins the
 	 * v1 hierarchies itself (cgroup_enter_self_v1: no global lock, so no RCU
