@@ -20,7 +20,7 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+	meson setup $(ASAN_BUILD) -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dstatic_runtime=false
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
