@@ -69,59 +69,12 @@ trap cleanup EXIT
 # $TMP/bundle runs /bin/true (the benchmark); $TMP/check echoes a marker so a
 # runtime that exits 0 without running anything is caught.
 make_bundle() { # DIR ARGS...
-    local dir=$1; shift
-    if [ -x "$REPO/scripts/mkbundle.sh" ]; then
-        "$REPO/scripts/mkbundle.sh" "$dir" "$@" >/dev/null
-    else
-        local bb; bb=$(command -v busybox) || die "busybox-static not installed"
-        mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/dev" \
-                 "$dir/rootfs/sys" "$dir/rootfs/tmp" "$dir/rootfs/etc"
-        cp "$bb" "$dir/rootfs/bin/busybox"
-        for a in sh true echo; do ln -s busybox "$dir/rootfs/bin/$a"; done
-        python3 - "$dir/config.json" "$@" <<'EOF'
-import json, sys
-path, args = sys.argv[1], sys.argv[2:]
-ns = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
-caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-cfg = {
-  "ociVersion": "1.0.2",
-  "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
-              "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-              "cwd": "/",
-              "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "ambient")},
-              "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-              "noNewPrivileges": True},
-  "root": {"path": "rootfs", "readonly": True},
-  "hostname": "bench",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-     "options": ["nosuid", "noexec", "nodev", "ro"]}],
-  "linux": {"namespaces": ns,
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]}}
-json.dump(cfg, open(path, "w"), indent=2)
-EOF
-    fi
-    # Same conditions for every runtime: no terminal, exactly these args.
-    python3 - "$dir/config.json" "$@" <<'EOF'
-import json, sys
-path, args = sys.argv[1], sys.argv[2:]
-cfg = json.load(open(path))
-cfg["process"]["terminal"] = False
-cfg["process"]["args"] = args
-json.dump(cfg, open(path, "w"), indent=2)
-EOF
+    # The repository's own bundle builder, so the benchmark runs what `make run` runs.
+    "$REPO/scripts/mkbundle.sh" "$@" >/dev/null
 }
 make_bundle "$TMP/bundle" /bin/true
 make_bundle "$TMP/check" /bin/echo gureum-bench-ok
-BUNDLE_SRC=$([ -x "$REPO/scripts/mkbundle.sh" ] && echo scripts/mkbundle.sh || echo "built-in (no scripts/mkbundle.sh)")
+BUNDLE_SRC=scripts/mkbundle.sh
 
 # --- runtimes ---------------------------------------------------------------
 NAMES=() BINS=()
