@@ -1194,11 +1194,16 @@ static int wait_exit_code(pid_t pid, int master, struct gr_error *err)
 {
 	if (master >= 0)
 		(void)terminal_relay(master, err);
+	/* Any child: processes the container leaves behind are re-parented to
+	 * us (a subreaper) and reaped as they exit, not when the init does. */
 	int status;
 	for (;;) {
-		pid_t w = waitpid(pid, &status, 0);
-		if (w == pid)
+		int st;
+		pid_t w = waitpid(-1, &st, 0);
+		if (w == pid) {
+			status = st;
 			break;
+		}
 		if (w < 0 && errno != EINTR)
 			return gr_error_sys(err, errno, "waitpid %d", (int)pid);
 	}
