@@ -13,6 +13,26 @@
 #define VQ_MAX_SIZE 1024         /* largest queue size a device offers */
 #define VQ_MAX_CHAIN_BYTES (1u << 30)
 
+/* Descriptor flags (virtio 1.x 2.7.5). */
+#define VIRTQ_DESC_F_NEXT     1u
+#define VIRTQ_DESC_F_WRITE    2u
+#define VIRTQ_DESC_F_INDIRECT 4u
+/* Avail ring flags (driver -> device) and used ring flags (device -> driver). */
+#define VRING_AVAIL_F_NO_INTERRUPT 1u
+#define VRING_USED_F_NO_NOTIFY     1u
+
+/* Ring sizes in bytes for a queue of n entries, event fields included. */
+#define VQ_DESC_BYTES(n)  (16ULL * (n))
+#define VQ_AVAIL_BYTES(n) (6ULL + 2ULL * (n))
+#define VQ_USED_BYTES(n)  (6ULL + 8ULL * (n))
+
+/* The spec's test for VIRTIO_F_EVENT_IDX: has new_idx passed event_idx
+ * since old? (all arithmetic modulo 2^16) */
+static inline bool vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
+}
+
 struct virtqueue {
 	uint16_t size;               /* power of two, <= VQ_MAX_SIZE; 0 = not set up */
 	bool ready;
@@ -48,5 +68,9 @@ int vq_pop(const struct guest_mem *gm, struct virtqueue *vq, struct vq_chain *ou
 int vq_push(const struct guest_mem *gm, struct virtqueue *vq, uint16_t head, uint32_t written);
 /* Should the driver be interrupted (honours VRING_AVAIL_F_NO_INTERRUPT / used_event)? */
 bool vq_should_notify(const struct guest_mem *gm, struct virtqueue *vq, uint16_t old_used);
+
+/* Forgets the queue's addresses, size and indexes (device reset); size
+ * becomes `size` (the device's default, may be 0). */
+void vq_reset(struct virtqueue *vq, uint16_t size);
 
 #endif
