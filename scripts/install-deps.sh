@@ -13,6 +13,7 @@ packages=(
   busybox-static iproute2 util-linux procps
   # peers for side-by-side tests and benchmarks
   crun runc podman hyperfine time
+  acpica-tools  # iasl: decodes the ACPI tables gureum-vmm builds (unit test acpi)
 )
 
 missing=()

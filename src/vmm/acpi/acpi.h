@@ -10,6 +10,25 @@
 #include <stdint.h>
 #include "common/error.h"
 #include "vmm/guest_mem.h"
+#include "vmm/layout.h"
+
+/* Limits (additions to the first interface). The in-kernel I/O APIC has 24
+ * pins; each virtio-mmio device takes one pin of its own (exclusive, edge). */
+#define ACPI_MAX_CPUS           255 /* xAPIC IDs 0..254; 255 is the broadcast ID */
+#define ACPI_IOAPIC_PINS        24
+#define ACPI_MAX_VIRTIO_DEVICES (ACPI_IOAPIC_PINS - LAYOUT_VIRTIO_IRQ_BASE)
+
+/* Table sizes and revisions, for the builders' users and tests. */
+#define ACPI_RSDP_LEN           36
+#define ACPI_SDT_HEADER_LEN     36
+#define ACPI_FADT_LEN           276 /* revision 6 (ACPI 6.0 and later) */
+#define ACPI_FADT_REVISION      6
+#define ACPI_FADT_MINOR_REVISION 5  /* ACPI 6.5 */
+#define ACPI_MADT_REVISION      6
+#define ACPI_DSDT_REVISION      2   /* 64-bit AML integers */
+#define ACPI_FADT_HW_REDUCED_ACPI (1u << 20)
+#define ACPI_FADT_OFF_FLAGS     112
+#define ACPI_FADT_OFF_X_DSDT    140
 
 struct acpi_mmio_device {
 	uint64_t base, size;
@@ -26,10 +45,22 @@ struct acpi_config {
 /* Builds every table; *rsdp_gpa is where the RSDP went. */
 int acpi_build(struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp_gpa, struct gr_error *err);
 
-/* Writes each table found from the RSDP as DIR/<SIG>.dat (for `iasl -d`). */
+/* acpi_build with an explicit window [start, end) of guest memory instead of
+ * LAYOUT_ACPI_START..LAYOUT_ACPI_END (addition; tests use it for the
+ * "tables do not fit" error, -ENOSPC). start must be 16-byte aligned. */
+int acpi_build_at(struct guest_mem *gm, const struct acpi_config *cfg, uint64_t start, uint64_t end,
+		  uint64_t *rsdp_gpa, struct gr_error *err);
+
+/* Writes each table found from the RSDP as DIR/<SIG>.dat (for `iasl -d`):
+ * RSDP.dat, the XSDT (or RSDT), every table it lists, and the DSDT and FACS
+ * the FADT points to; a second table with the same signature gets a number
+ * (SSDT2.dat). Tables are written as they are, bad checksums included; an
+ * unreadable pointer or a bad signature or length is an error. */
 int acpi_dump(const struct guest_mem *gm, uint64_t rsdp_gpa, const char *dir, struct gr_error *err);
 
-/* The 8-bit checksum rule: bytes sum to 0. */
+/* The 8-bit checksum rule: bytes sum to 0. Returns the byte that, stored in
+ * a checksum field holding 0 during the computation, makes the sum 0; so on
+ * a whole, valid table it returns 0. */
 uint8_t acpi_checksum(const void *data, size_t len);
 
 #endif
