@@ -40,7 +40,7 @@ unit: build asan
 
 integration: build asan
 	GUREUM_RUNTIME=$(CURDIR)/$(RUNTIME) $(PYTEST) -q tests/integration
-	GUREUM_RUNTIME=$(CURDIR)/$(ASAN_BUILD)/src/runtime/gureum-runtime GUREUM_ASAN=1 \
+	GUREUM_RUNTIME=$(CURDIR)/$(ASAN_BUILD)/src/runtime/gureum-runtime GUREUM_BUILD=$(CURDIR)/$(ASAN_BUILD) GUREUM_ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(PYTEST) -q -m "not slow" tests/integration
 

@@ -1,0 +1,75 @@
+/* One KVM virtual machine: /dev/kvm, the VM file descriptor, guest memory
+ * slots, the in-kernel irqchip and PIT, and one thread per vCPU running the
+ * exit loop. Port I/O goes to a small table of devices (serial, i8042,
+ * debug exit); the first vCPU to stop the machine decides the exit status. */
+#ifndef GR_VMM_VM_H
+#define GR_VMM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "common/error.h"
+#include "vmm/guest_mem.h"
+
+/* Exit status of gureum-vmm (documented in src/vmm/README.md). */
+enum vm_exit_status {
+	VM_EXIT_POWEROFF = 0,      /* guest powered off (or a payload reported success) */
+	VM_EXIT_CONFIG = 1,        /* bad configuration or input files */
+	VM_EXIT_RESET = 2,         /* guest asked for a reset (i8042 or triple fault handling) */
+	VM_EXIT_TRIPLE_FAULT = 3,  /* KVM_EXIT_SHUTDOWN */
+	VM_EXIT_INTERNAL = 4,      /* KVM internal error / emulation failure */
+	VM_EXIT_VMM_ERROR = 5,     /* an ioctl or host resource failed */
+	VM_EXIT_DEBUG_BASE = 64,   /* 64 + N: a test payload wrote N (1..63) to the debug-exit port */
+};
+
+struct vm;
+
+/* Port I/O handler: in (is_write false) fills data, out consumes it. */
+typedef void (*vm_pio_fn)(struct vm *vm, void *dev, uint16_t port, bool is_write, uint8_t *data, uint32_t size);
+
+struct vm_pio {
+	uint16_t base, len;
+	vm_pio_fn fn;
+	void *dev;
+};
+
+#define VM_MAX_VCPUS 255
+#define VM_MAX_PIO 16
+
+struct vm {
+	int kvm_fd, vm_fd;
+	struct guest_mem *gm;
+	unsigned int n_vcpus;
+	int vcpu_fds[VM_MAX_VCPUS];
+	struct kvm_run *runs[VM_MAX_VCPUS];
+	size_t run_size;
+	pthread_t threads[VM_MAX_VCPUS];
+	struct vm_pio pio[VM_MAX_PIO];
+	size_t n_pio;
+	struct kvm_cpuid2 *cpuid;        /* supported CPUID, filtered per vCPU at setup */
+	/* Stop state: the first stop wins. */
+	pthread_mutex_t lock;
+	pthread_cond_t stopped_cond;
+	bool stopped;
+	int exit_status;
+	char exit_reason[256];
+	uint64_t exit_counts[64];        /* KVM_EXIT_* counters (metrics) */
+};
+
+/* Opens /dev/kvm, creates the VM (TSS, identity map, irqchip, PIT) and maps
+ * gm into it. */
+int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct gr_error *err);
+void vm_destroy(struct vm *vm);
+int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *dev, struct gr_error *err);
+
+/* Creates the vCPUs; vCPU 0 starts at entry in 32-bit protected mode with
+ * ebx = params (PVH) or in 64-bit long mode with rsi = params (Linux). The
+ * others wait for INIT/SIPI from vCPU 0 (the in-kernel LAPIC handles it). */
+int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t params, struct gr_error *err);
+/* Runs every vCPU on its own thread until one stops the machine; returns the exit status. */
+int vm_run(struct vm *vm);
+/* Stops the machine with a status and a reason (first caller wins). */
+void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
