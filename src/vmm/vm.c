@@ -96,6 +96,9 @@ void vm_destroy(struct vm *vm)
 		if (vm->vcpu_fds[i] >= 0)
 			close(vm->vcpu_fds[i]);
 	}
+	for (size_t i = 0; i < vm->n_mmio; i++)
+		pthread_mutex_destroy(&vm->mmio[i].lock);
+	vm->n_mmio = 0;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -110,6 +113,58 @@ int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *d
 		return gr_error_set(err, ENOSPC, "too many port I/O devices");
 	vm->pio[vm->n_pio++] = (struct vm_pio){ .base = base, .len = len, .fn = fn, .dev = dev };
 	return 0;
+}
+
+int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_mmio_read_fn read, vm_mmio_write_fn write,
+		void *dev, struct gr_error *err)
+{
+	if (vm->n_mmio == VM_MAX_MMIO)
+		return gr_error_set(err, ENOSPC, "MMIO window 0x%llx: too many MMIO devices (at most %d)",
+				    (unsigned long long)base, VM_MAX_MMIO);
+	if (len == 0 || base + len < base || !read || !write)
+		return gr_error_set(err, EINVAL, "MMIO window 0x%llx+0x%llx: empty, wrapping or without handlers",
+				    (unsigned long long)base, (unsigned long long)len);
+	for (size_t i = 0; i < vm->gm->n_regions; i++) {
+		const struct gm_region *r = &vm->gm->regions[i];
+		if (base < r->gpa + r->size && r->gpa < base + len)
+			return gr_error_set(err, EINVAL, "MMIO window 0x%llx+0x%llx overlaps guest RAM at 0x%llx",
+					    (unsigned long long)base, (unsigned long long)len,
+					    (unsigned long long)r->gpa);
+	}
+	for (size_t i = 0; i < vm->n_mmio; i++) {
+		const struct vm_mmio *m = &vm->mmio[i];
+		if (base < m->base + m->len && m->base < base + len)
+			return gr_error_set(err, EBUSY, "MMIO window 0x%llx+0x%llx overlaps the one at 0x%llx",
+					    (unsigned long long)base, (unsigned long long)len,
+					    (unsigned long long)m->base);
+	}
+	struct vm_mmio *m = &vm->mmio[vm->n_mmio];
+	*m = (struct vm_mmio){ .base = base, .len = len, .read = read, .write = write, .dev = dev };
+	int e = pthread_mutex_init(&m->lock, NULL);
+	if (e)
+		return gr_error_sys(err, e, "MMIO window 0x%llx: pthread_mutex_init", (unsigned long long)base);
+	vm->n_mmio++;
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, uint32_t gsi, int level)
+{
+	struct kvm_irq_level l = { .irq = gsi, .level = level ? 1 : 0 };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		return -errno;
+	return 0;
+}
+
+void vm_irq_edge(void *opaque, bool level)
+{
+	struct vm_irq_source *src = opaque;
+	if (!level)
+		return;  /* edge: the pulse below already brought the line down */
+	int r = vm_irq_line(src->vm, src->gsi, 1);
+	if (r == 0)
+		r = vm_irq_line(src->vm, src->gsi, 0);
+	if (r < 0)
+		vm_stop(src->vm, VM_EXIT_VMM_ERROR, "KVM_IRQ_LINE for GSI %u: %s", src->gsi, strerror(-r));
 }
 
 void vm_stop(struct vm *vm, int status, const char *fmt, ...)
@@ -270,6 +325,30 @@ static void handle_pio(struct vm *vm, struct kvm_run *run)
 	}
 }
 
+static void handle_mmio(struct vm *vm, struct kvm_run *run)
+{
+	uint64_t addr = run->mmio.phys_addr;
+	uint32_t len = run->mmio.len;
+	struct vm_mmio *m = NULL;
+	if (len >= 1 && len <= sizeof(run->mmio.data)) {
+		for (size_t k = 0; k < vm->n_mmio; k++)
+			if (addr >= vm->mmio[k].base && addr - vm->mmio[k].base < vm->mmio[k].len &&
+			    len <= vm->mmio[k].len - (addr - vm->mmio[k].base))
+				m = &vm->mmio[k];
+	}
+	if (!m) {
+		if (!run->mmio.is_write)
+			memset(run->mmio.data, 0xFF, sizeof(run->mmio.data)); /* nothing there */
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	if (run->mmio.is_write)
+		m->write(m->dev, addr - m->base, run->mmio.data, len);
+	else
+		m->read(m->dev, addr - m->base, run->mmio.data, len);
+	pthread_mutex_unlock(&m->lock);
+}
+
 static void *vcpu_thread(void *p)
 {
 	struct vcpu_arg *a = p;
@@ -299,8 +378,7 @@ static void *vcpu_thread(void *p)
 			handle_pio(vm, run);
 			break;
 		case KVM_EXIT_MMIO:
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xFF, sizeof(run->mmio.data));
+			handle_mmio(vm, run);
 			break;
 		case KVM_EXIT_HLT:
 			vm_stop(vm, VM_EXIT_POWEROFF, "vCPU %u halted", a->id);

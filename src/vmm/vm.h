@@ -1,7 +1,10 @@
 /* One KVM virtual machine: /dev/kvm, the VM file descriptor, guest memory
  * slots, the in-kernel irqchip and PIT, and one thread per vCPU running the
  * exit loop. Port I/O goes to a small table of devices (serial, i8042,
- * debug exit); the first vCPU to stop the machine decides the exit status. */
+ * debug exit), MMIO to a table of windows (virtio-mmio devices), each window
+ * with its own lock so concurrent vCPUs never race inside one device;
+ * interrupts go in through KVM_IRQ_LINE on the in-kernel IOAPIC. The first
+ * vCPU to stop the machine decides the exit status. */
 #ifndef GR_VMM_VM_H
 #define GR_VMM_VM_H
 
@@ -34,8 +37,30 @@ struct vm_pio {
 	void *dev;
 };
 
+/* MMIO handlers, called with the window's lock held: offset is inside the
+ * window and offset + len <= its length; len is 1..8. A read fills all len
+ * bytes. */
+typedef void (*vm_mmio_read_fn)(void *dev, uint64_t offset, void *data, uint32_t len);
+typedef void (*vm_mmio_write_fn)(void *dev, uint64_t offset, const void *data, uint32_t len);
+
+struct vm_mmio {
+	uint64_t base, len;
+	vm_mmio_read_fn read;
+	vm_mmio_write_fn write;
+	void *dev;
+	pthread_mutex_t lock;           /* serialises this device's register accesses */
+};
+
+/* An interrupt source for devices that know nothing of KVM: the device calls
+ * vm_irq_edge(&src, level) (a virtio_mmio_irq_fn). */
+struct vm_irq_source {
+	struct vm *vm;
+	uint32_t gsi;
+};
+
 #define VM_MAX_VCPUS 255
 #define VM_MAX_PIO 16
+#define VM_MAX_MMIO 32
 
 struct vm {
 	int kvm_fd, vm_fd;
@@ -47,6 +72,8 @@ struct vm {
 	pthread_t threads[VM_MAX_VCPUS];
 	struct vm_pio pio[VM_MAX_PIO];
 	size_t n_pio;
+	struct vm_mmio mmio[VM_MAX_MMIO];
+	size_t n_mmio;
 	struct kvm_cpuid2 *cpuid;        /* supported CPUID, filtered per vCPU at setup */
 	/* Stop state: the first stop wins. */
 	pthread_mutex_t lock;
@@ -62,6 +89,17 @@ struct vm {
 int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct gr_error *err);
 void vm_destroy(struct vm *vm);
 int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *dev, struct gr_error *err);
+/* Registers an MMIO window [base, base + len) (no overlap with another, not
+ * inside guest RAM). Accesses that do not lie entirely inside one window read
+ * as all-ones and are dropped. */
+int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_mmio_read_fn read, vm_mmio_write_fn write,
+		void *dev, struct gr_error *err);
+/* Drives the in-kernel IOAPIC/PIC input gsi (KVM_IRQ_LINE); -errno on failure. */
+int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
+/* Edge-triggered, active-high interrupt (what the DSDT declares for virtio-mmio):
+ * level true pulses the line (high, then low), false does nothing. opaque is
+ * a struct vm_irq_source; the signature is virtio_mmio_irq_fn's. */
+void vm_irq_edge(void *opaque, bool level);
 
 /* Creates the vCPUs; vCPU 0 starts at entry in 32-bit protected mode with
  * ebx = params (PVH) or in 64-bit long mode with rsi = params (Linux). The
