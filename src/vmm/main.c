@@ -7,6 +7,8 @@
 #include "acpi/acpi.h"
 #include "boot/boot.h"
 #include "devices/legacy.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_rng.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 
@@ -22,7 +24,34 @@ struct vmm_config {
 	const char *kernel, *initrd, *cmdline, *serial, *dump_acpi;
 	unsigned int cpus;
 	uint64_t memory;
+	const char *disks[ACPI_MAX_VIRTIO_DEVICES]; /* "PATH[,ro]", checked when the disks are opened */
+	size_t n_disks;
+	bool rng;
 };
+
+/* Virtio devices get windows and GSIs in this order: the disks, then rng. */
+static size_t n_virtio(const struct vmm_config *c)
+{
+	return c->n_disks + (c->rng ? 1 : 0);
+}
+
+static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err)
+{
+	if (c->n_disks + (c->rng ? 1 : 0) >= ACPI_MAX_VIRTIO_DEVICES)
+		return gr_error_set(err, ENOSPC, "--disk %s: too many virtio devices (at most %d, one I/O APIC pin each)",
+				    spec, ACPI_MAX_VIRTIO_DEVICES);
+	c->disks[c->n_disks++] = spec;
+	return 0;
+}
+
+static int set_rng(struct vmm_config *c, struct gr_error *err)
+{
+	if (!c->rng && c->n_disks >= ACPI_MAX_VIRTIO_DEVICES)
+		return gr_error_set(err, ENOSPC, "--rng: too many virtio devices (at most %d, one I/O APIC pin each)",
+				    ACPI_MAX_VIRTIO_DEVICES);
+	c->rng = true;
+	return 0;
+}
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -35,6 +64,7 @@ static int usage_error(const char *fmt, const char *arg)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: gureum-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
+		   "                  [--disk PATH[,ro]]... [--rng]\n"
 		   "                  [--serial stdio|file=PATH|none] [--dump-acpi DIR] [--config FILE.json]\n\n"
 		   "Exit status: 0 powered off, 1 bad configuration, 2 guest reset, 3 triple fault,\n"
 		   "4 KVM internal error, 5 VMM error, 64+N test payload failure N.\n");
@@ -63,7 +93,7 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	json_t *v;
 	json_object_foreach(j, key, v) {
 		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") &&
-		    strcmp(key, "cpus") && strcmp(key, "memory"))
+		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "rng"))
 			return gr_error_set(err, EINVAL, "%s: unknown setting \"%s\"", path, key);
 	}
 	if ((r = gr_json_get_string(j, path, "kernel", &c->kernel, err)) < 0 ||
@@ -84,6 +114,29 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 		return r;
 	if (r == 1 && gm_parse_size(mem, &c->memory) < 0)
 		return gr_error_set(err, EINVAL, "%s.memory: \"%s\" is not a size (like 512M or 2G)", path, mem);
+	json_t *disks;
+	if ((r = gr_json_get_array(j, path, "disks", &disks, err)) < 0)
+		return r;
+	if (r == 1) {
+		size_t i;
+		json_t *d;
+		json_array_foreach(disks, i, d) {
+			char where[GR_JPATH_MAX];
+			const char *spec;
+			gr_jpath_index(where, sizeof(where), "disks", i);
+			if ((r = gr_json_as_string(d, where, &spec, err)) < 0)
+				return gr_error_prefix(err, "%s", path);
+			if ((r = add_disk(c, spec, err)) < 0)
+				return gr_error_prefix(err, "%s", path);
+		}
+	}
+	bool rng;
+	if ((r = gr_json_get_bool(j, path, "rng", &rng, err)) < 0)
+		return r;
+	if (r == 1 && rng && set_rng(c, err) < 0)
+		return gr_error_prefix(err, "%s", path);
+	if (r == 1 && !rng)
+		c->rng = false;
 	return 0;
 }
 
@@ -104,6 +157,83 @@ static int open_serial(const char *spec, int *fd, struct gr_error *err)
 		return 0;
 	}
 	return gr_error_set(err, EINVAL, "--serial: expected stdio, file=PATH or none, got \"%s\"", spec);
+}
+
+/* The virtio-mmio devices: disks first, then rng; device n gets window
+ * LAYOUT_VIRTIO_MMIO_BASE + n * LAYOUT_VIRTIO_MMIO_SIZE and GSI
+ * LAYOUT_VIRTIO_IRQ_BASE + n, which the DSDT declares. */
+struct virtio_devices {
+	struct virtio_blk *disks;          /* n_disks, calloc'd */
+	size_t n_disks;
+	struct virtio_rng *rng;            /* NULL without --rng */
+	struct virtio_mmio_dev *mmio[ACPI_MAX_VIRTIO_DEVICES];
+	struct vm_irq_source irqs[ACPI_MAX_VIRTIO_DEVICES];
+	size_t n;
+};
+
+static void virtio_devices_close(struct virtio_devices *v)
+{
+	for (size_t i = 0; i < v->n_disks; i++)
+		virtio_blk_close(&v->disks[i]);
+	free(v->disks);
+	free(v->rng);
+	*v = (struct virtio_devices){ 0 };
+}
+
+/* Opens the backends (before the VM exists: bad files are configuration
+ * errors). The interrupt sources point at vm, which vm_create fills later. */
+static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config *c, struct guest_mem *gm,
+			       struct vm *vm, struct acpi_mmio_device *windows, struct gr_error *err)
+{
+	for (size_t i = 0; i < n_virtio(c); i++) {
+		v->irqs[i] = (struct vm_irq_source){ .vm = vm, .gsi = (uint32_t)(LAYOUT_VIRTIO_IRQ_BASE + i) };
+		windows[i] = (struct acpi_mmio_device){ .base = LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE,
+							.size = LAYOUT_VIRTIO_MMIO_SIZE, .gsi = v->irqs[i].gsi };
+	}
+	if (c->n_disks && !(v->disks = calloc(c->n_disks, sizeof(*v->disks))))
+		return gr_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->n_disks; i++) {
+		gr_autofree char *path = NULL;
+		bool ro;
+		int r = virtio_blk_parse_spec(c->disks[i], &path, &ro, err);
+		if (r == 0)
+			r = virtio_blk_init(&v->disks[i], gm, path, ro, (unsigned)i, vm_irq_edge, &v->irqs[v->n], err);
+		if (r < 0)
+			return gr_error_prefix(err, "--disk");
+		v->n_disks++;
+		v->mmio[v->n++] = &v->disks[i].mmio;
+	}
+	if (c->rng) {
+		if (!(v->rng = calloc(1, sizeof(*v->rng))))
+			return gr_error_set(err, ENOMEM, "out of memory");
+		int r = virtio_rng_init(v->rng, gm, vm_irq_edge, &v->irqs[v->n], err);
+		if (r < 0)
+			return gr_error_prefix(err, "--rng");
+		v->mmio[v->n++] = &v->rng->mmio;
+	}
+	return 0;
+}
+
+static void virtio_window_read(void *dev, uint64_t offset, void *data, uint32_t len)
+{
+	virtio_mmio_read(dev, offset, data, len);
+}
+
+static void virtio_window_write(void *dev, uint64_t offset, const void *data, uint32_t len)
+{
+	virtio_mmio_write(dev, offset, data, len);
+}
+
+static int virtio_devices_attach(struct virtio_devices *v, struct vm *vm, const struct acpi_mmio_device *windows,
+				 struct gr_error *err)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		int r = vm_add_mmio(vm, windows[i].base, windows[i].size, virtio_window_read, virtio_window_write,
+				    v->mmio[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -146,7 +276,19 @@ int main(int argc, char **argv)
 				return VM_EXIT_CONFIG;
 			}
 			break;
-		case O_DISK: case O_NET: case O_VSOCK: case O_RNG: case O_API:
+		case O_DISK:
+			if (add_disk(&c, optarg, &err) < 0) {
+				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+				return VM_EXIT_CONFIG;
+			}
+			break;
+		case O_RNG:
+			if (set_rng(&c, &err) < 0) {
+				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+				return VM_EXIT_CONFIG;
+			}
+			break;
+		case O_NET: case O_VSOCK: case O_API:
 			return usage_error("%s: not implemented yet in this build", argv[optind - 1]);
 		case 'h':
 			usage(stdout);
@@ -172,18 +314,23 @@ int main(int argc, char **argv)
 	}
 	int status = VM_EXIT_CONFIG;
 	struct vm vm;
+	struct virtio_devices vdev = { 0 };
 	struct serial serial = { .out_fd = serial_fd };
-	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1 };
+	struct acpi_mmio_device windows[ACPI_MAX_VIRTIO_DEVICES];
+	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1, .virtio = windows, .n_virtio = n_virtio(&c) };
 	uint64_t rsdp = 0;
 	struct boot_info bi;
-	if (acpi_build(&gm, &acfg, &rsdp, &err) < 0 ||
+	if (virtio_devices_open(&vdev, &c, &gm, &vm, windows, &err) < 0 ||
+	    acpi_build(&gm, &acfg, &rsdp, &err) < 0 ||
 	    (c.dump_acpi && acpi_dump(&gm, rsdp, c.dump_acpi, &err) < 0) ||
 	    boot_load(&gm, c.kernel, c.initrd, c.cmdline ? c.cmdline : "", rsdp, &bi, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		virtio_devices_close(&vdev);
 		gm_destroy(&gm);
 		return VM_EXIT_CONFIG;
 	}
 	if (vm_create(&vm, &gm, c.cpus, &err) < 0 || legacy_devices_add(&vm, &serial, &err) < 0 ||
+	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		status = VM_EXIT_VMM_ERROR;
@@ -193,6 +340,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gureum-vmm: %s\n", vm.exit_reason);
 	}
 	vm_destroy(&vm);
+	virtio_devices_close(&vdev);
 	gm_destroy(&gm);
 	return status;
 }
