@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential meson ninja-build pkg-config
-  libjansson-dev libseccomp-dev libcap-dev
+  libjansson-dev libseccomp-dev libcap-dev libmicrohttpd-dev
   # tests
   libcmocka-dev python3 python3-pytest
   # built-in busybox bundle, integration tests
