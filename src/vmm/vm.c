@@ -1,5 +1,6 @@
 #include "vm.h"
 #include "layout.h"
+#include "cpuid.h"
 #include "common/cleanup.h"
 
 #include <errno.h>
@@ -187,16 +188,7 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 static void set_cpuid_for(struct vm *vm, unsigned int id, struct kvm_cpuid2 *c)
 {
 	memcpy(c, vm->cpuid, sizeof(*c) + vm->cpuid->nent * sizeof(struct kvm_cpuid_entry2));
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 1) {
-			/* Initial APIC id, logical processor count; hypervisor bit. */
-			e->ebx = (e->ebx & 0x0000FFFF) | (id << 24) | ((vm->n_vcpus & 0xff) << 16);
-			e->ecx |= 1u << 31;
-		} else if (e->function == 0xB || e->function == 0x1F) {
-			e->edx = id; /* x2APIC id */
-		}
-	}
+	cpuid_filter(c, id, vm->n_vcpus);
 }
 
 static void flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64)
