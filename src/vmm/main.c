@@ -9,6 +9,7 @@
 #include "devices/legacy.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
+#include "sandbox.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 
@@ -332,6 +333,11 @@ int main(int argc, char **argv)
 	if (vm_create(&vm, &gm, c.cpus, &err) < 0 || legacy_devices_add(&vm, &serial, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
+		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		status = VM_EXIT_VMM_ERROR;
+	} else if (vmm_sandbox_drop_caps(&err) < 0 || vmm_sandbox_seccomp(&err) < 0) {
+		/* Set up: from here the VMM runs with no capabilities and only the
+		 * system calls its vCPU loop and devices need (see README.md). */
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		status = VM_EXIT_VMM_ERROR;
 	} else {

@@ -194,3 +194,29 @@ def test_too_many_virtio_devices(disk):
     assert "too many virtio devices (at most 19" in r.stderr, r
     r = virtio_payload(*["--disk", disk] * 20, cmdline="blk=1")
     assert r.returncode == 1 and "too many virtio devices" in r.stderr, r
+
+
+def test_running_vmm_is_confined(tmp_path):
+    """Once set up, the VMM runs with no capabilities, no_new_privs and its seccomp filter."""
+    import time
+    out = tmp_path / "serial"
+    p = subprocess.Popen([VMM, "--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "32M",
+                          "--serial", f"file={out}"], stderr=subprocess.PIPE, text=True)
+    try:
+        status = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # bounded wait for the payload to run
+            if out.exists() and "idle" in out.read_text():
+                with open(f"/proc/{p.pid}/status") as f:
+                    status = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+                if status.get("Seccomp") == "2":
+                    break
+            assert p.poll() is None, p.stderr.read()
+            time.sleep(0.05)
+        assert status.get("Seccomp") == "2", status
+        assert status.get("NoNewPrivs") == "1", status
+        for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+            assert int(status[k], 16) == 0, (k, status[k])
+    finally:
+        p.kill()
+        p.wait()
