@@ -71,9 +71,6 @@ int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct 
 		return kvm_ioctl_err(err, "KVM_SET_IDENTITY_MAP_ADDR");
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return kvm_ioctl_err(err, "KVM_CREATE_IRQCHIP");
-	struct kvm_pit_config pit = { .flags = 0 };
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return kvm_ioctl_err(err, "KVM_CREATE_PIT2");
 	for (size_t i = 0; i < gm->n_regions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = (uint32_t)i, .guest_phys_addr = gm->regions[i].gpa,
