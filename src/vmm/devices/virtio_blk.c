@@ -203,34 +203,17 @@ int virtio_blk_handle(struct virtio_blk *blk, const struct vq_chain *chain, uint
 	return s;
 }
 
+static uint32_t blk_serve(void *opaque, struct vq_chain *chain)
+{
+	uint32_t written;
+	(void)virtio_blk_handle(opaque, chain, &written);
+	return written;
+}
+
 static void blk_notify(struct virtio_mmio_dev *dev, uint32_t index)
 {
 	struct virtio_blk *blk = dev->opaque;
-	struct virtqueue *vq = virtio_mmio_queue(dev, index);
-	if (!vq)
-		return;
-	uint16_t old_used = vq->used_idx;
-	bool pushed = false;
-	/* At most one queue's worth per notification: anything the driver adds
-	 * meanwhile comes with its own notification (no NO_NOTIFY, no EVENT_IDX). */
-	for (uint32_t n = 0; n < vq->size; n++) {
-		int r = vq_pop(dev->gm, vq, &blk->chain);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			virtio_mmio_set_needs_reset(dev);
-			break;
-		}
-		uint32_t written;
-		(void)virtio_blk_handle(blk, &blk->chain, &written);
-		if (vq_push(dev->gm, vq, blk->chain.head, written) < 0) {
-			virtio_mmio_set_needs_reset(dev);
-			break;
-		}
-		pushed = true;
-	}
-	if (pushed)
-		virtio_mmio_signal_used(dev, index, old_used);
+	virtio_mmio_serve_queue(dev, index, &blk->chain, blk_serve, blk);
 }
 
 static void blk_config_read(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len)

@@ -294,3 +294,30 @@ void virtio_mmio_write(struct virtio_mmio_dev *dev, uint64_t offset, const void 
 	memcpy(&v, data, 4);
 	reg_write(dev, offset, le32toh(v));
 }
+
+void virtio_mmio_serve_queue(struct virtio_mmio_dev *dev, uint32_t index, struct vq_chain *chain,
+			     uint32_t (*handle)(void *opaque, struct vq_chain *chain), void *opaque)
+{
+	struct virtqueue *vq = virtio_mmio_queue(dev, index);
+	if (!vq)
+		return;
+	uint16_t old_used = vq->used_idx;
+	bool pushed = false;
+	for (uint32_t n = 0; n < vq->size; n++) {
+		int r = vq_pop(dev->gm, vq, chain);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			virtio_mmio_set_needs_reset(dev);
+			break;
+		}
+		uint32_t written = handle(opaque, chain);
+		if (vq_push(dev->gm, vq, chain->head, written) < 0) {
+			virtio_mmio_set_needs_reset(dev);
+			break;
+		}
+		pushed = true;
+	}
+	if (pushed)
+		virtio_mmio_signal_used(dev, index, old_used);
+}

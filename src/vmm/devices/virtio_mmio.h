@@ -166,6 +166,13 @@ void virtio_mmio_config_changed(struct virtio_mmio_dev *dev);
 /* The device met an error it cannot recover from (e.g. vq_pop() returned
  * -EINVAL): sets DEVICE_NEEDS_RESET and raises the config-change interrupt. */
 void virtio_mmio_set_needs_reset(struct virtio_mmio_dev *dev);
+/* Serves what the driver made available on queue `index`: pops each chain
+ * into *chain, calls handle (which returns the number of bytes it wrote into
+ * the chain), returns the chain to the used ring, and interrupts the driver
+ * once at the end. At most one queue's worth per call: anything added
+ * meanwhile comes with its own notification. A bad ring sets NEEDS_RESET. */
+void virtio_mmio_serve_queue(struct virtio_mmio_dev *dev, uint32_t index, struct vq_chain *chain,
+			     uint32_t (*handle)(void *opaque, struct vq_chain *chain), void *opaque);
 /* Adds bits to InterruptStatus and injects the interrupt. */
 void virtio_mmio_raise(struct virtio_mmio_dev *dev, uint32_t bits);
 

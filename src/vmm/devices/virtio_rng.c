@@ -22,44 +22,29 @@ static uint32_t fill_random(uint8_t *p, uint32_t len)
 	return done;
 }
 
+/* Fills every device-writable buffer of the chain with random bytes. */
+static uint32_t rng_serve(void *opaque, struct vq_chain *chain)
+{
+	struct virtio_rng *rng = opaque;
+	uint64_t written = 0;
+	for (size_t i = 0; i < chain->n; i++) {
+		const struct vq_buf *b = &chain->bufs[i];
+		if (!b->write)
+			continue;
+		uint32_t got = fill_random(b->host, b->len);
+		written += got;
+		if (got < b->len)
+			break;
+	}
+	rng->requests++;
+	rng->bytes += written;
+	return (uint32_t)written;
+}
+
 static void rng_notify(struct virtio_mmio_dev *dev, uint32_t index)
 {
 	struct virtio_rng *rng = dev->opaque;
-	struct virtqueue *vq = virtio_mmio_queue(dev, index);
-	if (!vq)
-		return;
-	uint16_t old_used = vq->used_idx;
-	bool pushed = false;
-	/* At most one queue's worth per notification: anything the driver adds
-	 * meanwhile comes with its own notification (no NO_NOTIFY, no EVENT_IDX). */
-	for (uint32_t n = 0; n < vq->size; n++) {
-		int r = vq_pop(dev->gm, vq, &rng->chain);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			virtio_mmio_set_needs_reset(dev);
-			break;
-		}
-		uint64_t written = 0;
-		for (size_t i = 0; i < rng->chain.n; i++) {
-			const struct vq_buf *b = &rng->chain.bufs[i];
-			if (!b->write)
-				continue;
-			uint32_t got = fill_random(b->host, b->len);
-			written += got;
-			if (got < b->len)
-				break;
-		}
-		if (vq_push(dev->gm, vq, rng->chain.head, (uint32_t)written) < 0) {
-			virtio_mmio_set_needs_reset(dev);
-			break;
-		}
-		pushed = true;
-		rng->requests++;
-		rng->bytes += written;
-	}
-	if (pushed)
-		virtio_mmio_signal_used(dev, index, old_used);
+	virtio_mmio_serve_queue(dev, index, &rng->chain, rng_serve, rng);
 }
 
 static const struct virtio_mmio_ops rng_ops = {
