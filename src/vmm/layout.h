@@ -25,5 +25,7 @@
 #define LAYOUT_SERIAL_PORT    0x3F8
 #define LAYOUT_SERIAL_IRQ     4
 #define LAYOUT_DEBUG_EXIT_PORT 0x501          /* guest payloads report results here */
+#define LAYOUT_ACPI_SLEEP_CONTROL_PORT 0x600  /* FADT SLEEP_CONTROL_REG (8-bit, HW-reduced ACPI) */
+#define LAYOUT_ACPI_SLEEP_STATUS_PORT  0x601  /* FADT SLEEP_STATUS_REG */
 
 #endif

@@ -31,6 +31,10 @@ static uint32_t rd32(const uint8_t *p)
 }
 static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
+/* Name(_S5_, Package(0x02) { 0x05, Zero }) as iasl compiles it: NameOp, the
+ * name, PackageOp, PkgLength 5, 2 elements, BytePrefix 5, ZeroOp. */
+static const uint8_t s5_aml[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0A, 0x05, 0x00 };
+
 struct machine {
 	struct guest_mem gm;
 	struct acpi_mmio_device virtio[ACPI_MAX_VIRTIO_DEVICES + 1];
@@ -272,6 +276,30 @@ static void test_aml_device_and_template(void **state)
 	assert_memory_equal(s.data, swant, sizeof(swant));
 	aml_res_irq_noflags(&s, 16);
 	assert_int_equal(s.error, -EINVAL);
+
+	/* Package() { 5, 0 } and one long enough for a 2-byte PkgLength */
+	struct aml p aml_auto;
+	aml_init(&p);
+	aml_name(&p, "_S5");
+	size_t pkg = aml_package_begin(&p, 2);
+	aml_integer(&p, 5);
+	aml_integer(&p, 0);
+	aml_end(&p, pkg);
+	assert_int_equal(p.error, 0);
+	assert_int_equal(p.len, sizeof(s5_aml));
+	assert_memory_equal(p.data, s5_aml, sizeof(s5_aml));
+	struct aml q aml_auto;
+	aml_init(&q);
+	pkg = aml_package_begin(&q, 20);
+	for (int k = 0; k < 20; k++)
+		aml_integer(&q, 0x12345678);
+	aml_end(&q, pkg);
+	assert_int_equal(q.error, 0);
+	assert_int_equal(q.data[0], 0x12);
+	uint32_t ptotal;
+	assert_int_equal(aml_pkglen_decode(q.data + 1, q.len - 1, &ptotal), 2);
+	assert_int_equal(ptotal, q.len - 1);
+	assert_int_equal(q.data[3], 20);
 }
 
 /* ---- tables ---- */
@@ -290,6 +318,30 @@ static void test_tables_basic(void **state)
 	assert_int_equal(rd32(tb.fadt + 40), 0);
 	assert_int_equal(rd32(tb.fadt + 36), 0);          /* no FACS */
 	assert_memory_equal(gm_ptr(&m.gm, tb.dsdt_at, 4), "DSDT", 4);
+	/* reset register: SystemIO, 8 bits, byte access, port 0x64, value 0xFE */
+	static const uint8_t reset_gas[] = { 1, 8, 0, 1, 0x64, 0, 0, 0, 0, 0, 0, 0 };
+	assert_memory_equal(tb.fadt + ACPI_FADT_OFF_RESET_REG, reset_gas, sizeof(reset_gas));
+	assert_int_equal(tb.fadt[ACPI_FADT_OFF_RESET_VALUE], 0xFE);
+	/* sleep control and status registers (FADT offsets 244 and 256, GAS of 12 bytes):
+	 * SystemIO, 8 bits wide, offset 0, byte access, the ports of layout.h */
+	assert_int_equal(ACPI_FADT_OFF_SLEEP_CONTROL, 244);
+	assert_int_equal(ACPI_FADT_OFF_SLEEP_STATUS, 256);
+	const uint8_t *gas[] = { tb.fadt + ACPI_FADT_OFF_SLEEP_CONTROL, tb.fadt + ACPI_FADT_OFF_SLEEP_STATUS };
+	const uint64_t port[] = { LAYOUT_ACPI_SLEEP_CONTROL_PORT, LAYOUT_ACPI_SLEEP_STATUS_PORT };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(gas[i][0], 1);       /* address space: system I/O */
+		assert_int_equal(gas[i][1], 8);       /* register bit width */
+		assert_int_equal(gas[i][2], 0);       /* bit offset */
+		assert_int_equal(gas[i][3], 1);       /* access size: byte */
+		assert_int_equal(rd64(gas[i] + 4), port[i]);
+	}
+	assert_int_equal(LAYOUT_ACPI_SLEEP_CONTROL_PORT, 0x600);
+	assert_int_equal(LAYOUT_ACPI_SLEEP_STATUS_PORT, 0x601);
+	/* the hypervisor ID right after them still */
+	assert_memory_equal(tb.fadt + 268, "GUREUMVM", 8);
+	/* \_S5_ in the root scope, after \_SB_ (dsdt_devices checks where) */
+	uint32_t dlen = rd32(tb.dsdt + 4);
+	assert_memory_equal(tb.dsdt + dlen - sizeof(s5_aml), s5_aml, sizeof(s5_aml));
 	/* tables do not overlap each other or the RSDP */
 	uint64_t at[] = { m.rsdp, tb.dsdt_at, tb.fadt_at, tb.madt_at, rd64(tb.rsdp + 24) };
 	uint64_t len[] = { ACPI_RSDP_LEN, rd32(tb.dsdt + 4), ACPI_FADT_LEN, rd32(tb.madt + 4), rd32(tb.xsdt + 4) };
@@ -349,8 +401,9 @@ static void test_madt_1(void **state) { (void)state; check_madt(1); }
 static void test_madt_2(void **state) { (void)state; check_madt(2); }
 static void test_madt_255(void **state) { (void)state; check_madt(255); }
 
-/* Walks the DSDT's AML: Scope(\_SB_) whose PkgLength spans the table, then
- * Device()s back to back; returns their names ("COM1VR00..."). */
+/* Walks the DSDT's AML: Scope(\_SB_), then Device()s back to back inside it;
+ * after the scope, exactly \_S5_ ends the table. Returns the devices' names
+ * ("COM1VR00..."). */
 static void dsdt_devices(const uint8_t *dsdt, char *names, size_t max)
 {
 	uint32_t len = rd32(dsdt + 4);
@@ -359,7 +412,9 @@ static void dsdt_devices(const uint8_t *dsdt, char *names, size_t max)
 	uint32_t total;
 	int n = aml_pkglen_decode(p + 1, (size_t)(end - p - 1), &total);
 	assert_true(n > 0);
-	assert_int_equal(total, (uint32_t)(end - p - 1));
+	assert_int_equal(total, (uint32_t)(end - p - 1 - sizeof(s5_aml)));
+	assert_memory_equal(end - sizeof(s5_aml), s5_aml, sizeof(s5_aml));
+	end -= sizeof(s5_aml);
 	p += 1 + n;
 	assert_memory_equal(p, "\\_SB_", 5);
 	p += 5;
@@ -719,6 +774,10 @@ static void test_iasl_roundtrip(void **state)
 	char *facp = file_read(td.path, "FACP.dsl");
 	assert_non_null(facp);
 	assert_non_null(strstr(facp, "Hardware Reduced (V5) : 1"));
+	assert_non_null(strstr(facp, "Sleep Control Register"));
+	assert_non_null(strstr(facp, "Sleep Status Register"));
+	assert_non_null(strstr(facp, "0000000000000600"));
+	assert_non_null(strstr(facp, "0000000000000601"));
 	free(facp);
 	char *dsdt = file_read(td.path, "DSDT.dsl");
 	assert_non_null(dsdt);
@@ -727,6 +786,7 @@ static void test_iasl_roundtrip(void **state)
 	assert_int_equal(count(dsdt, "Memory32Fixed (ReadWrite,"), 3);
 	assert_int_equal(count(dsdt, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )"), 3);
 	assert_non_null(strstr(dsdt, "IRQNoFlags ()"));
+	assert_non_null(strstr(dsdt, "Name (_S5, Package (0x02)"));
 	free(dsdt);
 
 	/* And the disassembled DSDT compiles back without errors or warnings. */

@@ -1,11 +1,14 @@
 /* ACPI tables for the guest: see acpi.h. Table layouts from the ACPI 6.5
  * specification, chapter 5.2 (RSDP 5.2.5, XSDT 5.2.8, FADT 5.2.9, MADT
- * 5.2.12); the DSDT is AML from aml.c.
+ * 5.2.12); the DSDT is AML from aml.c. FADT offsets checked against ACPICA's
+ * struct acpi_table_fadt: V5 ends at 268 with SLEEP_CONTROL_REG at 244 and
+ * SLEEP_STATUS_REG at 256, V6 adds the hypervisor ID at 268 (276 bytes).
  *
  * Memory: the RSDP at the (16-byte aligned) start of the window, so the
  * legacy RSDP scan of 0xE0000..0xFFFFF finds it; then DSDT, FADT, MADT and
  * XSDT, each 8-byte aligned. The machine is hardware-reduced (no PM1, GPE or
- * SCI; no FACS), like Firecracker's and Cloud Hypervisor's. */
+ * SCI; no FACS), like Firecracker's and Cloud Hypervisor's; power-off goes
+ * through the FADT's sleep control register and \_S5_. */
 #include "vmm/acpi/acpi.h"
 #include "vmm/acpi/aml.h"
 
@@ -38,8 +41,6 @@
 
 /* FADT field offsets. */
 #define FADT_OFF_IAPC_BOOT_ARCH 109
-#define FADT_OFF_RESET_REG      116
-#define FADT_OFF_RESET_VALUE    128
 #define FADT_OFF_MINOR_VERSION  131
 #define FADT_OFF_X_FIRMWARE_CTRL 132
 #define FADT_OFF_HYPERVISOR_ID  268
@@ -200,7 +201,8 @@ static int validate_config(const struct acpi_config *cfg, struct gr_error *err)
 	return 0;
 }
 
-/* The DSDT's AML body: Scope(\_SB) with COM1 and the virtio-mmio devices. */
+/* The DSDT's AML body: Scope(\_SB) with COM1 and the virtio-mmio devices,
+ * then \_S5_ (soft off) in the root scope, where the OS looks it up. */
 static int build_dsdt_aml(const struct acpi_config *cfg, struct aml *a)
 {
 	size_t sb = aml_scope_begin(a, "\\_SB_");
@@ -232,6 +234,14 @@ static int build_dsdt_aml(const struct acpi_config *cfg, struct aml *a)
 		aml_end(a, dev);
 	}
 	aml_end(a, sb);
+	/* Name(_S5_, Package() { SLP_TYPa, SLP_TYPb }): in hardware-reduced mode
+	 * only SLP_TYPa matters (it goes to the sleep control register); 0 for
+	 * SLP_TYPb, as Cloud Hypervisor does. */
+	aml_name(a, "_S5_");
+	size_t pkg = aml_package_begin(a, 2);
+	aml_integer(a, ACPI_SLP_TYP_S5);
+	aml_integer(a, 0);
+	aml_end(a, pkg);
 	return a->error;
 }
 
@@ -281,8 +291,13 @@ int acpi_build_at(struct guest_mem *gm, const struct acpi_config *cfg, uint64_t 
 						       IAPC_PCIE_ASPM_CONTROLS | IAPC_CMOS_RTC_NOT_PRESENT);
 	put32(fadt + ACPI_FADT_OFF_FLAGS,
 	      ACPI_FADT_HW_REDUCED_ACPI | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
-	put_gas(fadt + FADT_OFF_RESET_REG, 1 /* SystemIO */, 8, 1 /* byte access */, RESET_PORT);
-	fadt[FADT_OFF_RESET_VALUE] = RESET_VALUE;
+	put_gas(fadt + ACPI_FADT_OFF_RESET_REG, 1 /* SystemIO */, 8, 1 /* byte access */, RESET_PORT);
+	fadt[ACPI_FADT_OFF_RESET_VALUE] = RESET_VALUE;
+	/* The HW-reduced sleep registers (Linux offers ACPI power-off only with both). */
+	put_gas(fadt + ACPI_FADT_OFF_SLEEP_CONTROL, 1 /* SystemIO */, 8, 1 /* byte access */,
+		LAYOUT_ACPI_SLEEP_CONTROL_PORT);
+	put_gas(fadt + ACPI_FADT_OFF_SLEEP_STATUS, 1 /* SystemIO */, 8, 1 /* byte access */,
+		LAYOUT_ACPI_SLEEP_STATUS_PORT);
 	fadt[FADT_OFF_MINOR_VERSION] = ACPI_FADT_MINOR_REVISION;
 	put64(fadt + ACPI_FADT_OFF_X_DSDT, dsdt_at); /* the 32-bit DSDT field stays 0, as 5.2.9 asks */
 	memcpy(fadt + FADT_OFF_HYPERVISOR_ID, HYPERVISOR_VENDOR, 8);

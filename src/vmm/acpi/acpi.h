@@ -1,6 +1,7 @@
 /* ACPI tables for the guest: RSDP (2.0), XSDT, FADT (hardware-reduced),
  * MADT (a local APIC per vCPU, the IOAPIC), DSDT describing the devices
- * (COM1, virtio-mmio windows), so SMP and device discovery work with kernels
+ * (COM1, virtio-mmio windows) and the soft-off state \_S5_ (the FADT's sleep
+ * registers at LAYOUT_ACPI_SLEEP_*_PORT), so SMP and device discovery work with kernels
  * built without MP-table support. Written into guest memory between
  * LAYOUT_ACPI_START and LAYOUT_ACPI_END, every table checksummed. */
 #ifndef GR_VMM_ACPI_H
@@ -29,6 +30,22 @@
 #define ACPI_FADT_HW_REDUCED_ACPI (1u << 20)
 #define ACPI_FADT_OFF_FLAGS     112
 #define ACPI_FADT_OFF_X_DSDT    140
+#define ACPI_FADT_OFF_RESET_REG 116 /* Generic Address Structure, 12 bytes */
+#define ACPI_FADT_OFF_RESET_VALUE 128
+#define ACPI_FADT_OFF_SLEEP_CONTROL 244 /* SLEEP_CONTROL_REG (ACPI 5.0+), a GAS */
+#define ACPI_FADT_OFF_SLEEP_STATUS  256 /* SLEEP_STATUS_REG, a GAS */
+
+/* The hardware-reduced sleep registers (ACPI 6.5: the FADT's SLEEP_CONTROL_REG
+ * and SLEEP_STATUS_REG; \_Sx in 7.4.2): the OS writes
+ * SLP_TYPx (from the \_Sx_ package) << 2 | SLP_EN to the control register;
+ * WAK_STS in the status register is write-1-to-clear. The DSDT declares
+ * \_S5_ = Package() { ACPI_SLP_TYP_S5, 0 } and nothing else, so soft-off is
+ * the only sleep state. */
+#define ACPI_SLP_TYP_SHIFT      2
+#define ACPI_SLP_TYP_MASK       0x1C
+#define ACPI_SLP_EN             0x20
+#define ACPI_WAK_STS            0x80
+#define ACPI_SLP_TYP_S5         5
 
 struct acpi_mmio_device {
 	uint64_t base, size;

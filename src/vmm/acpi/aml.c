@@ -314,6 +314,14 @@ size_t aml_device_begin(struct aml *a, const char *name)
 	return mark;
 }
 
+size_t aml_package_begin(struct aml *a, uint8_t n_elements)
+{
+	aml_byte(a, AML_PACKAGE_OP);
+	size_t mark = a->len;
+	aml_byte(a, n_elements);
+	return mark;
+}
+
 void aml_end(struct aml *a, size_t mark)
 {
 	if (a->error)

@@ -1,6 +1,6 @@
 /* A small encoder for ACPI Machine Language (ACPI 6.5, chapter 20), enough
  * for a DSDT that declares devices: package lengths, name strings, integers,
- * strings, Name, Scope, Device and Buffer objects, and ResourceTemplate
+ * strings, Name, Scope, Device, Package and Buffer objects, and ResourceTemplate
  * buffers (chapter 6.4 resource descriptors) closed by an end tag with a
  * checksum.
  *
@@ -32,6 +32,7 @@ struct aml {
 #define AML_QWORD_PREFIX     0x0E
 #define AML_SCOPE_OP         0x10
 #define AML_BUFFER_OP        0x11
+#define AML_PACKAGE_OP       0x12
 #define AML_DUAL_NAME_PREFIX 0x2E
 #define AML_MULTI_NAME_PREFIX 0x2F
 #define AML_EXT_OP_PREFIX    0x5B
@@ -89,6 +90,9 @@ void aml_name_eisaid(struct aml *a, const char *name, const char *eisaid);
 /* Scope(name) { ... } and Device(name) { ... }: returns the mark for aml_end(). */
 size_t aml_scope_begin(struct aml *a, const char *name);
 size_t aml_device_begin(struct aml *a, const char *name);
+/* Package() { ... } with n_elements elements (0..255), which the caller then
+ * emits (integers, say): returns the mark for aml_end(). */
+size_t aml_package_begin(struct aml *a, uint8_t n_elements);
 /* Closes the package opened at mark, inserting its PkgLength. */
 void aml_end(struct aml *a, size_t mark);
 
