@@ -317,6 +317,7 @@ int main(int argc, char **argv)
 	struct vm vm;
 	struct virtio_devices vdev = { 0 };
 	struct serial serial = { .out_fd = serial_fd };
+	struct acpi_sleep sleep = { 0 };
 	struct acpi_mmio_device windows[ACPI_MAX_VIRTIO_DEVICES];
 	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1, .virtio = windows, .n_virtio = n_virtio(&c) };
 	uint64_t rsdp = 0;
@@ -330,7 +331,7 @@ int main(int argc, char **argv)
 		gm_destroy(&gm);
 		return VM_EXIT_CONFIG;
 	}
-	if (vm_create(&vm, &gm, c.cpus, &err) < 0 || legacy_devices_add(&vm, &serial, &err) < 0 ||
+	if (vm_create(&vm, &gm, c.cpus, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);

@@ -1,5 +1,6 @@
 #include "legacy.h"
 #include "vmm/layout.h"
+#include "vmm/acpi/acpi.h"
 #include "common/fs.h"
 
 #include <string.h>
@@ -76,13 +77,41 @@ static void debug_exit_pio(struct vm *vm, void *dev, uint16_t port, bool is_writ
 		vm_stop(vm, VM_EXIT_DEBUG_BASE + (v > 63 ? 63 : (int)v), "guest payload reported failure %u", v);
 }
 
-int legacy_devices_add(struct vm *vm, struct serial *serial, struct gr_error *err)
+_Static_assert(LAYOUT_ACPI_SLEEP_STATUS_PORT == LAYOUT_ACPI_SLEEP_CONTROL_PORT + 1,
+	       "the sleep registers are registered as one 2-port range");
+
+static void acpi_sleep_pio(struct vm *vm, void *dev, uint16_t port, bool is_write, uint8_t *data, uint32_t size)
+{
+	struct acpi_sleep *s = dev;
+	if (!is_write) {
+		memset(data, 0, size);
+		if (port == LAYOUT_ACPI_SLEEP_STATUS_PORT)
+			data[0] = __atomic_load_n(&s->status, __ATOMIC_SEQ_CST);
+		return; /* the control register reads 0: SLP_EN is write-only */
+	}
+	uint8_t v = data[0];
+	if (port == LAYOUT_ACPI_SLEEP_STATUS_PORT) {
+		if (v & ACPI_WAK_STS) /* write 1 to clear */
+			__atomic_and_fetch(&s->status, (uint8_t)~ACPI_WAK_STS, __ATOMIC_SEQ_CST);
+		return;
+	}
+	if (!(v & ACPI_SLP_EN))
+		return;
+	unsigned typ = (v & ACPI_SLP_TYP_MASK) >> ACPI_SLP_TYP_SHIFT;
+	if (typ == ACPI_SLP_TYP_S5)
+		vm_stop(vm, VM_EXIT_POWEROFF, "guest powered off (ACPI S5)");
+	else /* no such sleep state here: wake at once */
+		__atomic_or_fetch(&s->status, (uint8_t)ACPI_WAK_STS, __ATOMIC_SEQ_CST);
+}
+
+int legacy_devices_add(struct vm *vm, struct serial *serial, struct acpi_sleep *sleep, struct gr_error *err)
 {
 	int r;
 	if ((r = vm_add_pio(vm, LAYOUT_SERIAL_PORT, 8, serial_pio, serial, err)) < 0 ||
 	    (r = vm_add_pio(vm, 0x60, 1, i8042_pio, NULL, err)) < 0 ||
 	    (r = vm_add_pio(vm, 0x64, 1, i8042_pio, NULL, err)) < 0 ||
-	    (r = vm_add_pio(vm, LAYOUT_DEBUG_EXIT_PORT, 1, debug_exit_pio, NULL, err)) < 0)
+	    (r = vm_add_pio(vm, LAYOUT_DEBUG_EXIT_PORT, 1, debug_exit_pio, NULL, err)) < 0 ||
+	    (r = vm_add_pio(vm, LAYOUT_ACPI_SLEEP_CONTROL_PORT, 2, acpi_sleep_pio, sleep, err)) < 0)
 		return r;
 	return 0;
 }
