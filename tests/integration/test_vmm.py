@@ -220,3 +220,22 @@ def test_running_vmm_is_confined(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+# ---- ACPI power-off and reset (tests/guest/poweroff.c uses the FADT as Linux does) ----
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_acpi_poweroff_through_sleep_control_register(cpus):
+    """SLP_TYP 5 | SLP_EN to the FADT's SLEEP_CONTROL_REG ends gureum-vmm with status 0 (after
+    writes without SLP_EN or for S3 were not taken as a power-off, and WAK_STS behaved)."""
+    r = vmm("--kernel", os.path.join(GUEST, "poweroff.elf"), "--memory", "64M", "--cpus", cpus)
+    assert r.returncode == 0, r
+    assert "gureum-vmm poweroff: S5 through sleep control port 0x00000600" in r.stdout, r
+
+
+def test_acpi_reset_register():
+    """The FADT's RESET_VALUE written to its RESET_REG port: exit status 2."""
+    r = vmm("--kernel", os.path.join(GUEST, "poweroff.elf"), "--memory", "64M", "--cmdline", "mode=reset")
+    assert r.returncode == 2, r
+    assert "gureum-vmm poweroff: reset through port 0x00000064" in r.stdout, r
+    assert "guest reset" in r.stderr, r
