@@ -4,54 +4,9 @@
  * the MADT's CPU count (the command line says how many: "cpus=N") and the
  * FADT's hardware-reduced flag. Each failed check reports its own number. */
 #include "payload.h"
-
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
-struct hvm_modlist_entry { uint64_t paddr, size, cmdline_paddr, reserved; };
-struct hvm_memmap_entry { uint64_t addr, size; uint32_t type, reserved; };
+#include "pvh.h"
 
 void payload_main(const struct hvm_start_info *si);
-
-static const uint8_t *ptr(uint64_t a) { return (const uint8_t *)(uintptr_t)a; }
-
-static uint8_t sum(const uint8_t *p, uint32_t n)
-{
-	uint8_t s = 0;
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
-
-static int sig_is(const uint8_t *p, const char *s)
-{
-	for (int i = 0; s[i]; i++)
-		if (p[i] != (uint8_t)s[i])
-			return 0;
-	return 1;
-}
-
-static uint32_t u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t u64(const uint8_t *p) { return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32; }
-
-/* The value after "key=" in the command line, as a decimal number; -1 if absent. */
-static int cmdline_int(const char *c, const char *key)
-{
-	for (; c && *c; c++) {
-		int i = 0;
-		while (key[i] && c[i] == key[i])
-			i++;
-		if (!key[i] && c[i] == '=') {
-			int v = 0;
-			for (c += i + 1; *c >= '0' && *c <= '9'; c++)
-				v = v * 10 + (*c - '0');
-			return v;
-		}
-	}
-	return -1;
-}
 
 void payload_main(const struct hvm_start_info *si)
 {

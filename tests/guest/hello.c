@@ -1,12 +1,7 @@
 /* The smallest payload: booted through PVH, it checks the start info the
  * VMM handed over, prints to the serial port and reports through debug exit. */
 #include "payload.h"
-
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
+#include "pvh.h"
 
 void payload_main(const struct hvm_start_info *si);
 

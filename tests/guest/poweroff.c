@@ -14,12 +14,7 @@
  * Before powering off it checks that writes without SLP_EN, or for another
  * sleep state, do not stop the machine. */
 #include "payload.h"
-
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
+#include "pvh.h"
 
 void payload_main(const struct hvm_start_info *si);
 
@@ -34,58 +29,14 @@ void payload_main(const struct hvm_start_info *si);
 #define SLP_EN             0x20
 #define WAK_STS            0x80
 
-static const uint8_t *ptr(uint64_t a) { return (const uint8_t *)(uintptr_t)a; }
-
-static uint8_t sum(const uint8_t *p, uint32_t n)
-{
-	uint8_t s = 0;
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
-
-static int sig_is(const uint8_t *p, const char *s)
-{
-	for (int i = 0; s[i]; i++)
-		if (p[i] != (uint8_t)s[i])
-			return 0;
-	return 1;
-}
-
-static uint32_t u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t u64(const uint8_t *p) { return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32; }
-
-/* Whether the command line holds the word w (separated by spaces). */
-static int cmdline_has(const char *c, const char *w)
-{
-	while (c && *c) {
-		while (*c == ' ')
-			c++;
-		int i = 0;
-		while (w[i] && c[i] == w[i])
-			i++;
-		if (!w[i] && (c[i] == ' ' || c[i] == 0))
-			return 1;
-		while (*c && *c != ' ')
-			c++;
-	}
-	return 0;
-}
-
 static const uint8_t *find_fadt(const struct hvm_start_info *si)
 {
-	const uint8_t *rsdp = ptr(si->rsdp_paddr);
-	if (!si->rsdp_paddr || !sig_is(rsdp, "RSD PTR ") || sum(rsdp, 20) != 0 || rsdp[15] < 2)
+	if (!acpi_xsdt(si))
 		debug_exit(2);
-	const uint8_t *xsdt = ptr(u64(rsdp + 24));
-	if (!sig_is(xsdt, "XSDT") || sum(xsdt, u32(xsdt + 4)) != 0)
-		debug_exit(2);
-	for (uint32_t off = 36; off + 8 <= u32(xsdt + 4); off += 8) {
-		const uint8_t *t = ptr(u64(xsdt + off));
-		if (sig_is(t, "FACP") && sum(t, u32(t + 4)) == 0 && u32(t + 4) >= FADT_SLEEP_CONTROL + 24)
-			return t;
-	}
-	debug_exit(3);
+	const uint8_t *t = acpi_table(si, "FACP");
+	if (!t || u32(t + 4) < FADT_SLEEP_CONTROL + 24)
+		debug_exit(3);
+	return t;
 }
 
 void payload_main(const struct hvm_start_info *si)

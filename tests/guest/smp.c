@@ -11,6 +11,7 @@
  * MADT, 7 an IPI was never delivered, 8 not every AP checked in in time,
  * 9 an AP checked in with an APIC id that the MADT does not list or twice. */
 #include "payload.h"
+#include "pvh.h"
 
 #define TRAMPOLINE_BASE 0x8000u /* free in src/vmm/layout.h: between the zero page and the page tables */
 #define SIPI_VECTOR (TRAMPOLINE_BASE >> 12)
@@ -35,12 +36,6 @@
 #define WAIT_TSC (1ULL << 33)
 #define WAIT_SPIN 50000000
 
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
-
 void payload_main(const struct hvm_start_info *si);
 void ap_main(void);
 
@@ -61,33 +56,6 @@ static inline uint64_t rdtsc(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
-static const uint8_t *ptr(uint64_t a) { return (const uint8_t *)(uintptr_t)a; }
-static uint32_t u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t u64(const uint8_t *p) { return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32; }
-static int sig_is(const uint8_t *p, const char *s)
-{
-	for (int i = 0; s[i]; i++)
-		if (p[i] != (uint8_t)s[i])
-			return 0;
-	return 1;
-}
-
-static int cmdline_int(const char *c, const char *key)
-{
-	for (; c && *c; c++) {
-		int i = 0;
-		while (key[i] && c[i] == key[i])
-			i++;
-		if (!key[i] && c[i] == '=') {
-			int v = 0;
-			for (c += i + 1; *c >= '0' && *c <= '9'; c++)
-				v = v * 10 + (*c - '0');
-			return v;
-		}
-	}
-	return -1;
-}
-
 /* Runs on each AP, in protected mode on its own stack (trampoline.S). */
 void ap_main(void)
 {
@@ -101,18 +69,9 @@ void ap_main(void)
 /* The MADT from the start info's RSDP; NULL if there is none. */
 static const uint8_t *find_madt(const struct hvm_start_info *si)
 {
-	const uint8_t *rsdp = ptr(si->rsdp_paddr);
-	if (!si->rsdp_paddr || !sig_is(rsdp, "RSD PTR ") || rsdp[15] < 2)
+	if (!acpi_xsdt(si))
 		debug_exit(3);
-	const uint8_t *xsdt = ptr(u64(rsdp + 24));
-	if (!sig_is(xsdt, "XSDT"))
-		debug_exit(3);
-	for (uint32_t off = 36; off + 8 <= u32(xsdt + 4); off += 8) {
-		const uint8_t *t = ptr(u64(xsdt + off));
-		if (sig_is(t, "APIC"))
-			return t;
-	}
-	return 0;
+	return acpi_table(si, "APIC");
 }
 
 static void send_ipi(uint8_t apic_id, uint32_t icr)

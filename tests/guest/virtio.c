@@ -11,12 +11,7 @@
  * Each failed step reports its own code through the debug-exit port:
  * rng 10-15, blk 20-32 (see the fail() calls). */
 #include "payload.h"
-
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
+#include "pvh.h"
 
 void payload_main(const struct hvm_start_info *si);
 
@@ -87,22 +82,6 @@ static __attribute__((noreturn)) void fail(uint8_t code, const char *what, uint3
 	serial_hex(value);
 	serial_puts("\n");
 	debug_exit(code);
-}
-
-static int cmdline_int(const char *c, const char *key)
-{
-	for (; c && *c; c++) {
-		int i = 0;
-		while (key[i] && c[i] == key[i])
-			i++;
-		if (!key[i] && c[i] == '=') {
-			int v = 0;
-			for (c += i + 1; *c >= '0' && *c <= '9'; c++)
-				v = v * 10 + (*c - '0');
-			return v;
-		}
-	}
-	return -1;
 }
 
 /* The first window with a version-2 device of this id; base 0 when none. */
