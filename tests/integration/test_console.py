@@ -84,7 +84,8 @@ def test_console_window_and_signals(rt, bundle, cid, console):
     """The pty is the controlling terminal: consoleSize applies, and ^C written to the master
     reaches the container's foreground process group as SIGINT (here caught by a trap whose
     output, computed by the shell, the terminal's echo of "^C" cannot imitate)."""
-    b = bundle("sh", "-c", 'stty size; trap "echo got-int-$((1+1))" INT; while :; do sleep 0.1; done')
+    # The trap is set before "stty size" prints, so no ^C can come before it.
+    b = bundle("sh", "-c", 'trap "echo got-int-$((1+1))" INT; stty size; while :; do sleep 0.1; done')
     b.process["terminal"] = True
     b.process["consoleSize"] = {"height": 33, "width": 111}
     rt("create", "--bundle", b, "--console-socket", console.path, cid)
