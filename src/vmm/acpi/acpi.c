@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 
 #define OEM_ID        "GUREUM"   /* 6 characters */
 #define OEM_TABLE_ID  "GUREUMVM" /* 8 characters */
@@ -404,17 +405,9 @@ static int dump_write(struct dumper *d, const char *sig, const void *data, size_
 	gr_autoclose int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return gr_error_sys(err, errno, "ACPI dump: cannot create %s", path);
-	const uint8_t *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return gr_error_sys(err, errno, "ACPI dump: cannot write %s", path);
-		}
-		p += w;
-		len -= (size_t)w;
-	}
+	int r = gr_write_all(fd, data, len);
+	if (r < 0)
+		return gr_error_sys(err, -r, "ACPI dump: cannot write %s", path);
 	int fdc = gr_steal_fd(fd);
 	if (close(fdc) < 0)
 		return gr_error_sys(err, errno, "ACPI dump: cannot write %s", path);

@@ -180,3 +180,17 @@ int boot_load(struct guest_mem *gm, const char *kernel, const char *initrd, cons
 	};
 	return boot_load_req(gm, &req, out, err);
 }
+
+int boot_finish(struct guest_mem *gm, const struct boot_req *req, enum boot_mode mode, uint64_t entry,
+		uint64_t params_gpa, uint64_t kernel_end, uint64_t initrd_gpa, uint64_t initrd_size,
+		struct boot_info *out, struct gr_error *err)
+{
+	int r = boot_write_cmdline(gm, req, err);
+	if (r < 0)
+		return r;
+	if (req->initrd && (r = boot_copy_initrd(gm, req->initrd, initrd_gpa, err)) < 0)
+		return r;
+	*out = (struct boot_info){ .mode = mode, .entry = entry, .params_gpa = params_gpa,
+				   .kernel_end = kernel_end, .initrd_gpa = initrd_gpa, .initrd_size = initrd_size };
+	return 0;
+}

@@ -46,6 +46,11 @@ int boot_write_cmdline(struct guest_mem *gm, const struct boot_req *req, struct 
 int boot_place_initrd(const struct guest_mem *gm, const struct boot_blob *initrd, uint64_t limit,
 		      uint64_t kernel_end, uint64_t *gpa, struct gr_error *err);
 /* Copies the initrd to gpa (placed above). */
+/* The step both loaders end with: the command line and the initrd into guest
+ * memory, then *out filled. */
+int boot_finish(struct guest_mem *gm, const struct boot_req *req, enum boot_mode mode, uint64_t entry,
+		uint64_t params_gpa, uint64_t kernel_end, uint64_t initrd_gpa, uint64_t initrd_size,
+		struct boot_info *out, struct gr_error *err);
 int boot_copy_initrd(struct guest_mem *gm, const struct boot_blob *initrd, uint64_t gpa,
 		     struct gr_error *err);
 

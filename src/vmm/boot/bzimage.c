@@ -158,20 +158,6 @@ int boot_bzimage_load(struct guest_mem *gm, const struct boot_req *req, struct b
 	memcpy(dst, k + pm_off, pm_size);
 	if (gm_write(gm, LAYOUT_ZERO_PAGE, &bp, sizeof(bp)) < 0)
 		return gr_error_set(err, EFAULT, "%s: the zero page at 0x%llx is outside guest RAM", kn, LAYOUT_ZERO_PAGE);
-	r = boot_write_cmdline(gm, req, err);
-	if (r < 0)
-		return r;
-	if (req->initrd) {
-		r = boot_copy_initrd(gm, req->initrd, initrd_gpa, err);
-		if (r < 0)
-			return r;
-	}
-
-	out->mode = BOOT_LINUX64;
-	out->entry = load + ENTRY64_OFFSET;
-	out->params_gpa = LAYOUT_ZERO_PAGE;
-	out->kernel_end = kernel_end;
-	out->initrd_gpa = initrd_gpa;
-	out->initrd_size = initrd_size;
-	return 0;
+	return boot_finish(gm, req, BOOT_LINUX64, load + ENTRY64_OFFSET, LAYOUT_ZERO_PAGE, kernel_end,
+			   initrd_gpa, initrd_size, out, err);
 }

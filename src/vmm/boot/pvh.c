@@ -292,20 +292,6 @@ int boot_pvh_load(struct guest_mem *gm, const struct boot_req *req, struct boot_
 	}
 	memcpy(page, &si, sizeof(si));
 
-	r = boot_write_cmdline(gm, req, err);
-	if (r < 0)
-		return r;
-	if (req->initrd) {
-		r = boot_copy_initrd(gm, req->initrd, initrd_gpa, err);
-		if (r < 0)
-			return r;
-	}
-
-	out->mode = BOOT_PVH;
-	out->entry = entry;
-	out->params_gpa = LAYOUT_PVH_START_INFO;
-	out->kernel_end = kernel_end;
-	out->initrd_gpa = initrd_gpa;
-	out->initrd_size = initrd_size;
-	return 0;
+	return boot_finish(gm, req, BOOT_PVH, entry, LAYOUT_PVH_START_INFO, kernel_end, initrd_gpa,
+			   initrd_size, out, err);
 }
