@@ -6,6 +6,7 @@
 #include "layout.h"
 #include "acpi/acpi.h"
 #include "boot/boot.h"
+#include "event_loop.h"
 #include "devices/legacy.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
@@ -318,16 +319,23 @@ int main(int argc, char **argv)
 	struct virtio_devices vdev = { 0 };
 	struct serial serial = { .out_fd = serial_fd };
 	struct acpi_sleep sleep = { 0 };
+	struct ev_loop io;                 /* host-side I/O (taps, sockets, console input) */
 	struct acpi_mmio_device windows[ACPI_MAX_VIRTIO_DEVICES];
 	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1, .virtio = windows, .n_virtio = n_virtio(&c) };
 	uint64_t rsdp = 0;
 	struct boot_info bi;
+	if (ev_loop_init(&io, &err) < 0) {
+		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		gm_destroy(&gm);
+		return VM_EXIT_VMM_ERROR;
+	}
 	if (virtio_devices_open(&vdev, &c, &gm, &vm, windows, &err) < 0 ||
 	    acpi_build(&gm, &acfg, &rsdp, &err) < 0 ||
 	    (c.dump_acpi && acpi_dump(&gm, rsdp, c.dump_acpi, &err) < 0) ||
 	    boot_load(&gm, c.kernel, c.initrd, c.cmdline ? c.cmdline : "", rsdp, &bi, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		virtio_devices_close(&vdev);
+		ev_loop_destroy(&io);
 		gm_destroy(&gm);
 		return VM_EXIT_CONFIG;
 	}
@@ -341,13 +349,18 @@ int main(int argc, char **argv)
 		 * system calls its vCPU loop and devices need (see README.md). */
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		status = VM_EXIT_VMM_ERROR;
+	} else if (ev_loop_start(&io, &err) < 0) {
+		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		status = VM_EXIT_VMM_ERROR;
 	} else {
 		status = vm_run(&vm);
 		if (status != VM_EXIT_POWEROFF)
 			fprintf(stderr, "gureum-vmm: %s\n", vm.exit_reason);
 	}
+	ev_loop_stop(&io);
 	vm_destroy(&vm);
 	virtio_devices_close(&vdev);
+	ev_loop_destroy(&io);
 	gm_destroy(&gm);
 	return status;
 }

@@ -145,6 +145,14 @@ int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_mmio_read_fn read
 	return 0;
 }
 
+pthread_mutex_t *vm_mmio_lock(struct vm *vm, uint64_t base)
+{
+	for (size_t i = 0; i < vm->n_mmio; i++)
+		if (vm->mmio[i].base == base)
+			return &vm->mmio[i].lock;
+	return NULL;
+}
+
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level)
 {
 	struct kvm_irq_level l = { .irq = gsi, .level = level ? 1 : 0 };

@@ -94,6 +94,9 @@ int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *d
  * as all-ones and are dropped. */
 int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_mmio_read_fn read, vm_mmio_write_fn write,
 		void *dev, struct gr_error *err);
+/* The lock held around the handlers of the MMIO window that starts at base
+ * (for host-side I/O threads that touch the same device); NULL if none. */
+pthread_mutex_t *vm_mmio_lock(struct vm *vm, uint64_t base);
 /* Drives the in-kernel IOAPIC/PIC input gsi (KVM_IRQ_LINE); -errno on failure. */
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
 /* Edge-triggered, active-high interrupt (what the DSDT declares for virtio-mmio):
