@@ -238,6 +238,24 @@ static int virtio_devices_attach(struct virtio_devices *v, struct vm *vm, const 
 	return 0;
 }
 
+/* GUREUM_VMM_IRQCHIP=auto|split|kernel (for tests and debugging; see
+ * README.md, Machine): which irqchip vm_create_with_irqchip builds. */
+static int irqchip_from_env(enum vm_irqchip *mode, const char **bad)
+{
+	const char *v = getenv("GUREUM_VMM_IRQCHIP");
+	*mode = VM_IRQCHIP_AUTO;
+	*bad = v;
+	if (!v || !*v || strcmp(v, "auto") == 0)
+		return 0;
+	if (strcmp(v, "split") == 0)
+		*mode = VM_IRQCHIP_SPLIT;
+	else if (strcmp(v, "kernel") == 0)
+		*mode = VM_IRQCHIP_KERNEL;
+	else
+		return -1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_config c = { .cpus = 1, .memory = 128ULL << 20 };
@@ -303,6 +321,10 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!c.kernel)
 		return usage_error("%s", "--kernel is required");
+	enum vm_irqchip irqchip;
+	const char *irqchip_env;
+	if (irqchip_from_env(&irqchip, &irqchip_env) < 0)
+		return usage_error("GUREUM_VMM_IRQCHIP: expected auto, split or kernel, got \"%s\"", irqchip_env);
 
 	int serial_fd = -1;
 	if (open_serial(c.serial, &serial_fd, &err) < 0) {
@@ -339,7 +361,7 @@ int main(int argc, char **argv)
 		gm_destroy(&gm);
 		return VM_EXIT_CONFIG;
 	}
-	if (vm_create(&vm, &gm, c.cpus, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
+	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);

@@ -113,7 +113,8 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_RUN,              /* the vCPU loop */
 	KVM_IRQ_LINE,         /* device interrupts */
 	KVM_IRQ_LINE_STATUS,
-	KVM_SIGNAL_MSI,
+	KVM_SIGNAL_MSI,       /* the userspace IOAPIC's interrupts (split irqchip) */
+	KVM_SET_GSI_ROUTING,  /* its level-triggered routes, for EOI exits; changes as the guest programs it */
 	KVM_KVMCLOCK_CTRL,    /* tell the guest it was paused */
 	TUNSETOFFLOAD,        /* virtio-net: offloads follow what the driver negotiates */
 	TUNSETVNETHDRSZ,

@@ -42,7 +42,90 @@ static int vm_get_cpuid(struct vm *vm, struct gr_error *err)
 	return gr_error_set(err, E2BIG, "KVM: KVM_GET_SUPPORTED_CPUID: too many entries");
 }
 
+/* ---- the irqchip ---- */
+
+/* KVM_SIGNAL_MSI: > 0 delivered, 0 no local APIC took it. Kernels before 4.20
+ * answer -1 with EPERM when no destination matched: the guest's doing, not
+ * an error. */
+static int vm_ioapic_send_msi(void *opaque, const struct ioapic_msi *m)
+{
+	struct vm *vm = opaque;
+	struct kvm_msi msi = { .address_lo = (uint32_t)m->address, .address_hi = (uint32_t)(m->address >> 32),
+			       .data = m->data };
+	int r = ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+	if (r < 0)
+		return errno == EPERM ? 0 : -errno;
+	return r;
+}
+
+/* The level-triggered pins as MSI routes on GSIs 0..23 (the ones the split
+ * irqchip reserves), so that KVM reports their EOIs (KVM_EXIT_IOAPIC_EOI). */
+static int vm_ioapic_set_level_routes(void *opaque, const struct ioapic_route *routes, size_t n)
+{
+	struct vm *vm = opaque;
+	union {
+		struct kvm_irq_routing r;
+		uint8_t bytes[sizeof(struct kvm_irq_routing) + IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
+	} t;
+	memset(&t, 0, sizeof(t));
+	if (n > IOAPIC_PINS)
+		return -EINVAL;
+	t.r.nr = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		struct kvm_irq_routing_entry *e = &t.r.entries[i];
+		e->gsi = routes[i].pin;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)routes[i].msi.address;
+		e->u.msi.address_hi = (uint32_t)(routes[i].msi.address >> 32);
+		e->u.msi.data = routes[i].msi.data;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &t.r) < 0)
+		return -errno;
+	return 0;
+}
+
+static void vm_ioapic_failed(void *opaque, int neg_errno, const char *what)
+{
+	vm_stop(opaque, VM_EXIT_VMM_ERROR, "I/O APIC: %s: %s", what, strerror(-neg_errno));
+}
+
+static const struct ioapic_ops vm_ioapic_ops = {
+	.send_msi = vm_ioapic_send_msi,
+	.set_level_routes = vm_ioapic_set_level_routes,
+	.failed = vm_ioapic_failed,
+};
+
+/* The split irqchip (local APICs in KVM, our IOAPIC on the MMIO bus) when KVM
+ * has it and mode allows; otherwise KVM's full irqchip (LAPICs, IOAPIC, PIC). */
+static int vm_create_irqchip(struct vm *vm, enum vm_irqchip mode, struct gr_error *err)
+{
+	if (mode != VM_IRQCHIP_KERNEL) {
+		int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SPLIT_IRQCHIP);
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { IOAPIC_PINS } };
+		if (have > 0 && ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0) {
+			int r = ioapic_init(&vm->ioapic, &vm_ioapic_ops, vm, err);
+			if (r < 0)
+				return r;
+			vm->split_irqchip = true;
+			return vm_add_mmio(vm, LAYOUT_IOAPIC_BASE, IOAPIC_MMIO_SIZE, ioapic_mmio_read, ioapic_mmio_write,
+					   &vm->ioapic, err);
+		}
+		if (mode == VM_IRQCHIP_SPLIT)
+			return have > 0 ? gr_error_sys(err, errno, "KVM: KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP, %d)", IOAPIC_PINS)
+					: gr_error_set(err, ENOTSUP, "KVM: no split irqchip (KVM_CAP_SPLIT_IRQCHIP) on this host");
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return kvm_ioctl_err(err, "KVM_CREATE_IRQCHIP");
+	return 0;
+}
+
 int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct gr_error *err)
+{
+	return vm_create_with_irqchip(vm, gm, n_vcpus, VM_IRQCHIP_AUTO, err);
+}
+
+int vm_create_with_irqchip(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, enum vm_irqchip irqchip,
+			   struct gr_error *err)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = -1;
@@ -69,8 +152,9 @@ int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct 
 	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
 		return kvm_ioctl_err(err, "KVM_SET_IDENTITY_MAP_ADDR");
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return kvm_ioctl_err(err, "KVM_CREATE_IRQCHIP");
+	int r = vm_create_irqchip(vm, irqchip, err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < gm->n_regions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = (uint32_t)i, .guest_phys_addr = gm->regions[i].gpa,
@@ -103,6 +187,11 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
+	free(vm->msr_list);
+	vm->msr_list = NULL;
+	if (vm->split_irqchip)
+		ioapic_destroy(&vm->ioapic);
+	vm->split_irqchip = false;
 }
 
 int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *dev, struct gr_error *err)
@@ -155,6 +244,8 @@ pthread_mutex_t *vm_mmio_lock(struct vm *vm, uint64_t base)
 
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level)
 {
+	if (vm->split_irqchip)
+		return ioapic_set_irq(&vm->ioapic, gsi, level != 0);
 	struct kvm_irq_level l = { .irq = gsi, .level = level ? 1 : 0 };
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
 		return -errno;
@@ -166,6 +257,12 @@ void vm_irq_edge(void *opaque, bool level)
 	struct vm_irq_source *src = opaque;
 	if (!level)
 		return;  /* edge: the pulse below already brought the line down */
+	if (src->vm->split_irqchip) {
+		int r = ioapic_pulse_irq(&src->vm->ioapic, src->gsi);
+		if (r < 0)
+			vm_stop(src->vm, VM_EXIT_VMM_ERROR, "I/O APIC: interrupt for GSI %u: %s", src->gsi, strerror(-r));
+		return;
+	}
 	int r = vm_irq_line(src->vm, src->gsi, 1);
 	if (r == 0)
 		r = vm_irq_line(src->vm, src->gsi, 0);
@@ -267,10 +364,99 @@ static int setup_bsp(int fd, bool long_mode, uint64_t entry, uint64_t params, st
 	return 0;
 }
 
+/* Model-specific registers every vCPU starts with, as Firecracker and Cloud
+ * Hypervisor set them: the SYSENTER and SYSCALL entry points and the swapgs
+ * base cleared, the TSC at 0 (a host write of 0 makes KVM keep the vCPUs'
+ * TSCs in step), fast string operations on, MTRRs on with write-back as the
+ * default memory type (Linux otherwise maps all RAM uncached when it trusts
+ * the MTRRs). */
+static const struct boot_msr {
+	uint32_t index;
+	uint64_t value;
+	const char *name;
+} boot_msrs[] = {
+	{ 0x174, 0, "IA32_SYSENTER_CS" },
+	{ 0x175, 0, "IA32_SYSENTER_ESP" },
+	{ 0x176, 0, "IA32_SYSENTER_EIP" },
+	{ 0xC0000081, 0, "STAR" },
+	{ 0xC0000082, 0, "LSTAR" },
+	{ 0xC0000083, 0, "CSTAR" },
+	{ 0xC0000084, 0, "SYSCALL_MASK" },
+	{ 0xC0000102, 0, "KERNEL_GS_BASE" },
+	{ 0x10, 0, "IA32_TSC" },
+	{ 0x1A0, 1, "IA32_MISC_ENABLE" },           /* FAST_STRING */
+	{ VM_MSR_MTRR_DEF_TYPE, 0x806, "IA32_MTRR_DEF_TYPE" }, /* E (enabled), default type 6 (WB) */
+};
+#define N_BOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))
+
+/* KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores. */
+static int vm_get_msr_list(struct vm *vm, struct gr_error *err)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return kvm_ioctl_err(err, "KVM_GET_MSR_INDEX_LIST");
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + (size_t)probe.nmsrs * sizeof(l->indices[0]));
+	if (!l)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		free(l);
+		return kvm_ioctl_err(err, "KVM_GET_MSR_INDEX_LIST");
+	}
+	vm->msr_list = l;
+	return 0;
+}
+
+/* Whether KVM takes this boot MSR: listed by KVM_GET_MSR_INDEX_LIST, or for
+ * the MTRRs (never listed there) the CPUID's MTRR bit, which KVM's MTRR
+ * emulation follows. */
+static bool vm_msr_supported(const struct vm *vm, uint32_t index)
+{
+	if (index == VM_MSR_MTRR_DEF_TYPE) {
+		const struct kvm_cpuid_entry2 *e = cpuid_find(vm->cpuid, 1, 0);
+		return e && (e->edx & (1u << 12));
+	}
+	for (uint32_t i = 0; i < vm->msr_list->nmsrs; i++)
+		if (vm->msr_list->indices[i] == index)
+			return true;
+	return false;
+}
+
+static int vm_set_boot_msrs(struct vm *vm, int fd, unsigned int id, struct gr_error *err)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t bytes[sizeof(struct kvm_msrs) + N_BOOT_MSRS * sizeof(struct kvm_msr_entry)];
+	} b;
+	const struct boot_msr *set[N_BOOT_MSRS];
+	memset(&b, 0, sizeof(b));
+	uint32_t n = 0;
+	vm->boot_msrs_skipped = 0;
+	for (size_t i = 0; i < N_BOOT_MSRS; i++) {
+		if (!vm_msr_supported(vm, boot_msrs[i].index)) {
+			vm->boot_msrs_skipped |= 1u << i;
+			continue;
+		}
+		set[n] = &boot_msrs[i];
+		b.m.entries[n++] = (struct kvm_msr_entry){ .index = boot_msrs[i].index, .data = boot_msrs[i].value };
+	}
+	b.m.nmsrs = n;
+	int r = ioctl(fd, KVM_SET_MSRS, &b.m);
+	if (r < 0)
+		return gr_error_sys(err, errno, "KVM: KVM_SET_MSRS on vCPU %u", id);
+	if ((uint32_t)r < n)
+		return gr_error_set(err, EINVAL, "KVM: KVM_SET_MSRS on vCPU %u: KVM refused %s (MSR 0x%x = 0x%llx) after "
+				    "setting %d of %u boot MSRs",
+				    id, set[r]->name, set[r]->index, (unsigned long long)set[r]->value, r, n);
+	return 0;
+}
+
 int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t params, struct gr_error *err)
 {
 	int r = write_boot_gdt_and_tables(vm, long_mode, err);
 	if (r < 0)
+		return r;
+	if (!vm->msr_list && (r = vm_get_msr_list(vm, err)) < 0)
 		return r;
 	gr_autofree struct kvm_cpuid2 *c = malloc(sizeof(*c) + vm->cpuid->nent * sizeof(struct kvm_cpuid_entry2));
 	if (!c)
@@ -288,6 +474,8 @@ int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t param
 		set_cpuid_for(vm, i, c);
 		if (ioctl(fd, KVM_SET_CPUID2, c) < 0)
 			return kvm_ioctl_err(err, "KVM_SET_CPUID2");
+		if ((r = vm_set_boot_msrs(vm, fd, i, err)) < 0)
+			return r;
 		if (i == 0 && (r = setup_bsp(fd, long_mode, entry, params, err)) < 0)
 			return r;
 	}
@@ -399,6 +587,14 @@ static void *vcpu_thread(void *p)
 			break;
 		case KVM_EXIT_INTR:
 			break;
+		case KVM_EXIT_IOAPIC_EOI: {
+			/* The guest EOIed a level-triggered vector of our IOAPIC. */
+			int r = vm->split_irqchip ? ioapic_eoi(&vm->ioapic, run->eoi.vector) : 0;
+			if (r < 0)
+				vm_stop(vm, VM_EXIT_VMM_ERROR, "I/O APIC: EOI of vector %u: %s", run->eoi.vector,
+					strerror(-r));
+			break;
+		}
 		default:
 			vm_stop(vm, VM_EXIT_INTERNAL, "unhandled KVM exit %u on vCPU %u", reason, a->id);
 			break;

@@ -1,9 +1,11 @@
 /* One KVM virtual machine: /dev/kvm, the VM file descriptor, guest memory
- * slots, the in-kernel irqchip and PIT, and one thread per vCPU running the
- * exit loop. Port I/O goes to a small table of devices (serial, i8042,
+ * slots, the irqchip (KVM's local APICs with our IOAPIC, devices/ioapic.c, or
+ * KVM's full irqchip where the split one is missing), and one thread per vCPU
+ * running the exit loop. Port I/O goes to a small table of devices (serial, i8042,
  * debug exit), MMIO to a table of windows (virtio-mmio devices), each window
  * with its own lock so concurrent vCPUs never race inside one device;
- * interrupts go in through KVM_IRQ_LINE on the in-kernel IOAPIC. The first
+ * interrupts go in through the IOAPIC (KVM_SIGNAL_MSI; KVM_IRQ_LINE with
+ * KVM's IOAPIC). The first
  * vCPU to stop the machine decides the exit status. */
 #ifndef GR_VMM_VM_H
 #define GR_VMM_VM_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include "common/error.h"
 #include "vmm/guest_mem.h"
+#include "vmm/devices/ioapic.h"
 
 /* Exit status of gureum-vmm (documented in src/vmm/README.md). */
 enum vm_exit_status {
@@ -75,6 +78,10 @@ struct vm {
 	struct vm_mmio mmio[VM_MAX_MMIO];
 	size_t n_mmio;
 	struct kvm_cpuid2 *cpuid;        /* supported CPUID, filtered per vCPU at setup */
+	struct kvm_msr_list *msr_list;   /* KVM_GET_MSR_INDEX_LIST */
+	uint32_t boot_msrs_skipped;      /* boot MSRs KVM does not support (bit i: entry i of vm.c's table) */
+	bool split_irqchip;              /* KVM_CAP_SPLIT_IRQCHIP: ioapic below is the machine's IOAPIC */
+	struct ioapic ioapic;
 	/* Stop state: the first stop wins. */
 	pthread_mutex_t lock;
 	pthread_cond_t stopped_cond;
@@ -84,9 +91,19 @@ struct vm {
 	uint64_t exit_counts[64];        /* KVM_EXIT_* counters (metrics) */
 };
 
-/* Opens /dev/kvm, creates the VM (TSS, identity map, irqchip, PIT) and maps
- * gm into it. */
+#define VM_MSR_MTRR_DEF_TYPE 0x2FF
+
+/* Which irqchip: AUTO is the split one (KVM_CAP_SPLIT_IRQCHIP: local APICs in
+ * KVM, the IOAPIC of devices/ioapic.c at LAYOUT_IOAPIC_BASE) when KVM offers
+ * it, else KVM's full irqchip (KVM_CREATE_IRQCHIP); SPLIT fails without it;
+ * KERNEL always takes KVM's. There is no PIT either way. */
+enum vm_irqchip { VM_IRQCHIP_AUTO, VM_IRQCHIP_SPLIT, VM_IRQCHIP_KERNEL };
+
+/* Opens /dev/kvm, creates the VM (TSS, identity map, irqchip) and maps gm
+ * into it. vm_create is vm_create_with_irqchip(..., VM_IRQCHIP_AUTO, ...). */
 int vm_create(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, struct gr_error *err);
+int vm_create_with_irqchip(struct vm *vm, struct guest_mem *gm, unsigned int n_vcpus, enum vm_irqchip irqchip,
+			   struct gr_error *err);
 void vm_destroy(struct vm *vm);
 int vm_add_pio(struct vm *vm, uint16_t base, uint16_t len, vm_pio_fn fn, void *dev, struct gr_error *err);
 /* Registers an MMIO window [base, base + len) (no overlap with another, not
@@ -97,7 +114,9 @@ int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_mmio_read_fn read
 /* The lock held around the handlers of the MMIO window that starts at base
  * (for host-side I/O threads that touch the same device); NULL if none. */
 pthread_mutex_t *vm_mmio_lock(struct vm *vm, uint64_t base);
-/* Drives the in-kernel IOAPIC/PIC input gsi (KVM_IRQ_LINE); -errno on failure. */
+/* Drives IOAPIC input gsi (0..23; level is "asserted"): ours with the split
+ * irqchip, KVM's through KVM_IRQ_LINE otherwise; -errno on failure. Safe from
+ * any thread. */
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
 /* Edge-triggered, active-high interrupt (what the DSDT declares for virtio-mmio):
  * level true pulses the line (high, then low), false does nothing. opaque is
@@ -106,7 +125,9 @@ void vm_irq_edge(void *opaque, bool level);
 
 /* Creates the vCPUs; vCPU 0 starts at entry in 32-bit protected mode with
  * ebx = params (PVH) or in 64-bit long mode with rsi = params (Linux). The
- * others wait for INIT/SIPI from vCPU 0 (the in-kernel LAPIC handles it). */
+ * others wait for INIT/SIPI from vCPU 0 (the in-kernel LAPIC handles it).
+ * Every vCPU gets the boot MSRs (vm.c's table) that KVM supports; one KVM
+ * refuses is an error naming it. */
 int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t params, struct gr_error *err);
 /* Runs every vCPU on its own thread until one stops the machine; returns the exit status. */
 int vm_run(struct vm *vm);
