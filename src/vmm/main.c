@@ -9,6 +9,7 @@
 #include "event_loop.h"
 #include "devices/legacy.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
 #include "sandbox.h"
 #include "common/cleanup.h"
@@ -23,23 +24,41 @@
 #include <unistd.h>
 
 struct vmm_config {
-	const char *kernel, *initrd, *cmdline, *serial, *dump_acpi;
+	const char *kernel, *initrd, *cmdline, *serial, *console, *dump_acpi;
 	unsigned int cpus;
 	uint64_t memory;
-	const char *disks[ACPI_MAX_VIRTIO_DEVICES]; /* "PATH[,ro]", checked when the disks are opened */
+	const char *disks[ACPI_MAX_VIRTIO_DEVICES]; /* "PATH[,ro][,direct]", checked when the disks are opened */
 	size_t n_disks;
 	bool rng;
 };
 
-/* Virtio devices get windows and GSIs in this order: the disks, then rng. */
+/* Virtio devices get windows and GSIs in this order: the disks, the
+ * console, then rng. */
+static bool has_console(const struct vmm_config *c)
+{
+	return c->console && strcmp(c->console, "none") != 0;
+}
+
 static size_t n_virtio(const struct vmm_config *c)
 {
-	return c->n_disks + (c->rng ? 1 : 0);
+	return c->n_disks + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
+}
+
+static int set_console(struct vmm_config *c, const char *spec, struct gr_error *err)
+{
+	const char *old = c->console;
+	c->console = spec;
+	if (n_virtio(c) > ACPI_MAX_VIRTIO_DEVICES) {
+		c->console = old;
+		return gr_error_set(err, ENOSPC, "--console %s: too many virtio devices (at most %d, one I/O APIC pin each)",
+				    spec, ACPI_MAX_VIRTIO_DEVICES);
+	}
+	return 0;
 }
 
 static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err)
 {
-	if (c->n_disks + (c->rng ? 1 : 0) >= ACPI_MAX_VIRTIO_DEVICES)
+	if (n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
 		return gr_error_set(err, ENOSPC, "--disk %s: too many virtio devices (at most %d, one I/O APIC pin each)",
 				    spec, ACPI_MAX_VIRTIO_DEVICES);
 	c->disks[c->n_disks++] = spec;
@@ -48,7 +67,7 @@ static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err
 
 static int set_rng(struct vmm_config *c, struct gr_error *err)
 {
-	if (!c->rng && c->n_disks >= ACPI_MAX_VIRTIO_DEVICES)
+	if (!c->rng && n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
 		return gr_error_set(err, ENOSPC, "--rng: too many virtio devices (at most %d, one I/O APIC pin each)",
 				    ACPI_MAX_VIRTIO_DEVICES);
 	c->rng = true;
@@ -66,8 +85,12 @@ static int usage_error(const char *fmt, const char *arg)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: gureum-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
-		   "                  [--disk PATH[,ro]]... [--rng]\n"
-		   "                  [--serial stdio|file=PATH|none] [--dump-acpi DIR] [--config FILE.json]\n\n"
+		   "                  [--disk PATH[,ro][,direct]]... [--rng]\n"
+		   "                  [--serial stdio|file=PATH|socket=PATH|none] (default stdio: COM1, with input)\n"
+		   "                  [--console stdio|file=PATH|socket=PATH|none] (default none: no virtio-console)\n"
+		   "                  [--dump-acpi DIR] [--config FILE.json]\n\n"
+		   "Only one of --serial and --console can use stdio. socket=PATH: the VMM listens on a\n"
+		   "unix socket (mode 0600, one client at a time, removed at exit).\n"
 		   "Exit status: 0 powered off, 1 bad configuration, 2 guest reset, 3 triple fault,\n"
 		   "4 KVM internal error, 5 VMM error, 64+N test payload failure N.\n");
 }
@@ -94,7 +117,7 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v) {
-		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") &&
+		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") && strcmp(key, "console") &&
 		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "rng"))
 			return gr_error_set(err, EINVAL, "%s: unknown setting \"%s\"", path, key);
 	}
@@ -103,6 +126,11 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	    (r = gr_json_get_string(j, path, "cmdline", &c->cmdline, err)) < 0 ||
 	    (r = gr_json_get_string(j, path, "serial", &c->serial, err)) < 0)
 		return r;
+	const char *console;
+	if ((r = gr_json_get_string(j, path, "console", &console, err)) < 0)
+		return r;
+	if (r == 1 && set_console(c, console, err) < 0)
+		return gr_error_prefix(err, "%s", path);
 	uint32_t cpus;
 	if ((r = gr_json_get_uint32(j, path, "cpus", &cpus, err)) < 0)
 		return r;
@@ -142,23 +170,28 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	return 0;
 }
 
-static int open_serial(const char *spec, int *fd, struct gr_error *err)
+/* The serial port's and the console's backends (before the sandbox). Only
+ * one of them may take stdio. */
+static int open_chardevs(const struct vmm_config *c, struct chardev *serial, struct chardev *console,
+			 struct gr_error *err)
 {
-	if (!spec || strcmp(spec, "stdio") == 0) {
-		*fd = STDOUT_FILENO;
-		return 0;
+	enum chardev_kind sk, ck = CHARDEV_NONE;
+	const char *p;
+	int r = chardev_parse("--serial", c->serial, &sk, &p, err);
+	if (r == 0 && c->console)
+		r = chardev_parse("--console", c->console, &ck, &p, err);
+	if (r < 0)
+		return r;
+	if (sk == CHARDEV_STDIO && ck == CHARDEV_STDIO)
+		return gr_error_set(err, EINVAL, "--console stdio: the serial port already uses stdio%s; give --serial none, file=PATH or socket=PATH",
+				    c->serial ? "" : " (the default)");
+	if ((r = chardev_open(serial, "--serial", c->serial, err)) < 0)
+		return r;
+	if ((r = chardev_open(console, "--console", c->console ? c->console : "none", err)) < 0) {
+		chardev_close(serial);
+		return r;
 	}
-	if (strcmp(spec, "none") == 0) {
-		*fd = -1;
-		return 0;
-	}
-	if (strncmp(spec, "file=", 5) == 0) {
-		*fd = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (*fd < 0)
-			return gr_error_sys(err, errno, "--serial: cannot open %s", spec + 5);
-		return 0;
-	}
-	return gr_error_set(err, EINVAL, "--serial: expected stdio, file=PATH or none, got \"%s\"", spec);
+	return 0;
 }
 
 /* The virtio-mmio devices: disks first, then rng; device n gets window
@@ -167,6 +200,7 @@ static int open_serial(const char *spec, int *fd, struct gr_error *err)
 struct virtio_devices {
 	struct virtio_blk *disks;          /* n_disks, calloc'd */
 	size_t n_disks;
+	struct virtio_console *console;    /* NULL without --console */
 	struct virtio_rng *rng;            /* NULL without --rng */
 	struct virtio_mmio_dev *mmio[ACPI_MAX_VIRTIO_DEVICES];
 	struct vm_irq_source irqs[ACPI_MAX_VIRTIO_DEVICES];
@@ -178,6 +212,7 @@ static void virtio_devices_close(struct virtio_devices *v)
 	for (size_t i = 0; i < v->n_disks; i++)
 		virtio_blk_close(&v->disks[i]);
 	free(v->disks);
+	free(v->console);
 	free(v->rng);
 	*v = (struct virtio_devices){ 0 };
 }
@@ -185,7 +220,8 @@ static void virtio_devices_close(struct virtio_devices *v)
 /* Opens the backends (before the VM exists: bad files are configuration
  * errors). The interrupt sources point at vm, which vm_create fills later. */
 static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config *c, struct guest_mem *gm,
-			       struct vm *vm, struct acpi_mmio_device *windows, struct gr_error *err)
+			       struct vm *vm, struct chardev *console, struct acpi_mmio_device *windows,
+			       struct gr_error *err)
 {
 	for (size_t i = 0; i < n_virtio(c); i++) {
 		v->irqs[i] = (struct vm_irq_source){ .vm = vm, .gsi = (uint32_t)(LAYOUT_VIRTIO_IRQ_BASE + i) };
@@ -196,14 +232,23 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		return gr_error_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < c->n_disks; i++) {
 		gr_autofree char *path = NULL;
-		bool ro;
-		int r = virtio_blk_parse_spec(c->disks[i], &path, &ro, err);
+		bool ro, direct;
+		int r = virtio_blk_parse_spec(c->disks[i], &path, &ro, &direct, err);
 		if (r == 0)
-			r = virtio_blk_init(&v->disks[i], gm, path, ro, (unsigned)i, vm_irq_edge, &v->irqs[v->n], err);
+			r = virtio_blk_init(&v->disks[i], gm, path, ro, direct, (unsigned)i, vm_irq_edge, &v->irqs[v->n],
+					    err);
 		if (r < 0)
 			return gr_error_prefix(err, "--disk");
 		v->n_disks++;
 		v->mmio[v->n++] = &v->disks[i].mmio;
+	}
+	if (has_console(c)) {
+		if (!(v->console = calloc(1, sizeof(*v->console))))
+			return gr_error_set(err, ENOMEM, "out of memory");
+		int r = virtio_console_init(v->console, gm, console, vm_irq_edge, &v->irqs[v->n], err);
+		if (r < 0)
+			return gr_error_prefix(err, "--console");
+		v->mmio[v->n++] = &v->console->mmio;
 	}
 	if (c->rng) {
 		if (!(v->rng = calloc(1, sizeof(*v->rng))))
@@ -256,17 +301,40 @@ static int irqchip_from_env(enum vm_irqchip *mode, const char **bad)
 	return 0;
 }
 
+/* Input for the serial port and the console through the I/O thread (after
+ * the MMIO windows exist: the console's callbacks take its window's lock),
+ * and the watchers that remove socket files at exit (before the sandbox). */
+static int chardevs_attach(struct serial *serial, struct chardev *serial_cd, struct chardev *console_cd,
+			   struct virtio_devices *v, struct vm *vm, struct ev_loop *io, struct gr_error *err)
+{
+	int r;
+	if ((r = serial_attach(serial, io, err)) < 0 || (r = chardev_unlink_at_exit(serial_cd, err)) < 0)
+		return r;
+	if (!v->console)
+		return 0;
+	size_t idx = 0;
+	while (idx < v->n && v->mmio[idx] != &v->console->mmio)
+		idx++;
+	pthread_mutex_t *lock = vm_mmio_lock(vm, LAYOUT_VIRTIO_MMIO_BASE + idx * LAYOUT_VIRTIO_MMIO_SIZE);
+	if (!lock)
+		return gr_error_set(err, ENOENT, "--console: no MMIO window for the device");
+	if ((r = virtio_console_attach(v->console, io, lock, err)) < 0 || (r = chardev_unlink_at_exit(console_cd, err)) < 0)
+		return r;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_config c = { .cpus = 1, .memory = 128ULL << 20 };
 	gr_autojson json_t *config_json = NULL;
 	struct gr_error err = { 0 };
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_CPUS, O_MEMORY, O_SERIAL, O_DUMP_ACPI, O_CONFIG,
-	       O_DISK, O_NET, O_VSOCK, O_RNG, O_API };
+	       O_DISK, O_NET, O_VSOCK, O_RNG, O_API, O_CONSOLE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL }, { "initrd", required_argument, NULL, O_INITRD },
 		{ "cmdline", required_argument, NULL, O_CMDLINE }, { "cpus", required_argument, NULL, O_CPUS },
 		{ "memory", required_argument, NULL, O_MEMORY }, { "serial", required_argument, NULL, O_SERIAL },
+		{ "console", required_argument, NULL, O_CONSOLE },
 		{ "dump-acpi", required_argument, NULL, O_DUMP_ACPI }, { "config", required_argument, NULL, O_CONFIG },
 		{ "disk", required_argument, NULL, O_DISK }, { "net", required_argument, NULL, O_NET },
 		{ "vsock", required_argument, NULL, O_VSOCK }, { "rng", no_argument, NULL, O_RNG },
@@ -289,6 +357,12 @@ int main(int argc, char **argv)
 				return usage_error("--memory: \"%s\" is not a size (like 512M or 2G)", optarg);
 			break;
 		case O_SERIAL: c.serial = optarg; break;
+		case O_CONSOLE:
+			if (set_console(&c, optarg, &err) < 0) {
+				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+				return VM_EXIT_CONFIG;
+			}
+			break;
 		case O_DUMP_ACPI: c.dump_acpi = optarg; break;
 		case O_CONFIG:
 			if (load_config_file(&c, optarg, &config_json, &err) < 0) {
@@ -326,20 +400,24 @@ int main(int argc, char **argv)
 	if (irqchip_from_env(&irqchip, &irqchip_env) < 0)
 		return usage_error("GUREUM_VMM_IRQCHIP: expected auto, split or kernel, got \"%s\"", irqchip_env);
 
-	int serial_fd = -1;
-	if (open_serial(c.serial, &serial_fd, &err) < 0) {
+	struct chardev serial_cd, console_cd;
+	if (open_chardevs(&c, &serial_cd, &console_cd, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		return VM_EXIT_CONFIG;
 	}
 	struct guest_mem gm;
 	if (gm_create(&gm, c.memory, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		chardev_close(&serial_cd);
+		chardev_close(&console_cd);
 		return VM_EXIT_CONFIG;
 	}
 	int status = VM_EXIT_CONFIG;
 	struct vm vm;
 	struct virtio_devices vdev = { 0 };
-	struct serial serial = { .out_fd = serial_fd };
+	struct serial serial;
+	struct vm_irq_source serial_irq = { .vm = &vm, .gsi = LAYOUT_SERIAL_IRQ };
+	serial_init(&serial, &serial_cd, serial_irq_line, &serial_irq);
 	struct acpi_sleep sleep = { 0 };
 	struct ev_loop io;                 /* host-side I/O (taps, sockets, console input) */
 	struct acpi_mmio_device windows[ACPI_MAX_VIRTIO_DEVICES];
@@ -349,9 +427,11 @@ int main(int argc, char **argv)
 	if (ev_loop_init(&io, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		gm_destroy(&gm);
+		chardev_close(&serial_cd);
+		chardev_close(&console_cd);
 		return VM_EXIT_VMM_ERROR;
 	}
-	if (virtio_devices_open(&vdev, &c, &gm, &vm, windows, &err) < 0 ||
+	if (virtio_devices_open(&vdev, &c, &gm, &vm, &console_cd, windows, &err) < 0 ||
 	    acpi_build(&gm, &acfg, &rsdp, &err) < 0 ||
 	    (c.dump_acpi && acpi_dump(&gm, rsdp, c.dump_acpi, &err) < 0) ||
 	    boot_load(&gm, c.kernel, c.initrd, c.cmdline ? c.cmdline : "", rsdp, &bi, &err) < 0) {
@@ -359,10 +439,13 @@ int main(int argc, char **argv)
 		virtio_devices_close(&vdev);
 		ev_loop_destroy(&io);
 		gm_destroy(&gm);
+		chardev_close(&serial_cd);
+		chardev_close(&console_cd);
 		return VM_EXIT_CONFIG;
 	}
 	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
+	    chardevs_attach(&serial, &serial_cd, &console_cd, &vdev, &vm, &io, &err) < 0 ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		status = VM_EXIT_VMM_ERROR;
@@ -384,5 +467,7 @@ int main(int argc, char **argv)
 	virtio_devices_close(&vdev);
 	ev_loop_destroy(&io);
 	gm_destroy(&gm);
+	chardev_close(&serial_cd);   /* restores the terminal */
+	chardev_close(&console_cd);
 	return status;
 }

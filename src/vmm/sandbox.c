@@ -119,6 +119,7 @@ static const unsigned long allowed_ioctls[] = {
 	TUNSETOFFLOAD,        /* virtio-net: offloads follow what the driver negotiates */
 	TUNSETVNETHDRSZ,
 	TCGETS,               /* isatty() in stdio */
+	TCSETS,               /* --serial/--console stdio: the terminal restored at exit */
 };
 
 static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned int n_args,

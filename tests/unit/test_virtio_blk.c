@@ -54,19 +54,19 @@ static void make_disk(const char *path, size_t bytes)
 	close(fd);
 }
 
-static int fx_open(void **state, bool ro)
+static int fx_open_in(void **state, bool ro, bool direct, const char *dir, size_t sectors)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct gr_error err = { 0 };
 	if (!f || gm_create(&f->gm, RAM, &err) < 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "/tmp/gureum-test-blk-XXXXXX");
+	snprintf(f->path, sizeof(f->path), "%s/gureum-test-blk-XXXXXX", dir);
 	int fd = mkstemp(f->path);
 	if (fd < 0)
 		return -1;
 	close(fd);
-	make_disk(f->path, SECTORS * 512);
-	if (virtio_blk_init(&f->blk, &f->gm, f->path, ro, 0, on_irq, f, &err) < 0) {
+	make_disk(f->path, sectors * 512);
+	if (virtio_blk_init(&f->blk, &f->gm, f->path, ro, direct, 0, on_irq, f, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return -1;
 	}
@@ -74,6 +74,10 @@ static int fx_open(void **state, bool ro)
 	return 0;
 }
 
+static int fx_open(void **state, bool ro) { return fx_open_in(state, ro, false, "/tmp", SECTORS); }
+/* O_DIRECT needs a file system that takes it: /var/tmp is on disk. */
+#define DIRECT_SECTORS 1024
+static int fx_setup_direct(void **state) { return fx_open_in(state, false, true, "/var/tmp", DIRECT_SECTORS); }
 static int fx_setup(void **state) { return fx_open(state, false); }
 static int fx_setup_ro(void **state) { return fx_open(state, true); }
 
@@ -143,22 +147,30 @@ static void test_parse_spec(void **state)
 	(void)state;
 	struct gr_error err = { 0 };
 	char *path;
-	bool ro;
-	assert_int_equal(virtio_blk_parse_spec("disk.img", &path, &ro, &err), 0);
+	bool ro, direct;
+	assert_int_equal(virtio_blk_parse_spec("disk.img", &path, &ro, &direct, &err), 0);
 	assert_string_equal(path, "disk.img");
 	assert_false(ro);
+	assert_false(direct);
 	free(path);
-	assert_int_equal(virtio_blk_parse_spec("/x/disk.img,ro", &path, &ro, &err), 0);
+	assert_int_equal(virtio_blk_parse_spec("d.img,direct,ro", &path, &ro, &direct, &err), 0);
+	assert_string_equal(path, "d.img");
+	assert_true(ro);
+	assert_true(direct);
+	free(path);
+	assert_int_equal(virtio_blk_parse_spec("d.img,directx", &path, &ro, &direct, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "PATH[,ro][,direct]"));
+	assert_int_equal(virtio_blk_parse_spec("/x/disk.img,ro", &path, &ro, &direct, &err), 0);
 	assert_string_equal(path, "/x/disk.img");
 	assert_true(ro);
 	free(path);
-	assert_int_equal(virtio_blk_parse_spec("", &path, &ro, &err), -EINVAL);
+	assert_int_equal(virtio_blk_parse_spec("", &path, &ro, &direct, &err), -EINVAL);
 	assert_null(path);
-	assert_int_equal(virtio_blk_parse_spec(",ro", &path, &ro, &err), -EINVAL);
+	assert_int_equal(virtio_blk_parse_spec(",ro", &path, &ro, &direct, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "no path"));
-	assert_int_equal(virtio_blk_parse_spec("d.img,rw", &path, &ro, &err), -EINVAL);
+	assert_int_equal(virtio_blk_parse_spec("d.img,rw", &path, &ro, &direct, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "unknown option \"rw\""));
-	assert_int_equal(virtio_blk_parse_spec("d.img,ro,", &path, &ro, &err), -EINVAL);
+	assert_int_equal(virtio_blk_parse_spec("d.img,ro,", &path, &ro, &direct, &err), -EINVAL);
 	assert_null(path);
 }
 
@@ -169,20 +181,20 @@ static void test_open_errors(void **state)
 	struct gr_error err = { 0 };
 	assert_int_equal(gm_create(&gm, RAM, &err), 0);
 	struct virtio_blk *b = calloc(1, sizeof(*b));
-	assert_int_equal(virtio_blk_init(b, &gm, "/nonexistent/disk.img", false, 0, NULL, NULL, &err), -ENOENT);
+	assert_int_equal(virtio_blk_init(b, &gm, "/nonexistent/disk.img", false, false, 0, NULL, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "/nonexistent/disk.img"));
-	assert_int_equal(virtio_blk_init(b, &gm, "/tmp", true, 0, NULL, NULL, &err), -EINVAL);
+	assert_int_equal(virtio_blk_init(b, &gm, "/tmp", true, false, 0, NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "not a regular file"));
 	char path[] = "/tmp/gureum-test-blk-small-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "tiny", 4), 4);
 	close(fd);
-	assert_int_equal(virtio_blk_init(b, &gm, path, false, 0, NULL, NULL, &err), -EINVAL);
+	assert_int_equal(virtio_blk_init(b, &gm, path, false, false, 0, NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "smaller than one"));
 	/* A partial last sector is not visible. */
 	make_disk(path, 3 * 512 + 100);
-	assert_int_equal(virtio_blk_init(b, &gm, path, true, 0, NULL, NULL, &err), 0);
+	assert_int_equal(virtio_blk_init(b, &gm, path, true, false, 0, NULL, NULL, &err), 0);
 	assert_int_equal(b->capacity, 3);
 	assert_true(b->mmio.device_features & (1ULL << VIRTIO_BLK_F_RO));
 	virtio_blk_close(b);
@@ -244,6 +256,100 @@ static void test_write_flush_read(void **state)
 	assert_int_equal(f->blk.writes, 1);
 	assert_int_equal(f->blk.reads, 2);
 	assert_int_equal(f->blk.flushes, 1);
+}
+
+/* ---- O_DIRECT ---- */
+
+static void test_direct_aligned_in_place(void **state)
+{
+	struct fx *f = *state;
+	assert_true(f->blk.direct);
+	assert_true(f->blk.dio_mem_align >= 1 && f->blk.dio_offset_align >= 512);
+	uint32_t bs = 0;
+	virtio_mmio_read(&f->blk.mmio, VIRTIO_MMIO_CONFIG + 20, &bs, 4);
+	assert_int_equal(bs, f->blk.dio_offset_align);
+	f->blk.dio_offset_align = 512; /* as on this machine's ext4; requests below at 512-byte steps */
+	uint32_t w;
+	for (int i = 0; i < 4096; i++)
+		g(f, DATA)[i] = (uint8_t)(i * 5 + 7);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 8, 4096, false, &w), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->blk.direct_ios, 1);
+	assert_int_equal(f->blk.bounced_ios, 0);
+	uint8_t s[512];
+	file_sector(f, 9, s);
+	assert_memory_equal(s, gm_ptr(&f->gm, DATA + 512, 512), 512);
+	memset(g(f, DATA), 0, 4096);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 8, 4096, true, &w), VIRTIO_BLK_S_OK);
+	assert_int_equal(w, 4097);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(g(f, DATA)[i], (uint8_t)(i * 5 + 7));
+	assert_int_equal(f->blk.direct_ios, 2);
+	assert_int_equal(f->blk.bounced_ios, 0);
+}
+
+static void test_direct_unaligned_bounced(void **state)
+{
+	struct fx *f = *state;
+	f->blk.dio_offset_align = 512;
+	f->blk.dio_mem_align = 4096;   /* stricter than the file system: DATA + 512 is now unaligned */
+	uint32_t w;
+	/* Unaligned address and odd lengths, the data split over three buffers. */
+	for (int i = 0; i < 1024; i++)
+		g(f, DATA + 1)[i] = (uint8_t)(i * 3 + 11);
+	put_header(f, VIRTIO_BLK_T_OUT, 3);
+	chain_reset(f);
+	chain_add(f, HDR, 16, false);
+	chain_add(f, DATA + 1, 100, false);
+	chain_add(f, DATA + 101, 700, false);
+	chain_add(f, DATA + 801, 224, false);
+	chain_add(f, STATUS, 1, true);
+	assert_int_equal(virtio_blk_handle(&f->blk, &f->chain, &w), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->blk.bounced_ios, 1);
+	assert_int_equal(f->blk.direct_ios, 0);
+	uint8_t s[512];
+	file_sector(f, 4, s);
+	assert_memory_equal(s, gm_ptr(&f->gm, DATA + 1 + 512, 512), 512);
+	/* Read it back into a different unaligned place, again split. */
+	put_header(f, VIRTIO_BLK_T_IN, 3);
+	chain_reset(f);
+	chain_add(f, HDR, 16, false);
+	chain_add(f, DATA + 4096 + 512, 1000, true);
+	chain_add(f, DATA + 4096 + 1512, 24, true);
+	chain_add(f, STATUS, 1, true);
+	assert_int_equal(virtio_blk_handle(&f->blk, &f->chain, &w), VIRTIO_BLK_S_OK);
+	assert_int_equal(w, 1025);
+	assert_memory_equal(gm_ptr(&f->gm, DATA + 4096 + 512, 1024), gm_ptr(&f->gm, DATA + 1, 1024), 1024);
+	assert_int_equal(f->blk.bounced_ios, 2);
+	/* More than one bounce buffer's worth (300 KiB), unaligned by 3 bytes. */
+	const uint64_t big = 0x100003, n = 300 * 1024;
+	for (uint64_t i = 0; i < n; i++)
+		g(f, big)[i] = (uint8_t)(i / 512 * 17 + i);
+	put_header(f, VIRTIO_BLK_T_OUT, 100);
+	chain_reset(f);
+	chain_add(f, HDR, 16, false);
+	chain_add(f, big, (uint32_t)n, false);
+	chain_add(f, STATUS, 1, true);
+	assert_int_equal(virtio_blk_handle(&f->blk, &f->chain, &w), VIRTIO_BLK_S_OK);
+	file_sector(f, 100 + 599, s);
+	assert_memory_equal(s, gm_ptr(&f->gm, big + 599 * 512, 512), 512);
+	const uint64_t back = 0x200005;
+	memset(g(f, back), 0, n);
+	put_header(f, VIRTIO_BLK_T_IN, 100);
+	chain_reset(f);
+	chain_add(f, HDR, 16, false);
+	chain_add(f, back, (uint32_t)n - 512, true);
+	chain_add(f, back + n - 512, 512, true);
+	chain_add(f, STATUS, 1, true);
+	assert_int_equal(virtio_blk_handle(&f->blk, &f->chain, &w), VIRTIO_BLK_S_OK);
+	assert_int_equal(w, n + 1);
+	assert_memory_equal(gm_ptr(&f->gm, back, n), gm_ptr(&f->gm, big, n), n);
+	/* Sector offsets below the file system's block size: IOERR, nothing done. */
+	f->blk.dio_offset_align = 4096;
+	uint64_t errors = f->blk.errors;
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 1, 4096, true, &w), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 8, 512, false, &w), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(f->blk.errors, errors + 2);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 8, 4096, true, &w), VIRTIO_BLK_S_OK);
 }
 
 static void test_get_id_and_unsupported(void **state)
@@ -459,6 +565,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_spec),
+		cmocka_unit_test_setup_teardown(test_direct_aligned_in_place, fx_setup_direct, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_unaligned_bounced, fx_setup_direct, fx_teardown),
 		cmocka_unit_test(test_open_errors),
 		T(test_config_and_features),
 		T(test_write_flush_read),

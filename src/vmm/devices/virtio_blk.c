@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -19,22 +20,25 @@ struct blk_header {
 	uint64_t sector;
 };
 
-int virtio_blk_parse_spec(const char *spec, char **path, bool *read_only, struct gr_error *err)
+int virtio_blk_parse_spec(const char *spec, char **path, bool *read_only, bool *direct, struct gr_error *err)
 {
 	*path = NULL;
 	*read_only = false;
+	*direct = false;
 	const char *comma = strchr(spec, ',');
 	size_t plen = comma ? (size_t)(comma - spec) : strlen(spec);
 	if (plen == 0)
-		return gr_error_set(err, EINVAL, "disk \"%s\": no path (expected PATH[,ro])", spec);
+		return gr_error_set(err, EINVAL, "disk \"%s\": no path (expected PATH[,ro][,direct])", spec);
 	while (comma) {
 		const char *opt = comma + 1;
 		comma = strchr(opt, ',');
 		size_t olen = comma ? (size_t)(comma - opt) : strlen(opt);
 		if (olen == 2 && strncmp(opt, "ro", 2) == 0)
 			*read_only = true;
+		else if (olen == 6 && strncmp(opt, "direct", 6) == 0)
+			*direct = true;
 		else
-			return gr_error_set(err, EINVAL, "disk \"%s\": unknown option \"%.*s\" (expected PATH[,ro])",
+			return gr_error_set(err, EINVAL, "disk \"%s\": unknown option \"%.*s\" (expected PATH[,ro][,direct])",
 					    spec, (int)olen, opt);
 	}
 	*path = strndup(spec, plen);
@@ -99,6 +103,76 @@ static int rw_all(int fd, bool write, struct iovec *iov, int cnt, off_t off)
 	return 0;
 }
 
+/* O_DIRECT: straight into guest buffers when every buffer's address and
+ * length are multiples of the memory alignment, else through the aligned
+ * bounce buffer, VIRTIO_BLK_BOUNCE bytes at a time. off and len must be
+ * multiples of the offset alignment (checked by the caller). */
+static int rw_direct(struct virtio_blk *blk, bool write, struct iovec *iov, int cnt, off_t off)
+{
+	bool aligned = true;
+	for (int i = 0; i < cnt && aligned; i++)
+		aligned = (uintptr_t)iov[i].iov_base % blk->dio_mem_align == 0 && iov[i].iov_len % blk->dio_mem_align == 0;
+	if (aligned) {
+		blk->direct_ios++;
+		return rw_all(blk->fd, write, iov, cnt, off);
+	}
+	blk->bounced_ios++;
+	int i = 0;
+	size_t in_iov = 0;   /* bytes of iov[i] already done */
+	while (i < cnt) {
+		size_t chunk = 0;   /* gather up to a bounce buffer's worth */
+		int j = i;
+		size_t at = in_iov;
+		while (j < cnt && chunk < VIRTIO_BLK_BOUNCE) {
+			size_t take = iov[j].iov_len - at;
+			if (take > VIRTIO_BLK_BOUNCE - chunk)
+				take = VIRTIO_BLK_BOUNCE - chunk;
+			if (write)
+				memcpy(blk->bounce + chunk, (uint8_t *)iov[j].iov_base + at, take);
+			chunk += take;
+			at += take;
+			if (at == iov[j].iov_len) {
+				j++;
+				at = 0;
+			}
+		}
+		struct iovec b = { .iov_base = blk->bounce, .iov_len = chunk };
+		int r = rw_all(blk->fd, write, &b, 1, off);
+		if (r < 0)
+			return r;
+		if (!write) {   /* scatter the chunk back */
+			size_t done = 0;
+			while (done < chunk) {
+				size_t take = iov[i].iov_len - in_iov;
+				if (take > chunk - done)
+					take = chunk - done;
+				memcpy((uint8_t *)iov[i].iov_base + in_iov, blk->bounce + done, take);
+				done += take;
+				in_iov += take;
+				if (in_iov == iov[i].iov_len) {
+					i++;
+					in_iov = 0;
+				}
+			}
+		} else {
+			i = j;
+			in_iov = at;
+		}
+		off += (off_t)chunk;
+	}
+	return 0;
+}
+
+static int blk_rw(struct virtio_blk *blk, bool write, struct iovec *iov, int cnt, uint64_t sector, uint64_t len)
+{
+	off_t off = (off_t)(sector * VIRTIO_BLK_SECTOR_SIZE);
+	if (!blk->direct)
+		return rw_all(blk->fd, write, iov, cnt, off);
+	if ((uint64_t)off % blk->dio_offset_align || len % blk->dio_offset_align)
+		return -EINVAL;   /* below the file system's block size: the guest was told BLK_SIZE */
+	return rw_direct(blk, write, iov, cnt, off);
+}
+
 /* The last writable byte of the chain (the status), or NULL. */
 static volatile uint8_t *status_byte(const struct vq_chain *c)
 {
@@ -146,7 +220,7 @@ static uint8_t do_request(struct virtio_blk *blk, const struct vq_chain *c, uint
 		if (in_data != 0 || out_room % VIRTIO_BLK_SECTOR_SIZE || !range_ok(blk, sector, out_room))
 			break;
 		cnt = chain_iov(c, true, 0, out_room, iov);
-		if (cnt < 0 || rw_all(blk->fd, false, iov, cnt, (off_t)(sector * VIRTIO_BLK_SECTOR_SIZE)) < 0)
+		if (cnt < 0 || blk_rw(blk, false, iov, cnt, sector, out_room) < 0)
 			break;
 		blk->reads++;
 		blk->bytes_read += out_room;
@@ -157,7 +231,7 @@ static uint8_t do_request(struct virtio_blk *blk, const struct vq_chain *c, uint
 		if (blk->read_only || out_room != 0 || in_data % VIRTIO_BLK_SECTOR_SIZE || !range_ok(blk, sector, in_data))
 			break;
 		cnt = chain_iov(c, false, BLK_HEADER_BYTES, in_data, iov);
-		if (cnt < 0 || rw_all(blk->fd, true, iov, cnt, (off_t)(sector * VIRTIO_BLK_SECTOR_SIZE)) < 0)
+		if (cnt < 0 || blk_rw(blk, true, iov, cnt, sector, in_data) < 0)
 			break;
 		blk->writes++;
 		blk->bytes_written += in_data;
@@ -227,12 +301,33 @@ static const struct virtio_mmio_ops blk_ops = {
 	.queue_notify = blk_notify,
 };
 
+/* The memory and file-offset alignment O_DIRECT needs for this file:
+ * statx(STATX_DIOALIGN) when the kernel and file system report it, else 4096
+ * for memory (the safe choice) and 512 for offsets (the sector size; a file
+ * system that needs more fails those requests with IOERR). */
+static void dio_alignment(int fd, uint32_t *mem, uint32_t *offset)
+{
+	*mem = 4096;
+	*offset = VIRTIO_BLK_SECTOR_SIZE;
+#ifdef STATX_DIOALIGN
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN) &&
+	    stx.stx_dio_mem_align && stx.stx_dio_offset_align) {
+		*mem = stx.stx_dio_mem_align;
+		*offset = stx.stx_dio_offset_align;
+	}
+#endif
+}
+
 int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm, const char *path, bool read_only,
-		    unsigned id_index, virtio_mmio_irq_fn irq, void *irq_opaque, struct gr_error *err)
+		    bool direct, unsigned id_index, virtio_mmio_irq_fn irq, void *irq_opaque, struct gr_error *err)
 {
 	memset(blk, 0, sizeof(*blk));
 	blk->fd = -1;
-	gr_autoclose int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	gr_autoclose int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (fd < 0 && direct && errno == EINVAL)
+		return gr_error_set(err, EINVAL, "disk %s: the file system refuses O_DIRECT (\"direct\"); drop the option or move the image",
+				    path);
 	if (fd < 0)
 		return gr_error_sys(err, errno, "disk %s: cannot open%s", path, read_only ? "" : " for writing");
 	struct stat st;
@@ -248,8 +343,20 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm, const ch
 				    (long long)size);
 	blk->capacity = (uint64_t)size / VIRTIO_BLK_SECTOR_SIZE; /* a partial last sector is not visible */
 	blk->read_only = read_only;
+	if (direct) {
+		uint32_t mem, offset;
+		dio_alignment(fd, &mem, &offset);
+		if ((mem & (mem - 1)) || (offset & (offset - 1)) || mem > VIRTIO_BLK_BOUNCE || offset > VIRTIO_BLK_BOUNCE)
+			return gr_error_set(err, EINVAL, "disk %s: unusable O_DIRECT alignment (memory %u, offset %u)", path,
+					    mem, offset);
+		if (posix_memalign((void **)&blk->bounce, mem < 4096 ? 4096 : mem, VIRTIO_BLK_BOUNCE) != 0)
+			return gr_error_set(err, ENOMEM, "disk %s: out of memory for the O_DIRECT bounce buffer", path);
+		blk->direct = true;
+		blk->dio_mem_align = mem;
+		blk->dio_offset_align = offset;
+	}
 	blk->config.capacity = htole64(blk->capacity);
-	blk->config.blk_size = htole32(VIRTIO_BLK_SECTOR_SIZE);
+	blk->config.blk_size = htole32(blk->direct ? blk->dio_offset_align : VIRTIO_BLK_SECTOR_SIZE);
 	snprintf(blk->id, sizeof(blk->id), "gureum-disk%u", id_index);
 	uint64_t features = (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_BLK_SIZE);
 	if (read_only)
@@ -260,8 +367,11 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm, const ch
 		.irq = irq, .irq_opaque = irq_opaque,
 	};
 	int r = virtio_mmio_init(&blk->mmio, gm, &p, err);
-	if (r < 0)
+	if (r < 0) {
+		free(blk->bounce);
+		blk->bounce = NULL;
 		return gr_error_prefix(err, "disk %s", path);
+	}
 	blk->fd = gr_steal_fd(fd);
 	return 0;
 }
@@ -271,4 +381,6 @@ void virtio_blk_close(struct virtio_blk *blk)
 	if (blk->fd >= 0)
 		close(blk->fd);
 	blk->fd = -1;
+	free(blk->bounce);
+	blk->bounce = NULL;
 }
