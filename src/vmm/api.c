@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,7 +34,10 @@ struct vmm_api {
 	dev_t dev;      /* the socket file we created, so close removes only ours */
 	ino_t ino;
 	int watch_fd;   /* write end of the watcher's pipe (vmm_api_unlink_at_exit), or -1 */
+	int ack_fd;     /* read end of a pipe the watcher holds until it has removed the file, or -1 */
 };
+
+#define API_WATCHER_WAIT_MS 2000
 
 /* ---- exit reason names ---- */
 
@@ -97,7 +101,8 @@ static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned int statu
 /* Takes a reference to j. */
 static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned int status, json_t *j)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	/* 12 significant digits: the uptime's milliseconds, not 0.55200000000000005. */
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 	json_decref(j);
 	if (!s)
 		return MHD_NO;
@@ -217,9 +222,9 @@ static enum MHD_Result handle_action(struct vmm_api *api, struct MHD_Connection 
 	const char *key;
 	json_t *v;
 	json_object_foreach(j, key, v) {
-		if (strcmp(key, "action") != 0)
-			return respond_error(c, MHD_HTTP_BAD_REQUEST, NULL, "unknown key \"%s\" (expected only \"action\")",
-					     key);
+		if (strcmp(key, "action") != 0 && strcmp(key, "timeout") != 0)
+			return respond_error(c, MHD_HTTP_BAD_REQUEST, NULL,
+					     "unknown key \"%s\" (expected \"action\" and, for stop, \"timeout\")", key);
 	}
 	json_t *a = json_object_get(j, "action");
 	if (!a)
@@ -229,6 +234,21 @@ static enum MHD_Result handle_action(struct vmm_api *api, struct MHD_Connection 
 		return respond_error(c, MHD_HTTP_BAD_REQUEST, NULL, "action: expected a string, got %s", d ? d : "?");
 	}
 	const char *action = json_string_value(a);
+	json_t *t = json_object_get(j, "timeout");
+	if (t && strcmp(action, "stop") != 0)
+		return respond_error(c, MHD_HTTP_BAD_REQUEST, NULL, "timeout: only the stop action takes one");
+	unsigned int timeout_ms = VMM_API_STOP_TIMEOUT_DEFAULT_MS;
+	if (t) {
+		/* Seconds, a JSON number (integer or real); NaN cannot occur in JSON. */
+		double secs = json_is_integer(t) ? (double)json_integer_value(t) : json_is_real(t) ? json_real_value(t) : -1;
+		if (!json_is_number(t) || secs < 0 || secs > VMM_API_STOP_TIMEOUT_MAX_S) {
+			gr_autofree char *d = gr_json_describe(t);
+			return respond_error(c, MHD_HTTP_BAD_REQUEST, NULL,
+					     "timeout: expected a number of seconds from 0 to %d, got %s",
+					     VMM_API_STOP_TIMEOUT_MAX_S, d ? d : "?");
+		}
+		timeout_ms = (unsigned int)(secs * 1000.0 + 0.5);
+	}
 	struct gr_error err = { 0 };
 	int r;
 	if (strcmp(action, "pause") == 0) {
@@ -242,7 +262,7 @@ static enum MHD_Result handle_action(struct vmm_api *api, struct MHD_Connection 
 		return respond_text(c, MHD_HTTP_NO_CONTENT, NULL, NULL);
 	}
 	if (strcmp(action, "stop") == 0) {
-		if ((r = api->ops->stop(api->opaque, &err)) < 0)
+		if ((r = api->ops->stop(api->opaque, timeout_ms, &err)) < 0)
 			return respond_callback_error(c, r, &err, "stop");
 		return respond_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "state", "stopping"));
 	}
@@ -418,6 +438,7 @@ int vmm_api_open(const char *path, const struct vmm_api_ops *ops, void *opaque, 
 	api->ops = ops;
 	api->opaque = opaque;
 	api->watch_fd = -1;
+	api->ack_fd = -1;
 	int fd = api_listen(api, path, err);
 	if (fd < 0)
 		return fd;
@@ -450,10 +471,19 @@ void vmm_api_close(struct vmm_api *api)
 		return;
 	if (api->daemon)
 		MHD_stop_daemon(api->daemon); /* joins the thread, closes the listening socket */
-	if (api->watch_fd >= 0)
+	if (api->watch_fd >= 0) {
 		close(api->watch_fd); /* the watcher removes the file */
-	else
+		/* and ends; its end of the ack pipe closes with it. Waiting for that
+		 * makes the removal done when this returns (bounded: a watcher stuck
+		 * on a hung file system must not hang us). */
+		struct pollfd pfd = { .fd = api->ack_fd, .events = POLLIN };
+		char c;
+		while (poll(&pfd, 1, API_WATCHER_WAIT_MS) > 0 && read(api->ack_fd, &c, 1) > 0)
+			;
+		close(api->ack_fd);
+	} else {
 		remove_our_socket(api);
+	}
 	free(api);
 }
 
@@ -461,14 +491,22 @@ int vmm_api_unlink_at_exit(struct vmm_api *api, struct gr_error *err)
 {
 	if (api->watch_fd >= 0)
 		return 0;
-	int p[2];
+	int p[2], ack[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return gr_error_sys(err, errno, "api socket %s: pipe for the watcher", api->path);
+	if (pipe2(ack, O_CLOEXEC) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return gr_error_sys(err, e, "api socket %s: pipe for the watcher", api->path);
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		close(p[0]);
 		close(p[1]);
+		close(ack[0]);
+		close(ack[1]);
 		return gr_error_sys(err, e, "api socket %s: fork of the watcher", api->path);
 	}
 	if (pid == 0) {
@@ -477,10 +515,14 @@ int vmm_api_unlink_at_exit(struct vmm_api *api, struct gr_error *err)
 		sigaction(SIGINT, &ign, NULL);  /* a terminal's ^C reaches the whole group */
 		sigaction(SIGHUP, &ign, NULL);
 		sigaction(SIGTERM, &ign, NULL);
+		/* Keep only the pipe it waits on and the ack pipe it holds until it is done. */
+		unsigned lo = (unsigned)(p[0] < ack[1] ? p[0] : ack[1]), hi = (unsigned)(p[0] < ack[1] ? ack[1] : p[0]);
+		if (lo > 0)
+			close_range(0, lo - 1, 0);
+		if (hi > lo + 1)
+			close_range(lo + 1, hi - 1, 0);
+		close_range(hi + 1, ~0U, 0);
 		int keep = p[0];
-		if (keep > 0)
-			close_range(0, (unsigned)keep - 1, 0);
-		close_range((unsigned)keep + 1, ~0U, 0);
 		char c;
 		while (read(keep, &c, 1) < 0 && errno == EINTR)
 			;
@@ -488,6 +530,8 @@ int vmm_api_unlink_at_exit(struct vmm_api *api, struct gr_error *err)
 		_exit(0);
 	}
 	close(p[0]);
+	close(ack[1]);
 	api->watch_fd = p[1];
+	api->ack_fd = ack[0];
 	return 0;
 }

@@ -3,7 +3,10 @@
  *
  *   GET  /vm          200 {"state":"running"|"paused"|"stopping","vcpus":N,
  *                          "memory":BYTES,"uptime":SECONDS}
- *   PUT  /vm/actions  {"action":"pause"|"resume"|"stop"}
+ *   PUT  /vm/actions  {"action":"pause"|"resume"|"stop"} (stop also takes
+ *                     "timeout": seconds, 0..3600, a number: when the guest
+ *                     has not powered off by then it is stopped by force;
+ *                     VMM_API_STOP_TIMEOUT_DEFAULT_MS without)
  *                     204 (pause, resume), 202 {"state":"stopping"} (stop)
  *   GET  /metrics     200 {...} filled by the get_metrics callback (by convention
  *                     "vm_exits": {reason name: count}, "devices": {name: {...}})
@@ -28,6 +31,8 @@
 #include "common/error.h"
 
 #define VMM_API_MAX_BODY 4096
+#define VMM_API_STOP_TIMEOUT_DEFAULT_MS 10000u
+#define VMM_API_STOP_TIMEOUT_MAX_S 3600
 
 enum vmm_api_state {
 	VMM_API_RUNNING,
@@ -47,9 +52,9 @@ struct vmm_api_ops {
 	int (*get_status)(void *opaque, struct vmm_api_status *st, struct gr_error *err);
 	int (*pause)(void *opaque, struct gr_error *err);
 	int (*resume)(void *opaque, struct gr_error *err);
-	/* Asks the guest to shut down and arranges a forced stop after a timeout;
-	 * returns at once (the API answers 202). */
-	int (*stop)(void *opaque, struct gr_error *err);
+	/* Asks the guest to shut down and arranges a forced stop after
+	 * timeout_ms (0: at once); returns at once (the API answers 202). */
+	int (*stop)(void *opaque, unsigned int timeout_ms, struct gr_error *err);
 	/* Adds members to metrics (an empty object). */
 	int (*get_metrics)(void *opaque, json_t *metrics, struct gr_error *err);
 };

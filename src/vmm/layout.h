@@ -22,6 +22,12 @@
 #define LAYOUT_VIRTIO_MMIO_BASE 0xD0000000ULL /* one 4 KiB window per device */
 #define LAYOUT_VIRTIO_MMIO_SIZE 0x1000ULL
 #define LAYOUT_VIRTIO_IRQ_BASE  5             /* GSI of the first virtio-mmio device */
+/* The ACPI Generic Event Device (power button): one event register in a 4 KiB
+ * MMIO window above the virtio-mmio windows (at most 19 from 0xD0000000), and
+ * GSI 3 (free: COM2's legacy IRQ; the virtio GSIs are 5..23, COM1 is 4). */
+#define LAYOUT_GED_BASE       0xD0100000ULL
+#define LAYOUT_GED_SIZE       0x1000ULL
+#define LAYOUT_GED_IRQ        3
 #define LAYOUT_SERIAL_PORT    0x3F8
 #define LAYOUT_SERIAL_IRQ     4
 #define LAYOUT_DEBUG_EXIT_PORT 0x501          /* guest payloads report results here */

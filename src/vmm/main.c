@@ -7,6 +7,8 @@
 #include "acpi/acpi.h"
 #include "boot/boot.h"
 #include "event_loop.h"
+#include "api_control.h"
+#include "devices/ged.h"
 #include "devices/legacy.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
@@ -30,6 +32,7 @@ struct vmm_config {
 	const char *disks[ACPI_MAX_VIRTIO_DEVICES]; /* "PATH[,ro][,direct]", checked when the disks are opened */
 	size_t n_disks;
 	bool rng;
+	const char *api_socket;                     /* --api-socket: served by gureum-vmm-api */
 };
 
 /* Virtio devices get windows and GSIs in this order: the disks, the
@@ -88,11 +91,14 @@ static void usage(FILE *f)
 		   "                  [--disk PATH[,ro][,direct]]... [--rng]\n"
 		   "                  [--serial stdio|file=PATH|socket=PATH|none] (default stdio: COM1, with input)\n"
 		   "                  [--console stdio|file=PATH|socket=PATH|none] (default none: no virtio-console)\n"
-		   "                  [--dump-acpi DIR] [--config FILE.json]\n\n"
+		   "                  [--dump-acpi DIR] [--api-socket PATH] [--config FILE.json]\n\n"
 		   "Only one of --serial and --console can use stdio. socket=PATH: the VMM listens on a\n"
 		   "unix socket (mode 0600, one client at a time, removed at exit).\n"
+		   "--api-socket PATH: the control API (HTTP/JSON: GET /vm, PUT /vm/actions pause|resume|stop,\n"
+		   "GET /metrics) on a unix socket, served by gureum-vmm-api started next to this program.\n"
 		   "Exit status: 0 powered off, 1 bad configuration, 2 guest reset, 3 triple fault,\n"
-		   "4 KVM internal error, 5 VMM error, 64+N test payload failure N.\n");
+		   "4 KVM internal error, 5 VMM error, 6 stopped by force (a stop request the guest did not\n"
+		   "honour within its timeout), 64+N test payload failure N.\n");
 }
 
 static int set_cpus(struct vmm_config *c, const char *s)
@@ -118,13 +124,15 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	json_t *v;
 	json_object_foreach(j, key, v) {
 		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") && strcmp(key, "console") &&
-		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "rng"))
+		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "rng") &&
+		    strcmp(key, "api_socket"))
 			return gr_error_set(err, EINVAL, "%s: unknown setting \"%s\"", path, key);
 	}
 	if ((r = gr_json_get_string(j, path, "kernel", &c->kernel, err)) < 0 ||
 	    (r = gr_json_get_string(j, path, "initrd", &c->initrd, err)) < 0 ||
 	    (r = gr_json_get_string(j, path, "cmdline", &c->cmdline, err)) < 0 ||
-	    (r = gr_json_get_string(j, path, "serial", &c->serial, err)) < 0)
+	    (r = gr_json_get_string(j, path, "serial", &c->serial, err)) < 0 ||
+	    (r = gr_json_get_string(j, path, "api_socket", &c->api_socket, err)) < 0)
 		return r;
 	const char *console;
 	if ((r = gr_json_get_string(j, path, "console", &console, err)) < 0)
@@ -323,6 +331,32 @@ static int chardevs_attach(struct serial *serial, struct chardev *serial_cd, str
 	return 0;
 }
 
+/* What the control API's metrics show per device: the disks ("blk<N>"),
+ * rng and the GED, each read under its MMIO window's lock. */
+static int control_add_devices(struct vmm_control *ctl, struct virtio_devices *v, struct vm *vm,
+			       const struct acpi_mmio_device *windows, const struct ged *ged, struct gr_error *err)
+{
+	int r;
+	for (size_t i = 0; i < v->n; i++) {
+		for (size_t k = 0; k < v->n_disks; k++) {
+			char name[VMM_CTL_NAME_LEN];
+			snprintf(name, sizeof(name), "blk%zu", k);
+			if (v->mmio[i] == &v->disks[k].mmio &&
+			    (r = vmm_control_add_device(ctl, name, vm_mmio_lock(vm, windows[i].base), vmm_control_collect_blk,
+							&v->disks[k], err)) < 0)
+				return r;
+		}
+		if (v->rng && v->mmio[i] == &v->rng->mmio &&
+		    (r = vmm_control_add_device(ctl, "rng", vm_mmio_lock(vm, windows[i].base), vmm_control_collect_rng,
+						v->rng, err)) < 0)
+			return r;
+	}
+	return vmm_control_add_device(ctl, "ged", NULL, vmm_control_collect_ged, ged, err);
+}
+
+#define API_START_TIMEOUT_MS 10000  /* the API process binds and says hello */
+#define API_END_TIMEOUT_MS 2000     /* it removes its socket and exits */
+
 int main(int argc, char **argv)
 {
 	struct vmm_config c = { .cpus = 1, .memory = 128ULL << 20 };
@@ -382,7 +416,8 @@ int main(int argc, char **argv)
 				return VM_EXIT_CONFIG;
 			}
 			break;
-		case O_NET: case O_VSOCK: case O_API:
+		case O_API: c.api_socket = optarg; break;
+		case O_NET: case O_VSOCK:
 			return usage_error("%s: not implemented yet in this build", argv[optind - 1]);
 		case 'h':
 			usage(stdout);
@@ -399,6 +434,11 @@ int main(int argc, char **argv)
 	const char *irqchip_env;
 	if (irqchip_from_env(&irqchip, &irqchip_env) < 0)
 		return usage_error("GUREUM_VMM_IRQCHIP: expected auto, split or kernel, got \"%s\"", irqchip_env);
+	char api_program[PATH_MAX];
+	if (c.api_socket && vmm_control_find_program(api_program, sizeof(api_program), &err) < 0) {
+		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+		return VM_EXIT_CONFIG;
+	}
 
 	struct chardev serial_cd, console_cd;
 	if (open_chardevs(&c, &serial_cd, &console_cd, &err) < 0) {
@@ -421,7 +461,10 @@ int main(int argc, char **argv)
 	struct acpi_sleep sleep = { 0 };
 	struct ev_loop io;                 /* host-side I/O (taps, sockets, console input) */
 	struct acpi_mmio_device windows[ACPI_MAX_VIRTIO_DEVICES];
-	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1, .virtio = windows, .n_virtio = n_virtio(&c) };
+	struct acpi_config acfg = { .n_cpus = c.cpus, .serial = 1, .virtio = windows, .n_virtio = n_virtio(&c),
+				  .ged = 1 };
+	struct ged ged;                    /* the power button the control API's stop presses */
+	struct vmm_control ctl = VMM_CONTROL_NONE;
 	uint64_t rsdp = 0;
 	struct boot_info bi;
 	if (ev_loop_init(&io, &err) < 0) {
@@ -434,7 +477,9 @@ int main(int argc, char **argv)
 	if (virtio_devices_open(&vdev, &c, &gm, &vm, &console_cd, windows, &err) < 0 ||
 	    acpi_build(&gm, &acfg, &rsdp, &err) < 0 ||
 	    (c.dump_acpi && acpi_dump(&gm, rsdp, c.dump_acpi, &err) < 0) ||
-	    boot_load(&gm, c.kernel, c.initrd, c.cmdline ? c.cmdline : "", rsdp, &bi, &err) < 0) {
+	    boot_load(&gm, c.kernel, c.initrd, c.cmdline ? c.cmdline : "", rsdp, &bi, &err) < 0 ||
+	    /* The API process, while single-threaded and before the sandbox (fork, exec). */
+	    (c.api_socket && vmm_control_spawn(&ctl, api_program, c.api_socket, API_START_TIMEOUT_MS, &err) < 0)) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		virtio_devices_close(&vdev);
 		ev_loop_destroy(&io);
@@ -446,6 +491,9 @@ int main(int argc, char **argv)
 	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    chardevs_attach(&serial, &serial_cd, &console_cd, &vdev, &vm, &io, &err) < 0 ||
+	    ged_add(&ged, &vm, &err) < 0 ||
+	    (ctl.fd >= 0 && (control_add_devices(&ctl, &vdev, &vm, windows, &ged, &err) < 0 ||
+			     vmm_control_attach(&ctl, &io, &vm, c.memory, &err) < 0)) ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
 		status = VM_EXIT_VMM_ERROR;
@@ -462,6 +510,8 @@ int main(int argc, char **argv)
 		if (status != VM_EXIT_POWEROFF)
 			fprintf(stderr, "gureum-vmm: %s\n", vm.exit_reason);
 	}
+	/* The API process answers until it has removed its socket and exited. */
+	vmm_control_close(&ctl, io.running, API_END_TIMEOUT_MS);
 	ev_loop_stop(&io);
 	vm_destroy(&vm);
 	virtio_devices_close(&vdev);

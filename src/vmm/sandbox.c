@@ -193,3 +193,64 @@ int vmm_sandbox_seccomp(struct gr_error *err)
 {
 	return vmm_sandbox_seccomp_with(SCMP_ACT_KILL_PROCESS, err);
 }
+
+/* ---- the API process (gureum-vmm-api) ---- */
+
+/* What the API process does once its socket is bound and its watcher
+ * forked: libmicrohttpd's one epoll thread accepting and serving
+ * connections, jansson, the channel to the VMM, and the main thread waiting
+ * for the channel to close, then stopping the server (joining its thread)
+ * and waiting for the watcher. No open, socket, bind, connect, exec, fork or
+ * new threads, no ioctl at all. */
+static const char *const allowed_api[] = {
+	"read", "write", "close", "fstat",
+	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "poll", "ppoll",
+	"accept4", "accept", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown",
+	"munmap", "madvise", "brk", "mremap",
+	"futex", "set_robust_list", "rseq", "sched_yield", "exit", "exit_group", "restart_syscall",
+	"rt_sigreturn", "rt_sigprocmask", "getpid", "gettid",
+	"clock_gettime", "clock_getres", "gettimeofday", "nanosleep", "clock_nanosleep",
+	"getrandom",
+};
+
+int vmm_sandbox_seccomp_api_with(uint32_t default_action, struct gr_error *err)
+{
+	gr_autoseccomp scmp_filter_ctx ctx = seccomp_init(default_action);
+	if (!ctx)
+		return gr_error_set(err, EINVAL, "seccomp: seccomp_init failed (default action 0x%x)", default_action);
+	int r;
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		return gr_error_sys(err, -r, "seccomp: SECCOMP_FILTER_FLAG_TSYNC");
+	(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+	for (size_t i = 0; i < sizeof(allowed_api) / sizeof(allowed_api[0]); i++)
+		if ((r = rule(ctx, SCMP_ACT_ALLOW, allowed_api[i], 0, NULL, err)) < 0)
+			return r;
+	struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &noexec, err)) < 0 ||
+	    (r = rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &noexec, err)) < 0)
+		return r;
+	struct scmp_arg_cmp empty_path = SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH);
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "newfstatat", 1, &empty_path, err)) < 0)
+		return r;
+	/* libmicrohttpd's thread names itself, maybe only after the filter is in place. */
+	struct scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err)) < 0)
+		return r;
+	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
+	for (size_t i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++) {
+		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]);
+		if ((r = rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, &a, err)) < 0)
+			return r;
+	}
+	r = seccomp_load(ctx);
+	if (r > 0)
+		return gr_error_set(err, ESRCH, "seccomp: thread %d could not be synchronised (TSYNC)", r);
+	if (r < 0)
+		return gr_error_sys(err, -r, "seccomp: loading the API process's filter");
+	return 0;
+}
+
+int vmm_sandbox_seccomp_api(struct gr_error *err)
+{
+	return vmm_sandbox_seccomp_api_with(SCMP_ACT_KILL_PROCESS, err);
+}

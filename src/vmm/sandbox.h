@@ -26,4 +26,12 @@ int vmm_sandbox_seccomp(struct gr_error *err);
  * SCMP_ACT_ERRNO(EPERM) or SCMP_ACT_LOG for debugging, and for tests. */
 int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err);
 
+/* The API process's allow-list (gureum-vmm-api, after its socket is bound
+ * and its watcher forked; every thread, TSYNC; anything else kills it):
+ * libmicrohttpd's epoll loop and connections, the channel to the VMM,
+ * memory without PROT_EXEC, futexes, clocks, exit. No open, socket, bind,
+ * connect, ioctl, exec, fork or clone. */
+int vmm_sandbox_seccomp_api(struct gr_error *err);
+int vmm_sandbox_seccomp_api_with(uint32_t default_action, struct gr_error *err);
+
 #endif

@@ -132,7 +132,13 @@ int vm_create_with_irqchip(struct vm *vm, struct guest_mem *gm, unsigned int n_v
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		vm->vcpu_fds[i] = -1;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->stopped_cond, NULL);
+	/* CLOCK_MONOTONIC: the forced stop's deadline must not move with the wall clock. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->stopped_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&vm->park_cond, NULL);
 	vm->gm = gm;
 	if (n_vcpus < 1 || n_vcpus > VM_MAX_VCPUS)
 		return gr_error_set(err, EINVAL, "cpus: %u is out of range (1 to %d)", n_vcpus, VM_MAX_VCPUS);
@@ -270,19 +276,139 @@ void vm_irq_edge(void *opaque, bool level)
 		vm_stop(src->vm, VM_EXIT_VMM_ERROR, "KVM_IRQ_LINE for GSI %u: %s", src->gsi, strerror(-r));
 }
 
+/* With vm->lock held. */
+static void vm_stop_locked(struct vm *vm, int status, const char *fmt, va_list ap)
+{
+	if (vm->stopped)
+		return;
+	vm->stopped = true;
+	vm->exit_status = status;
+	vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
+	pthread_cond_broadcast(&vm->stopped_cond);
+	pthread_cond_broadcast(&vm->park_cond); /* parked vCPUs leave */
+}
+
 void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	pthread_mutex_lock(&vm->lock);
-	if (!vm->stopped) {
-		vm->stopped = true;
-		vm->exit_status = status;
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
-		va_end(ap);
-		pthread_cond_broadcast(&vm->stopped_cond);
+	vm_stop_locked(vm, status, fmt, ap);
+	pthread_mutex_unlock(&vm->lock);
+	va_end(ap);
+}
+
+static void vm_stop_locked_fmt(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void vm_stop_locked_fmt(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vm_stop_locked(vm, status, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- pause, resume, stop requests ---- */
+
+int vm_pause(struct vm *vm, struct gr_error *err)
+{
+	pthread_mutex_lock(&vm->lock);
+	int r = 0;
+	if (vm->stopped || vm->stopping)
+		r = gr_error_set(err, EBUSY, "the VM is stopping");
+	else if (vm->paused)
+		r = gr_error_set(err, EALREADY, "the VM is already paused");
+	if (r < 0) {
+		pthread_mutex_unlock(&vm->lock);
+		return r;
+	}
+	vm->paused = true;
+	/* immediate_exit makes a KVM_RUN that has not started yet return at once;
+	 * the signal interrupts one that has. Each thread clears it again only
+	 * under the lock, when it is neither paused nor stopped. */
+	for (unsigned i = 0; i < vm->vcpus_started; i++) {
+		vm->runs[i]->immediate_exit = 1;
+		pthread_kill(vm->threads[i], KICK_SIGNAL);
+	}
+	/* Synchronous: every live vCPU thread is parked (or the machine stopped
+	 * and they left) before this returns. */
+	while (vm->vcpus_parked < vm->vcpus_alive)
+		pthread_cond_wait(&vm->park_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vm_resume(struct vm *vm, struct gr_error *err)
+{
+	pthread_mutex_lock(&vm->lock);
+	int r = 0;
+	if (vm->stopped || vm->stopping)
+		r = gr_error_set(err, EBUSY, "the VM is stopping");
+	else if (!vm->paused)
+		r = gr_error_set(err, EALREADY, "the VM is not paused");
+	else {
+		vm->paused = false;
+		pthread_cond_broadcast(&vm->park_cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vm_request_stop(struct vm *vm, unsigned int timeout_ms, struct gr_error *err)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopped) {
+		pthread_mutex_unlock(&vm->lock);
+		return gr_error_set(err, EBUSY, "the VM has stopped already");
+	}
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->lock);
+		return gr_error_set(err, EALREADY, "the VM is already stopping");
+	}
+	vm->stopping = true;
+	clock_gettime(CLOCK_MONOTONIC, &vm->stop_deadline);
+	vm->stop_deadline.tv_sec += timeout_ms / 1000;
+	vm->stop_deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (vm->stop_deadline.tv_nsec >= 1000000000L) {
+		vm->stop_deadline.tv_sec++;
+		vm->stop_deadline.tv_nsec -= 1000000000L;
+	}
+	if (vm->paused) { /* the guest can only shut down while it runs */
+		vm->paused = false;
+		pthread_cond_broadcast(&vm->park_cond);
+	}
+	pthread_cond_broadcast(&vm->stopped_cond); /* vm_run now waits with the deadline */
+	void (*press)(void *) = vm->power_button;
+	void *opaque = vm->power_button_opaque;
+	pthread_mutex_unlock(&vm->lock);
+	if (press && timeout_ms > 0)
+		press(opaque);
+	return 0;
+}
+
+void vm_set_power_button(struct vm *vm, void (*press)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->power_button = press;
+	vm->power_button_opaque = opaque;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+enum vm_run_state vm_state(struct vm *vm, double *uptime)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&vm->lock);
+	enum vm_run_state s = vm->stopped || vm->stopping ? VM_STATE_STOPPING
+			      : vm->paused ? VM_STATE_PAUSED : VM_STATE_RUNNING;
+	double up = 0;
+	if (vm->start_time.tv_sec || vm->start_time.tv_nsec)
+		up = (double)(now.tv_sec - vm->start_time.tv_sec) +
+		     (double)(now.tv_nsec - vm->start_time.tv_nsec) / 1e9;
+	pthread_mutex_unlock(&vm->lock);
+	if (uptime)
+		*uptime = up > 0 ? up : 0;
+	return s;
 }
 
 /* ---- vCPU setup ---- */
@@ -546,10 +672,23 @@ static void *vcpu_thread(void *p)
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
+		bool resumed = false;
+		if (vm->paused && !vm->stopped) {
+			vm->vcpus_parked++;
+			pthread_cond_broadcast(&vm->park_cond); /* vm_pause counts us */
+			while (vm->paused && !vm->stopped)
+				pthread_cond_wait(&vm->park_cond, &vm->lock);
+			vm->vcpus_parked--;
+			resumed = true;
+		}
 		bool stop = vm->stopped;
+		if (!stop && run->immediate_exit)
+			run->immediate_exit = 0; /* a pause's, now over */
 		pthread_mutex_unlock(&vm->lock);
 		if (stop)
 			break;
+		if (resumed) /* tell a kvmclock guest it was stopped (no soft-lockup alarms); EINVAL without kvmclock */
+			(void)ioctl(fd, KVM_KVMCLOCK_CTRL, 0);
 		if (ioctl(fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -600,6 +739,10 @@ static void *vcpu_thread(void *p)
 			break;
 		}
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->vcpus_alive--;
+	pthread_cond_broadcast(&vm->park_cond); /* a pause waiting for us */
+	pthread_mutex_unlock(&vm->lock);
 	return NULL;
 }
 
@@ -610,17 +753,31 @@ int vm_run(struct vm *vm)
 	sigaction(KICK_SIGNAL, &sa, NULL);
 	struct vcpu_arg args[VM_MAX_VCPUS];
 	unsigned started = 0;
+	/* Started threads are counted under the lock, so vm_pause kicks and
+	 * waits for exactly those (a thread not yet at KVM_RUN parks by itself). */
+	pthread_mutex_lock(&vm->lock);
+	clock_gettime(CLOCK_MONOTONIC, &vm->start_time);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		args[i] = (struct vcpu_arg){ .vm = vm, .id = i };
+		vm->vcpus_alive++;
 		if (pthread_create(&vm->threads[i], NULL, vcpu_thread, &args[i]) != 0) {
-			vm_stop(vm, VM_EXIT_VMM_ERROR, "cannot start the thread of vCPU %u", i);
+			vm->vcpus_alive--;
+			vm_stop_locked_fmt(vm, VM_EXIT_VMM_ERROR, "cannot start the thread of vCPU %u", i);
 			break;
 		}
-		started++;
+		vm->vcpus_started = ++started;
 	}
-	pthread_mutex_lock(&vm->lock);
-	while (!vm->stopped)
-		pthread_cond_wait(&vm->stopped_cond, &vm->lock);
+	while (!vm->stopped) {
+		if (!vm->stopping) {
+			pthread_cond_wait(&vm->stopped_cond, &vm->lock);
+			continue;
+		}
+		/* A stop request: the guest has until the deadline to power off. */
+		if (pthread_cond_timedwait(&vm->stopped_cond, &vm->lock, &vm->stop_deadline) == ETIMEDOUT &&
+		    !vm->stopped)
+			vm_stop_locked_fmt(vm, VM_EXIT_FORCED_STOP,
+					   "stopped by force: the guest did not power off within the stop timeout");
+	}
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < started; i++) {
 		vm->runs[i]->immediate_exit = 1;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include "common/error.h"
 #include "vmm/guest_mem.h"
 #include "vmm/devices/ioapic.h"
@@ -26,6 +27,7 @@ enum vm_exit_status {
 	VM_EXIT_TRIPLE_FAULT = 3,  /* KVM_EXIT_SHUTDOWN */
 	VM_EXIT_INTERNAL = 4,      /* KVM internal error / emulation failure */
 	VM_EXIT_VMM_ERROR = 5,     /* an ioctl or host resource failed */
+	VM_EXIT_FORCED_STOP = 6,   /* a stop request (control API) the guest did not honour in time */
 	VM_EXIT_DEBUG_BASE = 64,   /* 64 + N: a test payload wrote N (1..63) to the debug-exit port */
 };
 
@@ -89,6 +91,17 @@ struct vm {
 	int exit_status;
 	char exit_reason[256];
 	uint64_t exit_counts[64];        /* KVM_EXIT_* counters (metrics) */
+	/* Pause and stop requests (vm_pause, vm_resume, vm_request_stop), under lock. */
+	pthread_cond_t park_cond;        /* vCPU threads parking / leaving, pause waiting for them */
+	bool paused;
+	bool stopping;                   /* a stop was requested: the forced stop is armed */
+	unsigned int vcpus_alive;        /* vCPU threads that have not returned */
+	unsigned int vcpus_parked;       /* of those, parked for a pause */
+	unsigned int vcpus_started;
+	struct timespec stop_deadline;   /* CLOCK_MONOTONIC: when a stop becomes forced */
+	struct timespec start_time;      /* CLOCK_MONOTONIC: when the vCPUs started (uptime) */
+	void (*power_button)(void *opaque);  /* presses the guest's ACPI power button */
+	void *power_button_opaque;
 };
 
 #define VM_MSR_MTRR_DEF_TYPE 0x2FF
@@ -133,5 +146,28 @@ int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t param
 int vm_run(struct vm *vm);
 /* Stops the machine with a status and a reason (first caller wins). */
 void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* For the control API; safe from any thread other than a vCPU's, while
+ * vm_run runs (and after it returned: they then answer -EBUSY).
+ *
+ * vm_pause: makes every vCPU thread leave KVM_RUN (immediate_exit and the
+ * kick signal) and park; returns once none runs guest code (before vm_run,
+ * the vCPUs park as they start). -EALREADY when paused, -EBUSY when stopping
+ * or stopped. */
+int vm_pause(struct vm *vm, struct gr_error *err);
+/* Wakes the parked vCPUs. -EALREADY when running, -EBUSY when stopping or stopped. */
+int vm_resume(struct vm *vm, struct gr_error *err);
+/* Asks the guest to shut down (presses the power button set with
+ * vm_set_power_button; a paused VM is resumed first so it can) and arms a
+ * forced stop: if the guest has not stopped the machine within timeout_ms,
+ * vm_run ends with VM_EXIT_FORCED_STOP (0: at once). -EALREADY when a stop
+ * was already requested, -EBUSY when the machine has stopped. */
+int vm_request_stop(struct vm *vm, unsigned int timeout_ms, struct gr_error *err);
+/* The power button vm_request_stop presses (e.g. the GED's); call before vm_run. */
+void vm_set_power_button(struct vm *vm, void (*press)(void *opaque), void *opaque);
+
+enum vm_run_state { VM_STATE_RUNNING, VM_STATE_PAUSED, VM_STATE_STOPPING };
+/* The state, and the seconds since the vCPUs started (0 before). */
+enum vm_run_state vm_state(struct vm *vm, double *uptime);
 
 #endif

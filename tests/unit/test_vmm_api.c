@@ -26,6 +26,7 @@
 struct fake_vm {
 	enum vmm_api_state state;
 	int pauses, resumes, stops, metrics_calls;
+	unsigned int stop_timeout_ms;
 	bool fail_metrics;
 };
 
@@ -57,9 +58,10 @@ static int fake_resume(void *o, struct gr_error *err)
 	return 0;
 }
 
-static int fake_stop(void *o, struct gr_error *err)
+static int fake_stop(void *o, unsigned int timeout_ms, struct gr_error *err)
 {
 	struct fake_vm *f = o;
+	f->stop_timeout_ms = timeout_ms;
 	if (f->state == VMM_API_STOPPING)
 		return gr_error_set(err, EALREADY, "the VM is already stopping");
 	f->state = VMM_API_STOPPING;

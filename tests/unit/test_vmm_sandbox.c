@@ -308,7 +308,8 @@ static int st_metrics(void *o, json_t *m, struct gr_error *err)
 	uint64_t c[64] = { [KVM_EXIT_IO] = 5 };
 	return vmm_api_metrics_add_exits(m, c, 64);
 }
-static const struct vmm_api_ops st_ops = { st_status, st_action, st_action, st_action, st_metrics };
+static int st_stop(void *o, unsigned int timeout_ms, struct gr_error *err) { (void)o; (void)timeout_ms; (void)err; return 0; }
+static const struct vmm_api_ops st_ops = { st_status, st_action, st_action, st_stop, st_metrics };
 
 static int api_child(void *arg)
 {

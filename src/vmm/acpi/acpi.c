@@ -187,6 +187,12 @@ static int validate_config(const struct acpi_config *cfg, struct gr_error *err)
 		if (cfg->serial && d->gsi == LAYOUT_SERIAL_IRQ)
 			return gr_error_set(err, EBUSY, "ACPI: virtio-mmio device %zu: GSI %u is COM1's interrupt",
 					    i, d->gsi);
+		if (cfg->ged && d->gsi == LAYOUT_GED_IRQ)
+			return gr_error_set(err, EBUSY, "ACPI: virtio-mmio device %zu: GSI %u is the GED's interrupt",
+					    i, d->gsi);
+		if (cfg->ged && d->base < LAYOUT_GED_BASE + LAYOUT_GED_SIZE && LAYOUT_GED_BASE < d->base + d->size)
+			return gr_error_set(err, EBUSY, "ACPI: virtio-mmio device %zu: window 0x%llx overlaps the GED's",
+					    i, (unsigned long long)d->base);
 		for (size_t j = 0; j < i; j++) {
 			const struct acpi_mmio_device *o = &cfg->virtio[j];
 			if (o->gsi == d->gsi)
@@ -200,6 +206,54 @@ static int validate_config(const struct acpi_config *cfg, struct gr_error *err)
 		}
 	}
 	return 0;
+}
+
+/* Inside Scope(\_SB): the power button (PNP0C0C) and the Generic Event
+ * Device that signals it (ACPI 6.5, 5.6.9), as Cloud Hypervisor's:
+ *   Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, Zero) }
+ *   Device (GED_) {
+ *     Name (_HID, "ACPI0013") Name (_UID, Zero)
+ *     Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { GSI } })
+ *     OperationRegion (GDST, SystemMemory, LAYOUT_GED_BASE, One)
+ *     Field (GDST, ByteAcc, NoLock, WriteAsZeros) { GDAT, 8 }
+ *     Method (_EVT, 1, Serialized) {      // Arg0: the GSI that fired
+ *       Local0 = GDAT                       // reading clears the pending events
+ *       If (Local0 & ACPI_GED_EVENT_POWER_BUTTON) { Notify (\_SB.PWRB, 0x80) }
+ *     }
+ *   }
+ * Notify 0x80 on a power button device is "button pressed" (5.6.6). */
+static void build_ged_aml(struct aml *a)
+{
+	size_t dev = aml_device_begin(a, "PWRB");
+	aml_name_eisaid(a, "_HID", "PNP0C0C");
+	aml_name_integer(a, "_UID", 0);
+	aml_end(a, dev);
+
+	dev = aml_device_begin(a, "GED_");
+	aml_name_string_obj(a, "_HID", "ACPI0013");
+	aml_name_integer(a, "_UID", 0);
+	struct aml r aml_auto;
+	aml_init(&r);
+	aml_res_interrupt(&r, AML_INT_CONSUMER | AML_INT_EDGE, LAYOUT_GED_IRQ);
+	aml_name(a, "_CRS");
+	aml_resource_template(a, &r);
+	aml_operation_region(a, "GDST", AML_SPACE_SYSTEM_MEMORY, LAYOUT_GED_BASE, 1);
+	size_t field = aml_field_begin(a, "GDST", AML_FIELD_BYTE_ACC | AML_FIELD_WRITE_AS_ZEROS);
+	aml_field_unit(a, "GDAT", 8);
+	aml_end(a, field);
+	size_t method = aml_method_begin(a, "_EVT", 1, 1);
+	aml_store(a);
+	aml_name_string(a, "GDAT");
+	aml_local(a, 0);
+	size_t cond = aml_if_begin(a);
+	aml_and(a);
+	aml_local(a, 0);
+	aml_integer(a, ACPI_GED_EVENT_POWER_BUTTON);
+	aml_null_target(a);
+	aml_notify(a, "\\_SB_.PWRB", 0x80);
+	aml_end(a, cond);
+	aml_end(a, method);
+	aml_end(a, dev);
 }
 
 /* The DSDT's AML body: Scope(\_SB) with COM1 and the virtio-mmio devices,
@@ -234,6 +288,8 @@ static int build_dsdt_aml(const struct acpi_config *cfg, struct aml *a)
 		aml_resource_template(a, &r);
 		aml_end(a, dev);
 	}
+	if (cfg->ged)
+		build_ged_aml(a);
 	aml_end(a, sb);
 	/* Name(_S5_, Package() { SLP_TYPa, SLP_TYPb }): in hardware-reduced mode
 	 * only SLP_TYPa matters (it goes to the sleep control register); 0 for

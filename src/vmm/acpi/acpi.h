@@ -57,7 +57,12 @@ struct acpi_config {
 	const struct acpi_mmio_device *virtio; /* virtio-mmio windows */
 	size_t n_virtio;
 	int serial;                            /* describe COM1 (LAYOUT_SERIAL_PORT, IRQ 4) */
+	int ged;                               /* describe the power button and the Generic Event
+						  Device that signals it (LAYOUT_GED_*, devices/ged.h) */
 };
+
+/* The GED's event register as the DSDT's _EVT reads it (devices/ged.h). */
+#define ACPI_GED_EVENT_POWER_BUTTON 0x01
 
 /* Builds every table; *rsdp_gpa is where the RSDP went. */
 int acpi_build(struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp_gpa, struct gr_error *err);

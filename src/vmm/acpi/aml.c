@@ -348,6 +348,102 @@ void aml_end(struct aml *a, size_t mark)
 	a->len += (size_t)n;
 }
 
+void aml_operation_region(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len)
+{
+	aml_byte(a, AML_EXT_OP_PREFIX);
+	aml_byte(a, AML_OPREGION_OP);
+	aml_name_string(a, name);
+	aml_byte(a, space);
+	aml_integer(a, offset);
+	aml_integer(a, len);
+}
+
+size_t aml_field_begin(struct aml *a, const char *region, uint8_t flags)
+{
+	aml_byte(a, AML_EXT_OP_PREFIX);
+	aml_byte(a, AML_FIELD_OP);
+	size_t mark = a->len;
+	aml_name_string(a, region);
+	aml_byte(a, flags);
+	return mark;
+}
+
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits)
+{
+	/* NamedField := NameSeg PkgLength, the PkgLength being the width in bits
+	 * (not a package: it does not count its own bytes). Exactly one segment. */
+	if (!name || strlen(name) != 4 || strchr(name, '.') || !is_lead_name_char(name[0]) ||
+	    !is_name_char(name[1]) || !is_name_char(name[2]) || !is_name_char(name[3]) || bits == 0) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	uint8_t enc[4];
+	int n = aml_pkglen_encode(bits, enc);
+	if (n < 0) {
+		aml_fail(a, n);
+		return;
+	}
+	aml_bytes(a, name, 4);
+	aml_bytes(a, enc, (size_t)n);
+}
+
+size_t aml_method_begin(struct aml *a, const char *name, unsigned int n_args, int serialized)
+{
+	aml_byte(a, AML_METHOD_OP);
+	size_t mark = a->len;
+	if (n_args > 7)
+		aml_fail(a, -EINVAL);
+	aml_name_string(a, name);
+	aml_byte(a, (uint8_t)((n_args & 7) | (serialized ? 0x08 : 0))); /* SyncLevel 0 */
+	return mark;
+}
+
+size_t aml_if_begin(struct aml *a)
+{
+	aml_byte(a, AML_IF_OP);
+	return a->len;
+}
+
+void aml_local(struct aml *a, unsigned int n)
+{
+	if (n > 7) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_LOCAL0_OP + n));
+}
+
+void aml_arg(struct aml *a, unsigned int n)
+{
+	if (n > 6) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_ARG0_OP + n));
+}
+
+void aml_null_target(struct aml *a)
+{
+	aml_byte(a, 0x00); /* NullName */
+}
+
+void aml_store(struct aml *a)
+{
+	aml_byte(a, AML_STORE_OP);
+}
+
+void aml_and(struct aml *a)
+{
+	aml_byte(a, AML_AND_OP);
+}
+
+void aml_notify(struct aml *a, const char *object, uint64_t value)
+{
+	aml_byte(a, AML_NOTIFY_OP);
+	aml_name_string(a, object);
+	aml_integer(a, value);
+}
+
 void aml_buffer(struct aml *a, const void *bytes, size_t n)
 {
 	aml_byte(a, AML_BUFFER_OP);

@@ -37,6 +37,15 @@ struct aml {
 #define AML_MULTI_NAME_PREFIX 0x2F
 #define AML_EXT_OP_PREFIX    0x5B
 #define AML_DEVICE_OP        0x82 /* after AML_EXT_OP_PREFIX */
+#define AML_METHOD_OP        0x14
+#define AML_LOCAL0_OP        0x60 /* Local0..Local7: 0x60..0x67 */
+#define AML_ARG0_OP          0x68 /* Arg0..Arg6: 0x68..0x6E */
+#define AML_STORE_OP         0x70
+#define AML_AND_OP           0x7B
+#define AML_NOTIFY_OP        0x86
+#define AML_IF_OP            0xA0
+#define AML_OPREGION_OP      0x80 /* after AML_EXT_OP_PREFIX */
+#define AML_FIELD_OP         0x81 /* after AML_EXT_OP_PREFIX */
 #define AML_ROOT_CHAR        0x5C /* '\' */
 #define AML_PARENT_PREFIX    0x5E /* '^' */
 
@@ -95,6 +104,39 @@ size_t aml_device_begin(struct aml *a, const char *name);
 size_t aml_package_begin(struct aml *a, uint8_t n_elements);
 /* Closes the package opened at mark, inserting its PkgLength. */
 void aml_end(struct aml *a, size_t mark);
+
+/* OperationRegion(name, space, offset, len): space is AML_SPACE_*. */
+#define AML_SPACE_SYSTEM_MEMORY 0x00
+#define AML_SPACE_SYSTEM_IO     0x01
+void aml_operation_region(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len);
+/* Field(region, flags) { units }: returns the mark for aml_end(); then one
+ * aml_field_unit() per named field, in order. flags: AML_FIELD_* access type
+ * | lock rule | update rule. */
+#define AML_FIELD_BYTE_ACC      0x01
+#define AML_FIELD_DWORD_ACC     0x03
+#define AML_FIELD_LOCK          0x10
+#define AML_FIELD_WRITE_AS_ONES  0x20
+#define AML_FIELD_WRITE_AS_ZEROS 0x40
+size_t aml_field_begin(struct aml *a, const char *region, uint8_t flags);
+/* A named field of bits bits (1..AML_PKGLEN_MAX) inside a Field(). */
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits);
+/* Method(name, n_args, Serialized or NotSerialized) { ... }: n_args 0..7;
+ * returns the mark for aml_end(). */
+size_t aml_method_begin(struct aml *a, const char *name, unsigned int n_args, int serialized);
+/* If (predicate) { ... }: returns the mark for aml_end(); the caller emits
+ * the predicate (one TermArg), then the body. */
+size_t aml_if_begin(struct aml *a);
+/* Operands: LocalN (0..7), ArgN (0..6), and the NullName "no target". */
+void aml_local(struct aml *a, unsigned int n);
+void aml_arg(struct aml *a, unsigned int n);
+void aml_null_target(struct aml *a);
+/* Store(src, dst) and And(x, y, target): emit the opcode, then the caller
+ * emits the operands (Store: source, destination; And: two operands and a
+ * target, aml_null_target() for none). */
+void aml_store(struct aml *a);
+void aml_and(struct aml *a);
+/* Notify(object, value), object a name path like "\_SB_.PWRB". */
+void aml_notify(struct aml *a, const char *object, uint64_t value);
 
 /* Buffer() { bytes }. */
 void aml_buffer(struct aml *a, const void *bytes, size_t n);
