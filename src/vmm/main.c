@@ -11,6 +11,7 @@
 #include "devices/ged.h"
 #include "devices/legacy.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
 #include "sandbox.h"
@@ -31,6 +32,9 @@ struct vmm_config {
 	uint64_t memory;
 	const char *disks[ACPI_MAX_VIRTIO_DEVICES]; /* "PATH[,ro][,direct]", checked when the disks are opened */
 	size_t n_disks;
+	const char *nets[ACPI_MAX_VIRTIO_DEVICES];  /* "tap=IF[,mac=MAC]" as given, for messages */
+	struct virtio_net_spec net_specs[ACPI_MAX_VIRTIO_DEVICES]; /* parsed when given */
+	size_t n_nets;
 	bool rng;
 	const char *api_socket;                     /* --api-socket: served by gureum-vmm-api */
 };
@@ -44,7 +48,7 @@ static bool has_console(const struct vmm_config *c)
 
 static size_t n_virtio(const struct vmm_config *c)
 {
-	return c->n_disks + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
+	return c->n_disks + c->n_nets + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
 }
 
 static int set_console(struct vmm_config *c, const char *spec, struct gr_error *err)
@@ -65,6 +69,20 @@ static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err
 		return gr_error_set(err, ENOSPC, "--disk %s: too many virtio devices (at most %d, one I/O APIC pin each)",
 				    spec, ACPI_MAX_VIRTIO_DEVICES);
 	c->disks[c->n_disks++] = spec;
+	return 0;
+}
+
+/* where: "--net" or "FILE: nets[i]", for messages. The spec is parsed now:
+ * a bad one is reported before anything is opened. */
+static int add_net(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
+{
+	if (n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
+		return gr_error_set(err, ENOSPC, "%s %s: too many virtio devices (at most %d, one I/O APIC pin each)",
+				    where, spec, ACPI_MAX_VIRTIO_DEVICES);
+	int r = virtio_net_parse_spec(spec, &c->net_specs[c->n_nets], err);
+	if (r < 0)
+		return gr_error_prefix(err, "%s %.64s%s", where, spec, strlen(spec) > 64 ? "..." : "");
+	c->nets[c->n_nets++] = spec;
 	return 0;
 }
 
@@ -89,6 +107,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: gureum-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 		   "                  [--disk PATH[,ro][,direct]]... [--rng]\n"
+		   "                  [--net tap=IF[,mac=MAC]]... (an existing tap; MAC default 02:67:72:..)\n"
 		   "                  [--serial stdio|file=PATH|socket=PATH|none] (default stdio: COM1, with input)\n"
 		   "                  [--console stdio|file=PATH|socket=PATH|none] (default none: no virtio-console)\n"
 		   "                  [--dump-acpi DIR] [--api-socket PATH] [--config FILE.json]\n\n"
@@ -124,7 +143,7 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	json_t *v;
 	json_object_foreach(j, key, v) {
 		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") && strcmp(key, "console") &&
-		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "rng") &&
+		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "nets") && strcmp(key, "rng") &&
 		    strcmp(key, "api_socket"))
 			return gr_error_set(err, EINVAL, "%s: unknown setting \"%s\"", path, key);
 	}
@@ -168,6 +187,24 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 				return gr_error_prefix(err, "%s", path);
 		}
 	}
+	json_t *nets;
+	if ((r = gr_json_get_array(j, path, "nets", &nets, err)) < 0)
+		return r;
+	if (r == 1) {
+		size_t i;
+		json_t *n;
+		json_array_foreach(nets, i, n) {
+			char where[GR_JPATH_MAX];
+			const char *spec;
+			gr_jpath_index(where, sizeof(where), "nets", i);
+			if ((r = gr_json_as_string(n, where, &spec, err)) < 0)
+				return gr_error_prefix(err, "%s", path);
+			char at[GR_JPATH_MAX + 512];
+			snprintf(at, sizeof(at), "%s: %s", path, where);
+			if ((r = add_net(c, at, spec, err)) < 0)
+				return r;
+		}
+	}
 	bool rng;
 	if ((r = gr_json_get_bool(j, path, "rng", &rng, err)) < 0)
 		return r;
@@ -208,6 +245,8 @@ static int open_chardevs(const struct vmm_config *c, struct chardev *serial, str
 struct virtio_devices {
 	struct virtio_blk *disks;          /* n_disks, calloc'd */
 	size_t n_disks;
+	struct virtio_net *nets;           /* n_nets, calloc'd; windows first_net.. */
+	size_t n_nets, first_net;
 	struct virtio_console *console;    /* NULL without --console */
 	struct virtio_rng *rng;            /* NULL without --rng */
 	struct virtio_mmio_dev *mmio[ACPI_MAX_VIRTIO_DEVICES];
@@ -220,6 +259,9 @@ static void virtio_devices_close(struct virtio_devices *v)
 	for (size_t i = 0; i < v->n_disks; i++)
 		virtio_blk_close(&v->disks[i]);
 	free(v->disks);
+	for (size_t i = 0; i < v->n_nets; i++)
+		virtio_net_close(&v->nets[i]);
+	free(v->nets);
 	free(v->console);
 	free(v->rng);
 	*v = (struct virtio_devices){ 0 };
@@ -250,6 +292,16 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		v->n_disks++;
 		v->mmio[v->n++] = &v->disks[i].mmio;
 	}
+	if (c->n_nets && !(v->nets = calloc(c->n_nets, sizeof(*v->nets))))
+		return gr_error_set(err, ENOMEM, "out of memory");
+	v->first_net = v->n;
+	for (size_t i = 0; i < c->n_nets; i++) {
+		int r = virtio_net_open(&v->nets[i], gm, &c->net_specs[i], (unsigned)i, vm_irq_edge, &v->irqs[v->n], err);
+		v->n_nets++;               /* closed by virtio_devices_close, also when it failed */
+		if (r < 0)
+			return gr_error_prefix(err, "--net %s", c->nets[i]);
+		v->mmio[v->n++] = &v->nets[i].mmio;
+	}
 	if (has_console(c)) {
 		if (!(v->console = calloc(1, sizeof(*v->console))))
 			return gr_error_set(err, ENOMEM, "out of memory");
@@ -277,6 +329,19 @@ static void virtio_window_read(void *dev, uint64_t offset, void *data, uint32_t 
 static void virtio_window_write(void *dev, uint64_t offset, const void *data, uint32_t len)
 {
 	virtio_mmio_write(dev, offset, data, len);
+}
+
+/* The taps go to the I/O thread, under their windows' locks (once the
+ * windows exist). */
+static int virtio_nets_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io,
+			      const struct acpi_mmio_device *windows, struct gr_error *err)
+{
+	for (size_t i = 0; i < v->n_nets; i++) {
+		int r = virtio_net_attach(&v->nets[i], io, vm_mmio_lock(vm, windows[v->first_net + i].base), err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int virtio_devices_attach(struct virtio_devices *v, struct vm *vm, const struct acpi_mmio_device *windows,
@@ -410,6 +475,12 @@ int main(int argc, char **argv)
 				return VM_EXIT_CONFIG;
 			}
 			break;
+		case O_NET:
+			if (add_net(&c, "--net", optarg, &err) < 0) {
+				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+				return VM_EXIT_CONFIG;
+			}
+			break;
 		case O_RNG:
 			if (set_rng(&c, &err) < 0) {
 				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
@@ -417,7 +488,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case O_API: c.api_socket = optarg; break;
-		case O_NET: case O_VSOCK:
+		case O_VSOCK:
 			return usage_error("%s: not implemented yet in this build", argv[optind - 1]);
 		case 'h':
 			usage(stdout);
@@ -490,6 +561,7 @@ int main(int argc, char **argv)
 	}
 	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
+	    virtio_nets_attach(&vdev, &vm, &io, windows, &err) < 0 ||
 	    chardevs_attach(&serial, &serial_cd, &console_cd, &vdev, &vm, &io, &err) < 0 ||
 	    ged_add(&ged, &vm, &err) < 0 ||
 	    (ctl.fd >= 0 && (control_add_devices(&ctl, &vdev, &vm, windows, &ged, &err) < 0 ||

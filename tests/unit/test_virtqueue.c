@@ -247,6 +247,45 @@ static void test_push_bad_head(void **state)
 	assert_int_equal(vq_push(&f->gm, &f->vq, 7, 0), -EINVAL);
 }
 
+static void test_push_n_and_unpop(void **state)
+{
+	struct fx *f = *state;
+	f->vq.used_idx = 65535;   /* the batch crosses the 16-bit wrap */
+	for (uint16_t i = 0; i < 3; i++) {
+		desc(f, i, BUF + i * 0x100, 64, VIRTQ_DESC_F_WRITE, 0);
+		offer(f, i);
+	}
+	assert_int_equal(vq_pop(&f->gm, &f->vq, &f->chain), 1);
+	assert_int_equal(vq_pop(&f->gm, &f->vq, &f->chain), 1);
+	/* Given back: the same chains come again, in order. */
+	vq_unpop(&f->vq, 2);
+	assert_int_equal(f->vq.last_avail, 0);
+	assert_int_equal(vq_pop(&f->gm, &f->vq, &f->chain), 1);
+	assert_int_equal(f->chain.head, 0);
+	assert_int_equal(vq_pop(&f->gm, &f->vq, &f->chain), 1);
+	assert_int_equal(vq_pop(&f->gm, &f->vq, &f->chain), 1);
+	assert_int_equal(f->chain.head, 2);
+	struct vq_used u[3] = { { 0, 10 }, { 1, 11 }, { 2, 12 } };
+	/* A bad head anywhere in the batch: nothing is published. */
+	u[1].head = 8;
+	assert_int_equal(vq_push_n(&f->gm, &f->vq, u, 3), -EINVAL);
+	assert_int_equal(get16(f, USED + 2), 0);
+	assert_int_equal(f->vq.used_idx, 65535);
+	assert_int_equal(vq_push_n(&f->gm, &f->vq, u, 9), -EINVAL);   /* more than the queue */
+	u[1].head = 1;
+	assert_int_equal(vq_push_n(&f->gm, &f->vq, u, 3), 0);
+	assert_int_equal(get16(f, USED + 2), 2);
+	assert_int_equal(f->vq.used_idx, 2);
+	for (uint16_t i = 0; i < 3; i++) {
+		uint16_t slot = (uint16_t)(65535 + i) % 8;
+		assert_int_equal(get32(f, USED + 4 + 8 * slot), i);
+		assert_int_equal(get32(f, USED + 8 + 8 * slot), 10 + i);
+	}
+	assert_true(vq_should_notify(&f->gm, &f->vq, 65535));
+	f->vq.ready = false;
+	assert_int_equal(vq_push_n(&f->gm, &f->vq, u, 1), -EINVAL);
+}
+
 static void test_no_interrupt(void **state)
 {
 	struct fx *f = *state;
@@ -660,6 +699,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_indirect_full_table, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_push_and_wrap, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_push_bad_head, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_push_n_and_unpop, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_no_interrupt, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, fx_setup, fx_teardown),
 		cmocka_unit_test(test_validate),

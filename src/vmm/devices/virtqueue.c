@@ -239,6 +239,36 @@ int vq_push(const struct guest_mem *gm, struct virtqueue *vq, uint16_t head, uin
 	return 0;
 }
 
+int vq_push_n(const struct guest_mem *gm, struct virtqueue *vq, const struct vq_used *used, size_t n)
+{
+	if (vq->broken || !vq->ready)
+		return -EINVAL;
+	struct vq_rings r;
+	if (!vq_map(gm, vq, &r))
+		return vq_fail(vq);
+	if (n > vq->size)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (used[i].head >= vq->size)
+			return -EINVAL;
+	uint16_t idx = vq->used_idx;
+	for (size_t i = 0; i < n; i++, idx++) {
+		uint32_t *elem = (uint32_t *)(void *)(r.used + 4 + 8 * (size_t)(idx & (vq->size - 1)));
+		__atomic_store_n(&elem[0], htole32((uint32_t)used[i].head), __ATOMIC_RELAXED);
+		__atomic_store_n(&elem[1], htole32(used[i].len), __ATOMIC_RELAXED);
+	}
+	vq->used_idx = idx;
+	__atomic_store_n(used_idx_ptr(&r), htole16(vq->used_idx), __ATOMIC_RELEASE);
+	return 0;
+}
+
+void vq_unpop(struct virtqueue *vq, uint16_t n)
+{
+	/* avail_event (EVENT_IDX) may stay ahead: at worst one notification
+	 * more, never one missed. */
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 bool vq_should_notify(const struct guest_mem *gm, struct virtqueue *vq, uint16_t old_used)
 {
 	if (!vq->ready)

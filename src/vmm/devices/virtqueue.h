@@ -66,6 +66,14 @@ bool vq_validate(const struct guest_mem *gm, struct virtqueue *vq);
 int vq_pop(const struct guest_mem *gm, struct virtqueue *vq, struct vq_chain *out);
 /* Returns a chain to the driver with the number of bytes written. */
 int vq_push(const struct guest_mem *gm, struct virtqueue *vq, uint16_t head, uint32_t written);
+/* Returns n chains at once: the entries are written first, the used index
+ * is published once, so the driver sees all of them or none (virtio-net's
+ * merged receive buffers). n <= the queue size. */
+struct vq_used { uint16_t head; uint32_t len; };
+int vq_push_n(const struct guest_mem *gm, struct virtqueue *vq, const struct vq_used *used, size_t n);
+/* Gives back the last n chains taken by vq_pop (not yet pushed): the next
+ * vq_pop takes them again (virtio-net, when a frame does not fit). */
+void vq_unpop(struct virtqueue *vq, uint16_t n);
 /* Should the driver be interrupted (honours VRING_AVAIL_F_NO_INTERRUPT / used_event)? */
 bool vq_should_notify(const struct guest_mem *gm, struct virtqueue *vq, uint16_t old_used);
 
