@@ -116,6 +116,22 @@ static int vm_create_irqchip(struct vm *vm, enum vm_irqchip mode, struct gr_erro
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return kvm_ioctl_err(err, "KVM_CREATE_IRQCHIP");
+	/* GSIs 0..23 to KVM's IOAPIC only. The machine has no 8259 PIC
+	 * (hardware-reduced ACPI, no PCAT_COMPAT in the MADT), but KVM's default
+	 * routes GSIs 0..15 to its PIC as well, whose never-programmed output
+	 * reaches vCPU 0 through LINT0 (ExtINT after reset) as vectors 0..15:
+	 * exceptions, to a guest that uses the IOAPIC. */
+	union {
+		struct kvm_irq_routing r;
+		uint8_t bytes[sizeof(struct kvm_irq_routing) + IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
+	} t;
+	memset(&t, 0, sizeof(t));
+	t.r.nr = IOAPIC_PINS;
+	for (uint32_t i = 0; i < IOAPIC_PINS; i++)
+		t.r.entries[i] = (struct kvm_irq_routing_entry){ .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+								 .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = i } };
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &t.r) < 0)
+		return kvm_ioctl_err(err, "KVM_SET_GSI_ROUTING (GSIs 0..23 to the IOAPIC)");
 	return 0;
 }
 
