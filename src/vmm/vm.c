@@ -526,7 +526,8 @@ static const struct boot_msr {
 	{ 0xC0000084, 0, "SYSCALL_MASK" },
 	{ 0xC0000102, 0, "KERNEL_GS_BASE" },
 	{ 0x10, 0, "IA32_TSC" },
-	{ 0x1A0, 1, "IA32_MISC_ENABLE" },           /* FAST_STRING */
+	/* FAST_STRING, and BTS and PEBS unavailable as in KVM's reset value */
+	{ 0x1A0, 0x1801, "IA32_MISC_ENABLE" },
 	{ VM_MSR_MTRR_DEF_TYPE, 0x806, "IA32_MTRR_DEF_TYPE" }, /* E (enabled), default type 6 (WB) */
 };
 #define N_BOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))

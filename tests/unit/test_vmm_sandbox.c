@@ -118,6 +118,9 @@ static int allowed_child(void *arg)
 	CHECK(fl >= 0 && fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) == 0);
 	/* KVM_RUN passes the filter (the kernel then says ENOTTY: not a vCPU). */
 	CHECK(ioctl(devnull, KVM_RUN, 0) == -1 && errno == ENOTTY);
+	/* So do the userspace IOAPIC's: its messages and its level-triggered routes. */
+	CHECK(ioctl(devnull, KVM_SIGNAL_MSI, 0) == -1 && errno == ENOTTY);
+	CHECK(ioctl(devnull, KVM_SET_GSI_ROUTING, 0) == -1 && errno == ENOTTY);
 	/* Signals: a handler-less mask change and a tgkill of an ignored signal. */
 	sigset_t set;
 	sigemptyset(&set);
