@@ -14,6 +14,7 @@
 #include "devices/virtio_net.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "sandbox.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -35,6 +36,7 @@ struct vmm_config {
 	const char *nets[ACPI_MAX_VIRTIO_DEVICES];  /* "tap=IF[,mac=MAC]" as given, for messages */
 	struct virtio_net_spec net_specs[ACPI_MAX_VIRTIO_DEVICES]; /* parsed when given */
 	size_t n_nets;
+	const char *vsock;                          /* "cid=N,socket=PATH", checked when given */
 	bool rng;
 	const char *api_socket;                     /* --api-socket: served by gureum-vmm-api */
 };
@@ -48,7 +50,22 @@ static bool has_console(const struct vmm_config *c)
 
 static size_t n_virtio(const struct vmm_config *c)
 {
-	return c->n_disks + c->n_nets + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
+	return c->n_disks + c->n_nets + (c->vsock ? 1 : 0) + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
+}
+
+/* where: "--vsock" or "FILE: vsock". The spec is checked now, opened later. */
+static int set_vsock(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
+{
+	if (!c->vsock && n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
+		return gr_error_set(err, ENOSPC, "%s %s: too many virtio devices (at most %d, one I/O APIC pin each)",
+				    where, spec, ACPI_MAX_VIRTIO_DEVICES);
+	uint64_t cid;
+	gr_autofree char *path = NULL;
+	int r = virtio_vsock_parse_spec(spec, &cid, &path, err);
+	if (r < 0)
+		return gr_error_prefix(err, "%s", where);
+	c->vsock = spec;
+	return 0;
 }
 
 static int set_console(struct vmm_config *c, const char *spec, struct gr_error *err)
@@ -108,6 +125,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: gureum-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 		   "                  [--disk PATH[,ro][,direct]]... [--rng]\n"
 		   "                  [--net tap=IF[,mac=MAC]]... (an existing tap; MAC default 02:67:72:..)\n"
+		   "                  [--vsock cid=N,socket=PATH] (N >= 3; host-initiated: connect to PATH, write\n"
+		   "                  \"CONNECT <port>\\n\", read \"OK <port>\\n\"; guest-initiated to port P: PATH_P)\n"
 		   "                  [--serial stdio|file=PATH|socket=PATH|none] (default stdio: COM1, with input)\n"
 		   "                  [--console stdio|file=PATH|socket=PATH|none] (default none: no virtio-console)\n"
 		   "                  [--dump-acpi DIR] [--api-socket PATH] [--config FILE.json]\n\n"
@@ -144,6 +163,7 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 	json_object_foreach(j, key, v) {
 		if (strcmp(key, "kernel") && strcmp(key, "initrd") && strcmp(key, "cmdline") && strcmp(key, "serial") && strcmp(key, "console") &&
 		    strcmp(key, "cpus") && strcmp(key, "memory") && strcmp(key, "disks") && strcmp(key, "nets") && strcmp(key, "rng") &&
+		    strcmp(key, "vsock") &&
 		    strcmp(key, "api_socket"))
 			return gr_error_set(err, EINVAL, "%s: unknown setting \"%s\"", path, key);
 	}
@@ -205,6 +225,15 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 				return r;
 		}
 	}
+	const char *vsock;
+	if ((r = gr_json_get_string(j, path, "vsock", &vsock, err)) < 0)
+		return r;
+	if (r == 1) {
+		char at[GR_JPATH_MAX + 512];
+		snprintf(at, sizeof(at), "%s: vsock", path);
+		if ((r = set_vsock(c, at, vsock, err)) < 0)
+			return r;
+	}
 	bool rng;
 	if ((r = gr_json_get_bool(j, path, "rng", &rng, err)) < 0)
 		return r;
@@ -247,6 +276,8 @@ struct virtio_devices {
 	size_t n_disks;
 	struct virtio_net *nets;           /* n_nets, calloc'd; windows first_net.. */
 	size_t n_nets, first_net;
+	struct virtio_vsock *vsock;        /* NULL without --vsock; window vsock_index */
+	size_t vsock_index;
 	struct virtio_console *console;    /* NULL without --console */
 	struct virtio_rng *rng;            /* NULL without --rng */
 	struct virtio_mmio_dev *mmio[ACPI_MAX_VIRTIO_DEVICES];
@@ -262,6 +293,9 @@ static void virtio_devices_close(struct virtio_devices *v)
 	for (size_t i = 0; i < v->n_nets; i++)
 		virtio_net_close(&v->nets[i]);
 	free(v->nets);
+	if (v->vsock)
+		virtio_vsock_close(v->vsock);   /* removes its socket file (or leaves it to the watcher) */
+	free(v->vsock);
 	free(v->console);
 	free(v->rng);
 	*v = (struct virtio_devices){ 0 };
@@ -301,6 +335,19 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		if (r < 0)
 			return gr_error_prefix(err, "--net %s", c->nets[i]);
 		v->mmio[v->n++] = &v->nets[i].mmio;
+	}
+	if (c->vsock) {
+		uint64_t cid;
+		gr_autofree char *path = NULL;
+		int r = virtio_vsock_parse_spec(c->vsock, &cid, &path, err);
+		if (r == 0 && !(v->vsock = calloc(1, sizeof(*v->vsock))))
+			r = gr_error_set(err, ENOMEM, "out of memory");
+		if (r == 0)
+			r = virtio_vsock_init(v->vsock, gm, cid, path, vm_irq_edge, &v->irqs[v->n], err);
+		if (r < 0)
+			return gr_error_prefix(err, "--vsock");
+		v->vsock_index = v->n;
+		v->mmio[v->n++] = &v->vsock->mmio;
 	}
 	if (has_console(c)) {
 		if (!(v->console = calloc(1, sizeof(*v->console))))
@@ -342,6 +389,20 @@ static int virtio_nets_attach(struct virtio_devices *v, struct vm *vm, struct ev
 			return r;
 	}
 	return 0;
+}
+
+/* The vsock socket goes to the I/O thread under the window's lock; its file
+ * is removed by a watcher process once the VMM ends (it may not unlink once
+ * sandboxed). */
+static int virtio_vsock_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io,
+			       const struct acpi_mmio_device *windows, struct gr_error *err)
+{
+	if (!v->vsock)
+		return 0;
+	int r = virtio_vsock_start(v->vsock, io, vm_mmio_lock(vm, windows[v->vsock_index].base), err);
+	if (r == 0)
+		r = sock_file_unlink_at_exit(&v->vsock->sock, err);
+	return r < 0 ? gr_error_prefix(err, "--vsock") : 0;
 }
 
 static int virtio_devices_attach(struct virtio_devices *v, struct vm *vm, const struct acpi_mmio_device *windows,
@@ -441,6 +502,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	int o;
+	bool vsock_flag = false;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -489,7 +551,16 @@ int main(int argc, char **argv)
 			break;
 		case O_API: c.api_socket = optarg; break;
 		case O_VSOCK:
-			return usage_error("%s: not implemented yet in this build", argv[optind - 1]);
+			if (vsock_flag) {
+				fprintf(stderr, "gureum-vmm: --vsock %s: at most one vsock device\n", optarg);
+				return VM_EXIT_CONFIG;
+			}
+			vsock_flag = true;
+			if (set_vsock(&c, "--vsock", optarg, &err) < 0) {
+				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+				return VM_EXIT_CONFIG;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -562,6 +633,7 @@ int main(int argc, char **argv)
 	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
 	    virtio_nets_attach(&vdev, &vm, &io, windows, &err) < 0 ||
+	    virtio_vsock_attach(&vdev, &vm, &io, windows, &err) < 0 ||
 	    chardevs_attach(&serial, &serial_cd, &console_cd, &vdev, &vm, &io, &err) < 0 ||
 	    ged_add(&ged, &vm, &err) < 0 ||
 	    (ctl.fd >= 0 && (control_add_devices(&ctl, &vdev, &vm, windows, &ged, &err) < 0 ||

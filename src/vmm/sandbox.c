@@ -4,8 +4,9 @@
  * opened during setup, the API server's epoll loop and connections, memory
  * management without PROT_EXEC, glibc's thread creation (clone with
  * CLONE_THREAD only; clone3 answers ENOSYS so glibc falls back to clone,
- * whose flags can be checked), signals, clocks and exit. Not allowed, among
- * others: open/openat, execve, fork, socket, connect, bind, ptrace, mount,
+ * whose flags can be checked), signals, clocks and exit, and vsock's
+ * socket(AF_UNIX, SOCK_STREAM) + connect. Not allowed, among others:
+ * open/openat, execve, fork, other sockets, bind, listen, ptrace, mount,
  * and every KVM ioctl that creates or reconfigures (KVM_CREATE_*, memory
  * slots, CPUID, registers). */
 #include "sandbox.h"
@@ -23,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 
 /* ---- capabilities ---- */
@@ -181,6 +183,13 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 		if ((r = rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, &a, err)) < 0)
 			return r;
 	}
+	/* vsock's guest-initiated connections: a unix stream socket connected to
+	 * PATH_<port>. Other families (AF_INET, AF_NETLINK, ...) and types stay
+	 * forbidden; the type's low bits are the type, the rest flags. */
+	struct scmp_arg_cmp unix_stream[] = { SCMP_A0(SCMP_CMP_EQ, AF_UNIX), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xF, SOCK_STREAM) };
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "socket", 2, unix_stream, err)) < 0 ||
+	    (r = rule(ctx, SCMP_ACT_ALLOW, "connect", 0, NULL, err)) < 0)
+		return r;
 	r = seccomp_load(ctx);
 	if (r > 0) /* TSYNC: the id of a thread that could not take the filter */
 		return gr_error_set(err, ESRCH, "seccomp: thread %d could not be synchronised (TSYNC)", r);

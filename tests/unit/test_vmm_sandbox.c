@@ -235,6 +235,90 @@ static void test_seccomp_kills(void **state)
 	assert_int_equal(stat(forbidden_path, &st), -1); /* the file was never created */
 }
 
+/* vsock's guest-initiated connections: a unix stream socket and connect are
+ * allowed (the kernel answers), other families and types are not. */
+static int unix_connect_child(void *a)
+{
+	const char *path = a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(write(fd, "v", 1) == 1);
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.missing", path);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 && errno == ENOENT);
+	return 0;
+}
+
+static void test_seccomp_allows_unix_connect(void **state)
+{
+	(void)state;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/gr-sandbox-unix-%d", (int)getpid());
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_exited_ok(in_child(unix_connect_child, path));
+	int c = accept(l, NULL, NULL);
+	char b = 0;
+	assert_true(c >= 0);
+	assert_int_equal(read(c, &b, 1), 1);
+	assert_int_equal(b, 'v');
+	close(c);
+	close(l);
+	unlink(path);
+}
+
+static int forbid_inet6_socket(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return 1;
+}
+
+static int forbid_unix_dgram(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	socket(AF_UNIX, SOCK_DGRAM, 0);
+	return 1;
+}
+
+static int forbid_bind(void *a)
+{
+	(void)a;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct gr_error err = { 0 };
+	if (fd < 0 || vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "\0gr-sandbox-bind" };
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	return 1;
+}
+
+static void test_seccomp_kills_other_sockets(void **state)
+{
+	(void)state;
+	assert_killed_by_seccomp(in_child(forbid_socket, NULL));   /* AF_INET */
+	assert_killed_by_seccomp(in_child(forbid_inet6_socket, NULL));
+	assert_killed_by_seccomp(in_child(forbid_unix_dgram, NULL));
+	assert_killed_by_seccomp(in_child(forbid_bind, NULL));
+}
+
 /* With ERRNO(EPERM) as the default action the same calls fail instead. */
 static int errno_child(void *a)
 {
@@ -243,6 +327,8 @@ static int errno_child(void *a)
 	if (vmm_sandbox_seccomp_with(SCMP_ACT_ERRNO(EPERM), &err) < 0)
 		return 100;
 	CHECK(socket(AF_INET, SOCK_STREAM, 0) == -1 && errno == EPERM);
+	CHECK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) == -1 && errno == EPERM);
+	CHECK(socket(AF_NETLINK, SOCK_RAW, 0) == -1 && errno == EPERM);
 	CHECK(open(forbidden_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) == -1 && errno == EPERM);
 	CHECK(syscall(SYS_clone3, NULL, 0) == -1 && errno == ENOSYS);
 	CHECK(getpid() > 0);
@@ -531,6 +617,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seccomp_allows),
 		cmocka_unit_test(test_seccomp_kills),
+		cmocka_unit_test(test_seccomp_allows_unix_connect),
+		cmocka_unit_test(test_seccomp_kills_other_sockets),
 		cmocka_unit_test(test_seccomp_errno_mode),
 		cmocka_unit_test(test_seccomp_tsync),
 		cmocka_unit_test(test_api_under_seccomp),
