@@ -729,6 +729,136 @@ static int count(const char *hay, const char *needle)
 	return n;
 }
 
+/* ---- the power button and its Generic Event Device ---- */
+
+/* iasl -oa (no name optimisation) of:
+ *   Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, Zero) }
+ *   Device (GED) { Name (_HID, "ACPI0013") Name (_UID, Zero)
+ *     Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 3 } })
+ *     OperationRegion (GDST, SystemMemory, 0xD0100000, One)
+ *     Field (GDST, ByteAcc, NoLock, WriteAsZeros) { GDAT, 8 }
+ *     Method (_EVT, 1, Serialized) { Local0 = GDAT  If ((Local0 & One)) { Notify (\_SB.PWRB, 0x80) } } } */
+static const uint8_t ged_aml[] = {
+	0x5b, 0x82, 0x15, 'P', 'W', 'R', 'B', 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x0c,
+	0x08, '_', 'U', 'I', 'D', 0x00,
+	0x5b, 0x82, 0x49, 0x06, 'G', 'E', 'D', '_', 0x08, '_', 'H', 'I', 'D', 0x0d, 'A', 'C', 'P', 'I', '0', '0', '1', '3',
+	0x00, 0x08, '_', 'U', 'I', 'D', 0x00, 0x08, '_', 'C', 'R', 'S', 0x11, 0x0e, 0x0a, 0x0b, 0x89, 0x06, 0x00, 0x03,
+	0x01, 0x03, 0x00, 0x00, 0x00, 0x79, 0xf1,   /* iasl leaves the end tag's checksum 0 ("none"); ours is computed */
+	0x5b, 0x80, 'G', 'D', 'S', 'T', 0x00, 0x0c, 0x00, 0x00, 0x10, 0xd0, 0x01,
+	0x5b, 0x81, 0x0b, 'G', 'D', 'S', 'T', 0x41, 'G', 'D', 'A', 'T', 0x08,
+	0x14, 0x1f, '_', 'E', 'V', 'T', 0x09, 0x70, 'G', 'D', 'A', 'T', 0x60,
+	0xa0, 0x12, 0x7b, 0x60, 0x01, 0x00, 0x86, 0x5c, 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B', 0x0a, 0x80,
+};
+
+static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t k)
+{
+	for (size_t i = 0; i + k <= n; i++)
+		if (memcmp(hay + i, needle, k) == 0)
+			return 1;
+	return 0;
+}
+
+static void test_dsdt_ged(void **state)
+{
+	(void)state;
+	_Static_assert(LAYOUT_GED_BASE == 0xD0100000ULL && LAYOUT_GED_IRQ == 3, "ged_aml encodes these");
+	struct machine m;
+	struct gr_error err = { 0 };
+	assert_int_equal(gm_create(&m.gm, 16 << 20, &err), 0);
+	machine_config(&m, 2, 1, 2);
+	m.cfg.ged = 1;
+	assert_int_equal(acpi_build(&m.gm, &m.cfg, &m.rsdp, &err), 0);
+	struct tables tb;
+	find_tables(&m, &tb);
+	uint32_t len = rd32(tb.dsdt + 4);
+	assert_true(contains(tb.dsdt, len, ged_aml, sizeof(ged_aml)));   /* byte for byte what iasl makes */
+	assert_true(contains(tb.dsdt, len, s5_aml, sizeof(s5_aml)));
+	gm_destroy(&m.gm);
+
+	/* Without it, none of it. */
+	machine_build(&m, 1, 1, 0);
+	find_tables(&m, &tb);
+	assert_false(contains(tb.dsdt, rd32(tb.dsdt + 4), (const uint8_t *)"ACPI0013", 8));
+	gm_destroy(&m.gm);
+
+	/* A virtio device on the GED's GSI, or its window over the GED's. */
+	assert_int_equal(gm_create(&m.gm, 16 << 20, &err), 0);
+	machine_config(&m, 1, 1, 1);
+	m.cfg.ged = 1;
+	m.virtio[0].gsi = LAYOUT_GED_IRQ;
+	assert_int_equal(acpi_build(&m.gm, &m.cfg, &m.rsdp, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "GED"));
+	machine_config(&m, 1, 1, 1);
+	m.cfg.ged = 1;
+	m.virtio[0].base = LAYOUT_GED_BASE;
+	assert_int_equal(acpi_build(&m.gm, &m.cfg, &m.rsdp, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "GED"));
+	gm_destroy(&m.gm);
+}
+
+static void test_aml_method_builders(void **state)
+{
+	(void)state;
+	struct aml a aml_auto;
+	aml_init(&a);
+	size_t mth = aml_method_begin(&a, "_EVT", 1, 1);
+	aml_store(&a);
+	aml_arg(&a, 0);
+	aml_local(&a, 7);
+	size_t cond = aml_if_begin(&a);
+	aml_and(&a);
+	aml_local(&a, 7);
+	aml_integer(&a, 0x100);
+	aml_null_target(&a);
+	aml_notify(&a, "^PWRB", 2);
+	aml_end(&a, cond);
+	aml_end(&a, mth);
+	assert_int_equal(a.error, 0);
+	static const uint8_t want[] = { 0x14, 0x19, '_', 'E', 'V', 'T', 0x09, 0x70, 0x68, 0x67, 0xa0, 0x0f, 0x7b, 0x67,
+					0x0b, 0x00, 0x01, 0x00, 0x86, 0x5e, 'P', 'W', 'R', 'B', 0x0a, 0x02 };
+	assert_int_equal(a.len, sizeof(want));
+	assert_memory_equal(a.data, want, sizeof(want));
+	/* A field wider than one PkgLength byte encodes its width in two. */
+	aml_free(&a);
+	aml_init(&a);
+	size_t f = aml_field_begin(&a, "REGN", AML_FIELD_DWORD_ACC);
+	aml_field_unit(&a, "WIDE", 0x100);
+	aml_end(&a, f);
+	static const uint8_t want_field[] = { 0x5b, 0x81, 0x0c, 'R', 'E', 'G', 'N', 0x03, 'W', 'I', 'D', 'E', 0x40, 0x10 };
+	assert_int_equal(a.error, 0);
+	assert_int_equal(a.len, sizeof(want_field));
+	assert_memory_equal(a.data, want_field, sizeof(want_field));
+	/* Bad operands are sticky errors. */
+	aml_free(&a);
+	aml_init(&a);
+	aml_local(&a, 8);
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_arg(&a, 7);
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_field_unit(&a, "GDA", 8);       /* a field name is exactly one 4-character segment */
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_field_unit(&a, "GD.T", 8);
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_field_unit(&a, "GDAT", 0);
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_method_begin(&a, "_EVT", 8, 0);
+	assert_int_equal(a.error, -EINVAL);
+	aml_free(&a);
+	aml_init(&a);
+	aml_operation_region(&a, "gdst", AML_SPACE_SYSTEM_MEMORY, 0, 1);   /* lower case: not a name */
+	assert_int_equal(a.error, -EINVAL);
+}
+
 static void test_iasl_roundtrip(void **state)
 {
 	(void)state;
@@ -845,6 +975,8 @@ int main(void)
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_iasl_roundtrip),
+		cmocka_unit_test(test_dsdt_ged),
+		cmocka_unit_test(test_aml_method_builders),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

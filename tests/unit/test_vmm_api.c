@@ -283,11 +283,42 @@ static void test_actions(void **state)
 	assert_string_equal(json_string_value(json_object_get(r.json, "state")), "stopping");
 	resp_free(&r);
 	assert_int_equal(f->vm.stops, 1);
+	assert_int_equal(f->vm.stop_timeout_ms, VMM_API_STOP_TIMEOUT_DEFAULT_MS); /* no timeout: the default */
 	request(f, "GET", "/vm", NULL, &r);
 	assert_string_equal(json_string_value(json_object_get(r.json, "state")), "stopping");
 	resp_free(&r);
 	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\"}", 409, "already stopping");
 	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"resume\"}", 409, "not paused");
+}
+
+static void test_stop_timeout(void **state)
+{
+	struct fx *f = *state;
+	static const struct { const char *body; unsigned int ms; } ok[] = {
+		{ "{\"action\":\"stop\",\"timeout\":0}", 0 },
+		{ "{\"timeout\":2.5,\"action\":\"stop\"}", 2500 },
+		{ "{\"action\":\"stop\",\"timeout\":0.0004}", 0 },
+		{ "{\"action\":\"stop\",\"timeout\":3600}", 3600000 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct resp r;
+		f->vm.state = VMM_API_RUNNING;
+		request(f, "PUT", "/vm/actions", ok[i].body, &r);
+		assert_int_equal(r.status, 202);
+		resp_free(&r);
+		assert_int_equal(f->vm.stop_timeout_ms, ok[i].ms);
+	}
+	int stops = f->vm.stops;
+	f->vm.state = VMM_API_RUNNING;
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\",\"timeout\":-1}", 400,
+		     "timeout: expected a number of seconds from 0 to 3600, got -1");
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\",\"timeout\":3600.5}", 400, "from 0 to 3600");
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\",\"timeout\":1e300}", 400, "from 0 to 3600");
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\",\"timeout\":\"10\"}", 400, "got \"10\"");
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"stop\",\"timeout\":null}", 400, "got null");
+	assert_error(f, "PUT", "/vm/actions", "{\"action\":\"pause\",\"timeout\":1}", 400, "only the stop action");
+	assert_int_equal(f->vm.stops, stops);
+	assert_int_equal(f->vm.pauses, 0);
 }
 
 static void test_metrics(void **state)
@@ -581,6 +612,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_get_vm, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_actions, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_timeout, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, fx_setup, fx_teardown),
 		cmocka_unit_test(test_exit_names),
 		cmocka_unit_test_setup_teardown(test_not_found, fx_setup, fx_teardown),

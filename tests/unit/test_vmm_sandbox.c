@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -411,7 +412,7 @@ static int api_child(void *arg)
 		return 100;
 	if (vmm_api_unlink_at_exit(api, &err) < 0)
 		return 101;
-	if (vmm_sandbox_seccomp(&err) < 0)
+	if (vmm_sandbox_seccomp_api(&err) < 0)   /* what gureum-vmm-api runs under */
 		return 102;
 	CHECK(write(a->ready[1], "r", 1) == 1);
 	char c;
@@ -444,6 +445,92 @@ static int http(const char *path, const char *req, char *out, size_t n)
 	close(fd);
 	int status = 0;
 	return sscanf(out, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* The API process's own filter: no thread creation, sockets, files or ioctls. */
+static int api_forbid_socket(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	socket(AF_UNIX, SOCK_STREAM, 0);
+	return 1;
+}
+
+static int api_forbid_open(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return 1;
+}
+
+static int api_forbid_thread(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	pthread_t t;
+	int fds[2] = { -1, -1 };
+	pthread_create(&t, NULL, thread_fn, fds);   /* clone3 and clone are both refused */
+	return 1;
+}
+
+static int api_forbid_ioctl(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	ioctl(0, TCGETS, NULL);
+	return 1;
+}
+
+static int api_forbid_exec(void *a)
+{
+	(void)a;
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	char *argv[] = { "true", NULL };
+	execve("/bin/true", argv, NULL);
+	return 1;
+}
+
+static int api_allowed(void *a)
+{
+	(void)a;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+	struct gr_error err = { 0 };
+	if (vmm_sandbox_seccomp_api(&err) < 0)
+		return 100;
+	CHECK(send(sv[0], "req", 3, MSG_NOSIGNAL) == 3);
+	char buf[8];
+	CHECK(recv(sv[1], buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT) == 3);
+	struct pollfd p = { .fd = sv[1], .events = POLLRDHUP };
+	CHECK(shutdown(sv[0], SHUT_WR) == 0);
+	CHECK(poll(&p, 1, 1000) == 1 && (p.revents & POLLRDHUP));
+	void *m = malloc(1 << 20);
+	CHECK(m);
+	free(m);
+	CHECK(prctl(PR_SET_NAME, "api") == 0);
+	CHECK(close(sv[0]) == 0 && close(sv[1]) == 0);
+	return 0;
+}
+
+static void test_api_process_filter(void **state)
+{
+	(void)state;
+	assert_exited_ok(in_child(api_allowed, NULL));
+	int (*const cases[])(void *) = { api_forbid_socket, api_forbid_open, api_forbid_thread, api_forbid_ioctl,
+					 api_forbid_exec };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_killed_by_seccomp(in_child(cases[i], NULL));
 }
 
 static void test_api_under_seccomp(void **state)
@@ -621,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_kills_other_sockets),
 		cmocka_unit_test(test_seccomp_errno_mode),
 		cmocka_unit_test(test_seccomp_tsync),
+		cmocka_unit_test(test_api_process_filter),
 		cmocka_unit_test(test_api_under_seccomp),
 		cmocka_unit_test(test_socket_removed_after_sigkill),
 		cmocka_unit_test(test_drop_caps),
