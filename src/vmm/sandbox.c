@@ -10,6 +10,7 @@
  * and every KVM ioctl that creates or reconfigures (KVM_CREATE_*, memory
  * slots, CPUID, registers). */
 #include "sandbox.h"
+#include "vmm/devices/tap.h"
 #include "common/cleanup.h"
 
 #include <dirent.h>
@@ -118,8 +119,6 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_SIGNAL_MSI,       /* the userspace IOAPIC's interrupts (split irqchip) */
 	KVM_SET_GSI_ROUTING,  /* its level-triggered routes, for EOI exits; changes as the guest programs it */
 	KVM_KVMCLOCK_CTRL,    /* tell the guest it was paused */
-	TUNSETOFFLOAD,        /* virtio-net: offloads follow what the driver negotiates */
-	TUNSETVNETHDRSZ,
 	TCGETS,               /* isatty() in stdio */
 	TCSETS,               /* --serial/--console stdio: the terminal restored at exit */
 };
@@ -154,6 +153,15 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 		if ((r = rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &a, err)) < 0)
 			return r;
 	}
+	/* virtio-net: TUNSETOFFLOAD at run time (the driver negotiates its
+	 * offloads after boot), with no TUN_F_* bit beyond those the device
+	 * uses. The vnet header size is set once, before the sandbox. */
+	struct scmp_arg_cmp offload[] = {
+		SCMP_A1(SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, TUNSETOFFLOAD & 0xFFFFFFFFu),
+		SCMP_A2(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)TAP_OFFLOADS_ALL, 0),
+	};
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "ioctl", 2, offload, err)) < 0)
+		return r;
 	/* No executable mappings: W^X for the whole process once set up. */
 	struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 	if ((r = rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &noexec, err)) < 0 ||

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -119,6 +120,9 @@ static int allowed_child(void *arg)
 	CHECK(fl >= 0 && fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) == 0);
 	/* KVM_RUN passes the filter (the kernel then says ENOTTY: not a vCPU). */
 	CHECK(ioctl(devnull, KVM_RUN, 0) == -1 && errno == ENOTTY);
+	/* virtio-net's offloads, with the bits it uses. */
+	CHECK(ioctl(devnull, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) == -1 && errno == ENOTTY);
+	CHECK(ioctl(devnull, TUNSETOFFLOAD, 0) == -1 && errno == ENOTTY);
 	/* So do the userspace IOAPIC's: its messages and its level-triggered routes. */
 	CHECK(ioctl(devnull, KVM_SIGNAL_MSI, 0) == -1 && errno == ENOTTY);
 	CHECK(ioctl(devnull, KVM_SET_GSI_ROUTING, 0) == -1 && errno == ENOTTY);
@@ -183,6 +187,31 @@ static int forbid_kvm_ioctl(void *a)
 	return 1;
 }
 
+/* TUNSETOFFLOAD with a bit virtio-net never sets (UFO); TUNSETVNETHDRSZ,
+ * which is only needed before the sandbox. */
+static int forbid_tun_offload_bits(void *a)
+{
+	(void)a;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct gr_error err = { 0 };
+	if (fd < 0 || vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_UFO);
+	return 1;
+}
+
+static int forbid_tun_vnet_hdr_size(void *a)
+{
+	(void)a;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct gr_error err = { 0 };
+	if (fd < 0 || vmm_sandbox_seccomp(&err) < 0)
+		return 100;
+	int sz = 10;
+	ioctl(fd, TUNSETVNETHDRSZ, &sz);
+	return 1;
+}
+
 static int forbid_exec_mapping(void *a)
 {
 	(void)a;
@@ -229,7 +258,8 @@ static void test_seccomp_kills(void **state)
 	snprintf(forbidden_path, sizeof(forbidden_path), "/tmp/gr-sandbox-%d", (int)getpid());
 	unlink(forbidden_path);
 	int (*const cases[])(void *) = { forbid_execve, forbid_socket, forbid_open, forbid_kvm_ioctl,
-					 forbid_exec_mapping, forbid_fork, forbid_dup, forbid_ptrace };
+					 forbid_exec_mapping, forbid_fork, forbid_dup, forbid_ptrace,
+					 forbid_tun_offload_bits, forbid_tun_vnet_hdr_size };
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		assert_killed_by_seccomp(in_child(cases[i], NULL));
 	struct stat st;
