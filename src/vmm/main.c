@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct vmm_config {
@@ -399,6 +400,13 @@ static int virtio_vsock_attach(struct virtio_devices *v, struct vm *vm, struct e
 {
 	if (!v->vsock)
 		return 0;
+	/* A descriptor per connection (VSOCK_MAX_CONNS): raise the soft limit
+	 * toward the hard one, as far as it goes. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < VSOCK_MAX_CONNS + 256) {
+		rl.rlim_cur = rl.rlim_max < VSOCK_MAX_CONNS + 256 ? rl.rlim_max : VSOCK_MAX_CONNS + 256;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	int r = virtio_vsock_start(v->vsock, io, vm_mmio_lock(vm, windows[v->vsock_index].base), err);
 	if (r == 0)
 		r = sock_file_unlink_at_exit(&v->vsock->sock, err);

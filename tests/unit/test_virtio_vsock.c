@@ -919,6 +919,36 @@ static void test_connection_limit(void **state)
 	close(l);
 }
 
+/* Out of descriptors: the pending client waits in the backlog without the
+ * loop spinning on it, and is accepted once descriptors are back. */
+static void test_out_of_descriptors(void **state)
+{
+	struct fx *f = *state;
+	rx_post(f, QSZ);
+	int c = unix_connect(f->path);
+	struct rlimit rl, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	int probe = dup(0);
+	low = rl;
+	low.rlim_cur = (rlim_t)probe;   /* every number from probe up is unavailable */
+	close(probe);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int n = 0;
+	while (ev_loop_run_once(&f->loop, 50) == 1)
+		assert_true(++n < 10);       /* no busy loop on EPOLLIN */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(f->v.listen_paused);
+	assert_int_equal(virtio_vsock_connections(&f->v), 0);
+	tx(f, hdr(1, 2, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0), NULL);   /* any guest activity */
+	expect_rst(f, 2, 1);
+	run_loop(f);
+	assert_false(f->v.listen_paused);
+	assert_int_equal(virtio_vsock_connections(&f->v), 1);
+	close(c);
+	run_loop(f);
+	assert_int_equal(virtio_vsock_connections(&f->v), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -935,6 +965,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_closes_everything, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_kill_while_loop_runs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_descriptors, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -253,6 +253,16 @@ static void conn_watch(struct vsock_conn *c)
 	}
 }
 
+/* Accepting again after running out of descriptors: when a connection ends,
+ * or when the guest does something (descriptors may have been freed
+ * elsewhere in the process). */
+static void listen_resume(struct virtio_vsock *v)
+{
+	struct gr_error err;
+	if (v->listen_paused && v->loop && ev_loop_mod(v->loop, &v->listener, EPOLLIN, &err) == 0)
+		v->listen_paused = false;
+}
+
 static void conn_free(struct vsock_conn *c)
 {
 	struct virtio_vsock *v = c->v;
@@ -271,6 +281,7 @@ static void conn_free(struct vsock_conn *c)
 	free(c->buf);
 	free(c);
 	v->n_conns--;
+	listen_resume(v);
 }
 
 static void rst_queue(struct virtio_vsock *v, uint32_t local, uint32_t peer)
@@ -901,8 +912,16 @@ static void listener_event(struct ev_handler *h, uint32_t events)
 	v->in_loop_callback = true;
 	for (int i = 0; i < 16; i++) {
 		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* The client waits in the backlog; a level-triggered
+				 * EPOLLIN would spin: listen again once a connection ends. */
+				struct gr_error err;
+				if (ev_loop_mod(v->loop, &v->listener, 0, &err) == 0)
+					v->listen_paused = true;
+			}
 			break;
+		}
 		struct vsock_conn *c = NULL;
 		if (v->n_conns >= VSOCK_MAX_CONNS || !driver_ok(v) || !(c = conn_new(v, fd, CONN_HANDSHAKE))) {
 			v->conns_refused++;
@@ -940,6 +959,7 @@ static void vsock_notify(struct virtio_mmio_dev *dev, uint32_t index)
 	}
 	/* The event queue only holds buffers for events we never send. */
 	reap(v);
+	listen_resume(v);
 }
 
 static void vsock_config_read(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len)

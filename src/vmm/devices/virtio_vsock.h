@@ -97,6 +97,7 @@ struct virtio_vsock {
 	bool rx_starved;               /* a connection waits for rx buffers */
 	bool in_loop_callback;         /* running an I/O-thread callback (may free handlers) */
 	bool reap;                     /* dead connections to free on the way out */
+	bool listen_paused;            /* out of descriptors: not accepting until a connection ends */
 	struct vq_chain chain;         /* scratch, under the lock */
 	/* metrics */
 	uint64_t pkts_from_guest, pkts_to_guest, bytes_from_guest, bytes_to_guest;
