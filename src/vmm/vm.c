@@ -95,6 +95,29 @@ static const struct ioapic_ops vm_ioapic_ops = {
 	.failed = vm_ioapic_failed,
 };
 
+/* KVM_CAP_X2APIC_API's flag (bit 2) that makes KVM honour a guest's Suppress
+ * EOI Broadcast (KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST; not in older headers). */
+#define VM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST (1ULL << 2)
+
+/* Suppress EOI Broadcast (directed EOI, SVR bit 12): KVM offers it to guests
+ * with x2APIC in CPUID when the IOAPIC is not KVM's, but by default still
+ * broadcasts the EOIs of a guest that turns it on (KVM_EXIT_IOAPIC_EOI), so
+ * the IOAPIC ends a level interrupt at the local APIC's EOI, before the guest
+ * asks it to. Our IOAPIC has the EOI register the guest then writes, so where
+ * KVM lets us (kernels with the fix report the flag on the VM once the split
+ * irqchip is on) we ask for real suppression, as on hardware. */
+static int vm_enable_eoi_suppression(struct vm *vm, struct gr_error *err)
+{
+	int flags = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X2APIC_API);
+	if (flags <= 0 || !((unsigned)flags & VM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST))
+		return 0;
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_X2APIC_API, .args = { VM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST } };
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return kvm_ioctl_err(err, "KVM_ENABLE_CAP(KVM_CAP_X2APIC_API, ENABLE_SUPPRESS_EOI_BROADCAST)");
+	vm->eoi_suppression = true;
+	return 0;
+}
+
 /* The split irqchip (local APICs in KVM, our IOAPIC on the MMIO bus) when KVM
  * has it and mode allows; otherwise KVM's full irqchip (LAPICs, IOAPIC, PIC). */
 static int vm_create_irqchip(struct vm *vm, enum vm_irqchip mode, struct gr_error *err)
@@ -107,6 +130,8 @@ static int vm_create_irqchip(struct vm *vm, enum vm_irqchip mode, struct gr_erro
 			if (r < 0)
 				return r;
 			vm->split_irqchip = true;
+			if ((r = vm_enable_eoi_suppression(vm, err)) < 0)
+				return r;
 			return vm_add_mmio(vm, LAYOUT_IOAPIC_BASE, IOAPIC_MMIO_SIZE, ioapic_mmio_read, ioapic_mmio_write,
 					   &vm->ioapic, err);
 		}

@@ -83,6 +83,7 @@ struct vm {
 	struct kvm_msr_list *msr_list;   /* KVM_GET_MSR_INDEX_LIST */
 	uint32_t boot_msrs_skipped;      /* boot MSRs KVM does not support (bit i: entry i of vm.c's table) */
 	bool split_irqchip;              /* KVM_CAP_SPLIT_IRQCHIP: ioapic below is the machine's IOAPIC */
+	bool eoi_suppression;            /* KVM honours a guest's Suppress EOI Broadcast (vm.c) */
 	struct ioapic ioapic;
 	/* Stop state: the first stop wins. */
 	pthread_mutex_t lock;

@@ -5,8 +5,9 @@
  * entry to a vector on its own APIC id, then makes rng requests and halts
  * until the handler has run (hlt with interrupts on, a local APIC timer as
  * the watchdog):
- *   - the IOAPIC registers: version 0x11 with 24 pins, ID and arbitration 0
- *     (as the MADT says), every pin masked at reset, an entry reads back
+ *   - the IOAPIC registers: version 0x11 (KVM's) or 0x20 (gureum-vmm's, with
+ *     the EOI register) with 24 pins, ID and arbitration 0 (as the MADT
+ *     says), every pin masked at reset, an entry reads back
  *   - edge-triggered: one interrupt per request, EOI clears the ISR bit
  *   - masked: nothing arrives, not even once unmasked (edges are not held)
  *   - level-triggered: remote IRR is set while the handler runs (when the
@@ -18,7 +19,12 @@
  * With "irqchip=split" on the command line (gureum-vmm's own IOAPIC) it also
  * checks what KVM's in-kernel IOAPIC does differently: reserved bits of
  * entries and the ID register read as 0, unknown registers read 0, and an
- * entry with a reserved delivery mode delivers nothing.
+ * entry with a reserved delivery mode delivers nothing; the version is 0x20;
+ * and, where the local APIC offers Suppress EOI Broadcast (LVR bit 24: x2APIC
+ * in CPUID with the split irqchip), a level interrupt with it on: when KVM
+ * honours it (remote IRR still set after the local APIC's EOI), an EOI
+ * register write of another vector changes nothing, one of the vector clears
+ * remote IRR, and the pin delivers again.
  * Failures report N through the debug-exit port (exit status 64 + N):
  *   1 start info   2 MISC_ENABLE   3 MTRRdefType   4 IOAPIC version
  *   5 IOAPIC ID / arbitration   6 redirection entry not masked at reset
@@ -30,7 +36,11 @@
  *   18 no level interrupt in time   19 remote IRR clear in the level handler
  *   20 remote IRR still set after EOI   21 level pin not delivered again
  *   22 delivered to an APIC id nobody has   23 reserved delivery mode delivered
- *   24 ISR bit still set after EOI   25 an exception or unexpected vector */
+ *   24 ISR bit still set after EOI   25 an exception or unexpected vector
+ *   26 version not 0x20 (strict)   27 Suppress EOI Broadcast bit not kept
+ *   28 EOI register: another vector cleared remote IRR
+ *   29 EOI register did not clear remote IRR
+ *   30 level pin not delivered again after the EOI register */
 #include "payload.h"
 #include "pvh.h"
 #include "virtio_drv.h"
@@ -41,6 +51,7 @@ void payload_main(const struct hvm_start_info *si);
 #define LAPIC_BASE  0xFEE00000u
 
 #define LAPIC_ID        0x020
+#define LAPIC_VER       0x030
 #define LAPIC_TPR       0x080
 #define LAPIC_EOI       0x0B0
 #define LAPIC_SVR       0x0F0
@@ -58,6 +69,9 @@ void payload_main(const struct hvm_start_info *si);
 #define RTE_LEVEL  (1u << 15)
 #define RTE_MASKED (1u << 16)
 #define RTE_REMOTE_IRR (1u << 14)
+
+#define LVR_DIRECTED_EOI  (1u << 24)   /* Suppress EOI Broadcast available */
+#define SVR_SUPPRESS_EOI  (1u << 12)
 
 /* The local APIC timer counts the 1 GHz bus clock KVM emulates (divide by 1). */
 #define WAIT_DELIVERY 1000000000u   /* 1 s: an interrupt that should come */
@@ -84,6 +98,12 @@ static void ioapic_write(uint32_t index, uint32_t v)
 {
 	*(volatile uint32_t *)(uintptr_t)IOAPIC_BASE = index;
 	*(volatile uint32_t *)(uintptr_t)(IOAPIC_BASE + 0x10) = v;
+}
+
+/* The EOI register of a version 0x20 IOAPIC (window offset 0x40). */
+static void ioapic_eoi(uint32_t vector)
+{
+	*(volatile uint32_t *)(uintptr_t)(IOAPIC_BASE + 0x40) = vector;
 }
 
 static void rte_set(uint32_t pin, uint32_t dest, uint32_t low)
@@ -252,7 +272,7 @@ static void check_msrs(void)
 static void check_ioapic_registers(int strict)
 {
 	uint32_t v = ioapic_read(0x01);
-	if (v != 0x00170011u)
+	if (v != 0x00170011u && v != 0x00170020u)
 		fail(4, "IOAPIC version register", v);
 	if (ioapic_read(0x00) != 0 || ioapic_read(0x02) != 0)
 		fail(5, "IOAPIC ID / arbitration (MADT: ID 0)", ioapic_read(0x00));
@@ -274,6 +294,49 @@ static void check_ioapic_registers(int strict)
 		fail(8, "IOAPIC ID: reserved bits kept", v);
 	if (ioapic_read(0x40) != 0 || ioapic_read(0x03) != 0)
 		fail(8, "unknown IOAPIC register not 0", ioapic_read(0x40));
+	v = ioapic_read(0x01);
+	if (v != 0x00170020u)
+		fail(26, "IOAPIC version not 0x20 (EOI register)", v);
+}
+
+/* Directed EOI: with Suppress EOI Broadcast on, the local APIC's EOI of a
+ * level interrupt should not reach the IOAPIC; the guest ends it at the
+ * IOAPIC's EOI register. The pin's entry is level, vector V_LEVEL. */
+static void check_directed_eoi(uint32_t apic_id)
+{
+	if (!(lapic_read(LAPIC_VER) & LVR_DIRECTED_EOI)) {
+		serial_puts("gureum-vmm irq: no Suppress EOI Broadcast offered (LVR bit 24 clear)\n");
+		return;
+	}
+	lapic_write(LAPIC_SVR, 0x100 | V_SPURIOUS | SVR_SUPPRESS_EOI);
+	if (!(lapic_read(LAPIC_SVR) & SVR_SUPPRESS_EOI))
+		fail(27, "Suppress EOI Broadcast bit not kept, SVR", lapic_read(LAPIC_SVR));
+	rte_set(rng_pin, apic_id, V_LEVEL | RTE_LEVEL);
+	uint32_t seen = level_count;
+	expect_request_done(rng_request());
+	if (!wait_for(&level_count, seen + 1, WAIT_DELIVERY))
+		fail(18, "no level interrupt (directed EOI)", rng_pin);
+	if (ioapic_read(0x10 + 2 * rng_pin) & RTE_REMOTE_IRR) {
+		/* suppressed: in service at the IOAPIC until its EOI register says otherwise */
+		ioapic_eoi(V_LEVEL + 1);
+		ioapic_eoi(V_LEVEL << 8);
+		if (!(ioapic_read(0x10 + 2 * rng_pin) & RTE_REMOTE_IRR))
+			fail(28, "EOI register: another vector cleared remote IRR", ioapic_read(0x10 + 2 * rng_pin));
+		ioapic_eoi(V_LEVEL);
+		if (ioapic_read(0x10 + 2 * rng_pin) & RTE_REMOTE_IRR)
+			fail(29, "EOI register did not clear remote IRR", ioapic_read(0x10 + 2 * rng_pin));
+		expect_request_done(rng_request());
+		if (!wait_for(&level_count, seen + 2, WAIT_DELIVERY))
+			fail(30, "level pin not delivered again after the EOI register", level_count);
+		ioapic_eoi(V_LEVEL);
+		serial_puts("gureum-vmm irq: directed EOI through the IOAPIC's EOI register\n");
+	} else {
+		/* KVM's default: it offers the bit but still broadcasts the EOI */
+		serial_puts("gureum-vmm irq: Suppress EOI Broadcast on, KVM still broadcast the EOI\n");
+	}
+	if (ioapic_read(0x10 + 2 * rng_pin) & RTE_REMOTE_IRR)
+		fail(29, "remote IRR still set after the EOI register", ioapic_read(0x10 + 2 * rng_pin));
+	lapic_write(LAPIC_SVR, 0x100 | V_SPURIOUS);
 }
 
 void payload_main(const struct hvm_start_info *si)
@@ -360,6 +423,7 @@ void payload_main(const struct hvm_start_info *si)
 		if (wait_for(&edge_count, 2, WAIT_NOTHING))
 			fail(23, "reserved delivery mode delivered", edge_count);
 		ack_device();
+		check_directed_eoi(apic_id);
 	}
 	rte_set(rng_pin, 0, RTE_MASKED);
 	serial_puts("gureum-vmm irq: ok\n");

@@ -124,8 +124,8 @@ static void test_reset_state(void **state)
 	struct fx *f = *state;
 	assert_int_equal(reg_read(f, IOAPIC_REG_ID), 0);
 	assert_int_equal(reg_read(f, IOAPIC_REG_ARB), 0);
-	/* version 0x11, maximum redirection entry 23 */
-	assert_int_equal(reg_read(f, IOAPIC_REG_VERSION), 0x00170011);
+	/* version 0x20 (with the EOI register), maximum redirection entry 23 */
+	assert_int_equal(reg_read(f, IOAPIC_REG_VERSION), 0x00170020);
 	for (uint32_t pin = 0; pin < IOAPIC_PINS; pin++)
 		assert_int_equal(rte_read(f, pin), IOAPIC_RTE_MASKED);
 	assert_int_equal(f->route_calls, 0); /* nothing to tell KVM at start-up */
@@ -149,7 +149,7 @@ static void test_id_register(void **state)
 	/* version and arbitration are read-only */
 	reg_write(f, IOAPIC_REG_VERSION, 0);
 	reg_write(f, IOAPIC_REG_ARB, 0);
-	assert_int_equal(reg_read(f, IOAPIC_REG_VERSION), 0x00170011);
+	assert_int_equal(reg_read(f, IOAPIC_REG_VERSION), 0x00170020);
 	assert_int_equal(reg_read(f, IOAPIC_REG_ARB), 0x05000000);
 }
 
@@ -213,12 +213,14 @@ static void test_odd_accesses(void **state)
 	ioapic_mmio_write(&f->io, IOAPIC_IOWIN + 1, &h, 2);
 	mmio_write32(f, 0x04, 0xFFFFFFFF);
 	mmio_write32(f, 0x14, 0xFFFFFFFF);
-	mmio_write32(f, 0x40, 0xFFFFFFFF);   /* the EOI register of version 0x20 IOAPICs: not ours */
+	mmio_write32(f, 0x44, 0xFFFFFFFF);
 	mmio_write32(f, 0xFFC, 0xFFFFFFFF);
 	assert_int_equal(mmio_read32(f, 0x20), 0);
+	assert_int_equal(mmio_read32(f, 0x40), 0);   /* the EOI register is write-only */
 	assert_int_equal(mmio_read32(f, 0xFFC), 0);
 	assert_int_equal(rte_read(f, 0), 0x31);
-	assert_int_equal(ioapic_get_stats(&f->io).bad_accesses, 11);
+	assert_int_equal(ioapic_get_stats(&f->io).bad_accesses, 12);
+	assert_int_equal(ioapic_get_stats(&f->io).eoi_writes, 0);
 }
 
 /* ---- messages ---- */
@@ -423,6 +425,115 @@ static void test_eoi_serves_every_pin_with_the_vector(void **state)
 	assert_true(rte_read(f, 14) & IOAPIC_RTE_REMOTE_IRR);
 }
 
+/* ---- the EOI register (version 0x20: guests that suppress EOI broadcasts) ---- */
+
+static void test_eoi_register_clears_remote_irr_and_redelivers(void **state)
+{
+	struct fx *f = *state;
+	rte_write(f, 10, LEVEL(0x50, 0));
+	rte_write(f, 11, LEVEL(0x50, 1));
+	rte_write(f, 12, EDGE(0x50, 0));
+	assert_int_equal(ioapic_set_irq(&f->io, 10, true), 0);
+	assert_int_equal(ioapic_set_irq(&f->io, 11, true), 0);
+	assert_int_equal(f->n_sent, 2);
+	assert_true(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR);
+	assert_true(rte_read(f, 11) & IOAPIC_RTE_REMOTE_IRR);
+	/* pin 10 still asserted, pin 11 dropped: one EOI write serves both */
+	assert_int_equal(ioapic_set_irq(&f->io, 11, false), 0);
+	mmio_write32(f, IOAPIC_EOI, 0x50);
+	assert_int_equal(f->n_sent, 3);
+	assert_int_equal(f->sent[2].address, 0xFEE00000ull);
+	assert_int_equal(f->sent[2].data, 0x50 | 1u << 14 | 1u << 15);
+	assert_true(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR);    /* delivered again: in service again */
+	assert_int_equal(rte_read(f, 11) & IOAPIC_RTE_REMOTE_IRR, 0);
+	assert_int_equal(rte_read(f, 12), EDGE(0x50, 0));        /* an edge pin has nothing to end */
+	/* the line drops: the next EOI ends it, nothing is sent */
+	assert_int_equal(ioapic_set_irq(&f->io, 10, false), 0);
+	mmio_write32(f, IOAPIC_EOI, 0x50);
+	assert_int_equal(f->n_sent, 3);
+	assert_int_equal(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR, 0);
+	struct ioapic_stats st = ioapic_get_stats(&f->io);
+	assert_int_equal(st.eoi_writes, 2);
+	assert_int_equal(st.eois, 3);
+	assert_int_equal(st.bad_accesses, 0);
+	/* bits 8..31 are reserved: the vector is bits 0..7 */
+	assert_int_equal(ioapic_pulse_irq(&f->io, 10), 0);
+	assert_true(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR);
+	mmio_write32(f, IOAPIC_EOI, 0xFFFFFF50);
+	assert_int_equal(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR, 0);
+	/* the EOI exit still works beside the register */
+	assert_int_equal(ioapic_pulse_irq(&f->io, 10), 0);
+	assert_int_equal(ioapic_eoi(&f->io, 0x50), 0);
+	assert_int_equal(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR, 0);
+}
+
+static void test_eoi_register_wrong_vector_does_nothing(void **state)
+{
+	struct fx *f = *state;
+	rte_write(f, 10, LEVEL(0x50, 0));
+	assert_int_equal(ioapic_set_irq(&f->io, 10, true), 0);
+	assert_int_equal(f->n_sent, 1);
+	mmio_write32(f, IOAPIC_EOI, 0x51);
+	mmio_write32(f, IOAPIC_EOI, 0x00);
+	mmio_write32(f, IOAPIC_EOI, 0x5000); /* 0x50 in the reserved bits: vector 0 */
+	assert_true(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR);
+	assert_int_equal(f->n_sent, 1);
+	assert_int_equal(ioapic_get_stats(&f->io).eois, 0);
+	assert_int_equal(ioapic_get_stats(&f->io).eoi_writes, 3);
+	/* a masked pin in service: the EOI ends it, the redelivery waits for the unmask */
+	rte_write(f, 10, LEVEL(0x50, 0) | IOAPIC_RTE_MASKED);
+	mmio_write32(f, IOAPIC_EOI, 0x50);
+	assert_int_equal(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR, 0);
+	assert_int_equal(f->n_sent, 1);
+	rte_write(f, 10, LEVEL(0x50, 0));
+	assert_int_equal(f->n_sent, 2);
+}
+
+static void test_eoi_register_odd_accesses_ignored(void **state)
+{
+	struct fx *f = *state;
+	rte_write(f, 10, LEVEL(0x50, 0));
+	assert_int_equal(ioapic_set_irq(&f->io, 10, true), 0);
+	/* 1-, 2- and 8-byte writes, and 32-bit writes next to the register, EOI nothing */
+	uint8_t b = 0x50;
+	uint16_t h = 0x50;
+	uint64_t q = 0x50;
+	ioapic_mmio_write(&f->io, IOAPIC_EOI, &b, 1);
+	ioapic_mmio_write(&f->io, IOAPIC_EOI, &h, 2);
+	ioapic_mmio_write(&f->io, IOAPIC_EOI, &q, 8);
+	mmio_write32(f, IOAPIC_EOI + 1, 0x50);
+	mmio_write32(f, IOAPIC_EOI + 4, 0x50);
+	mmio_write32(f, IOAPIC_EOI - 4, 0x50);
+	/* reading it neither returns anything nor EOIs */
+	assert_int_equal(mmio_read32(f, IOAPIC_EOI), 0);
+	assert_true(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR);
+	assert_int_equal(f->n_sent, 1);
+	struct ioapic_stats st = ioapic_get_stats(&f->io);
+	assert_int_equal(st.eoi_writes, 0);
+	assert_int_equal(st.eois, 0);
+	assert_int_equal(st.bad_accesses, 7);
+	/* IOREGSEL is untouched by them: the window still reads pin 10's entry */
+	mmio_write32(f, IOAPIC_IOREGSEL, IOAPIC_REG_REDTBL + 2 * 10);
+	ioapic_mmio_write(&f->io, IOAPIC_EOI, &b, 1);
+	assert_int_equal(mmio_read32(f, IOAPIC_IOWIN), (uint32_t)(LEVEL(0x50, 0) | IOAPIC_RTE_REMOTE_IRR));
+}
+
+static void test_eoi_register_send_failure_is_reported(void **state)
+{
+	struct fx *f = *state;
+	rte_write(f, 10, LEVEL(0x50, 0));
+	assert_int_equal(ioapic_set_irq(&f->io, 10, true), 0);
+	f->accept = -EIO;
+	mmio_write32(f, IOAPIC_EOI, 0x50); /* still asserted: the redelivery fails, the guest cannot be told */
+	assert_int_equal(f->failures, 1);
+	assert_int_equal(f->last_failure, -EIO);
+	assert_int_equal(rte_read(f, 10) & IOAPIC_RTE_REMOTE_IRR, 0);
+	/* the next assertion delivers once the host can send again */
+	f->accept = 1;
+	assert_int_equal(ioapic_set_irq(&f->io, 10, true), 0);
+	assert_int_equal(f->n_sent, 2);
+}
+
 /* ---- the level routes for KVM's EOI exits ---- */
 
 static void test_level_routes_follow_the_entries(void **state)
@@ -513,6 +624,10 @@ int main(void)
 		T(test_level_masked_is_held_until_unmasked),
 		T(test_switch_to_edge_clears_remote_irr),
 		T(test_eoi_serves_every_pin_with_the_vector),
+		T(test_eoi_register_clears_remote_irr_and_redelivers),
+		T(test_eoi_register_wrong_vector_does_nothing),
+		T(test_eoi_register_odd_accesses_ignored),
+		T(test_eoi_register_send_failure_is_reported),
 		T(test_level_routes_follow_the_entries),
 		T(test_route_failure_is_reported_and_retried),
 		cmocka_unit_test(test_without_optional_ops),

@@ -148,6 +148,24 @@ static void write_rte(struct ioapic *io, uint32_t pin, bool high, uint32_t val)
 		report(io, service(io, pin), "sending an interrupt");
 }
 
+/* The EOI of vector, from KVM's EOI exit or the EOI register: every level
+ * pin in service with that vector leaves it, and delivers again while its
+ * input is asserted. Lock held. */
+static int eoi_locked(struct ioapic *io, uint8_t vector)
+{
+	int r = 0;
+	for (uint32_t pin = 0; pin < IOAPIC_PINS && r == 0; pin++) {
+		uint64_t e = io->rte[pin];
+		if (!(e & IOAPIC_RTE_LEVEL) || !(e & IOAPIC_RTE_REMOTE_IRR) || (e & IOAPIC_RTE_VECTOR) != vector)
+			continue;
+		io->rte[pin] = e & ~IOAPIC_RTE_REMOTE_IRR;
+		io->stats.eois++;
+		if (io->line >> pin & 1)
+			r = service(io, pin); /* still asserted: deliver again */
+	}
+	return r;
+}
+
 static uint32_t read_reg(struct ioapic *io, uint32_t index)
 {
 	switch (index) {
@@ -206,14 +224,18 @@ void ioapic_mmio_write(void *dev, uint64_t offset, const void *data, uint32_t le
 	struct ioapic *io = dev;
 	uint32_t v;
 	pthread_mutex_lock(&io->lock);
-	if (len != 4 || (offset != IOAPIC_IOREGSEL && offset != IOAPIC_IOWIN)) {
+	if (len != 4 || (offset != IOAPIC_IOREGSEL && offset != IOAPIC_IOWIN && offset != IOAPIC_EOI)) {
 		io->stats.bad_accesses++;
 	} else {
 		memcpy(&v, data, 4);
-		if (offset == IOAPIC_IOREGSEL)
+		if (offset == IOAPIC_IOREGSEL) {
 			io->ioregsel = v & 0xFFu; /* bits 8..31 are reserved */
-		else
+		} else if (offset == IOAPIC_IOWIN) {
 			write_reg(io, io->ioregsel, v);
+		} else {
+			io->stats.eoi_writes++;
+			report(io, eoi_locked(io, (uint8_t)v), "sending an interrupt"); /* bits 8..31 are reserved */
+		}
 	}
 	pthread_mutex_unlock(&io->lock);
 }
@@ -253,17 +275,8 @@ int ioapic_pulse_irq(struct ioapic *io, uint32_t pin)
 
 int ioapic_eoi(struct ioapic *io, uint8_t vector)
 {
-	int r = 0;
 	pthread_mutex_lock(&io->lock);
-	for (uint32_t pin = 0; pin < IOAPIC_PINS && r == 0; pin++) {
-		uint64_t e = io->rte[pin];
-		if (!(e & IOAPIC_RTE_LEVEL) || !(e & IOAPIC_RTE_REMOTE_IRR) || (e & IOAPIC_RTE_VECTOR) != vector)
-			continue;
-		io->rte[pin] = e & ~IOAPIC_RTE_REMOTE_IRR;
-		io->stats.eois++;
-		if (io->line >> pin & 1)
-			r = service(io, pin); /* still asserted: deliver again */
-	}
+	int r = eoi_locked(io, vector);
 	pthread_mutex_unlock(&io->lock);
 	return r;
 }

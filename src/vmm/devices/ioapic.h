@@ -1,11 +1,14 @@
 /* The I/O APIC, emulated in gureum-vmm for KVM's split irqchip
  * (KVM_CAP_SPLIT_IRQCHIP: the local APICs stay in the kernel, the IOAPIC and
- * its interrupt routing are ours). An 82093AA-style IOAPIC: version 0x11,
- * 24 pins (GSI 0..23), at LAYOUT_IOAPIC_BASE as the MADT says.
+ * its interrupt routing are ours). An IOAPIC of version 0x20 (the ICH's,
+ * as QEMU's and Cloud Hypervisor's split-irqchip IOAPICs): the 82093AA's
+ * registers plus the EOI register; 24 pins (GSI 0..23), at
+ * LAYOUT_IOAPIC_BASE as the MADT says (the MADT has no version field).
  *
  * Registers: IOREGSEL (window offset 0x00) selects an indirect register,
- * IOWIN (0x10) reads or writes it, 32-bit accesses only:
- *   0x00 ID (bits 24..27), 0x01 version (0x00170011: version 0x11, max
+ * IOWIN (0x10) reads or writes it, EOI (0x40, write-only) takes a vector;
+ * 32-bit accesses only:
+ *   0x00 ID (bits 24..27), 0x01 version (0x00170020: version 0x20, max
  *   redirection entry 23), 0x02 arbitration id (= ID), 0x10 + 2n / 0x11 + 2n
  *   the low / high word of pin n's redirection entry.
  * Anything else reads 0 and ignores writes; reserved and read-only bits
@@ -19,9 +22,12 @@
  * SMI, ExtINT (there is no PIC) and the reserved modes are dropped.
  * Edge pins deliver on a rising input; an edge on a masked pin is lost, as on
  * the 82093AA. Level pins deliver while the input is asserted, unmasked and
- * remote IRR is clear; delivery sets remote IRR, the guest's EOI of that
- * vector (ioapic_eoi, from KVM_EXIT_IOAPIC_EOI) clears it and delivers again
- * if the input is still asserted. Inputs are logical (asserted or not): the
+ * remote IRR is clear; delivery sets remote IRR, the EOI of that vector
+ * clears it and delivers again if the input is still asserted. The EOI comes
+ * from the local APIC's broadcast (KVM_EXIT_IOAPIC_EOI: ioapic_eoi) or, from
+ * a guest that suppresses EOI broadcasts (directed EOI: SVR bit 12, which
+ * KVM offers with x2APIC in CPUID and the split irqchip), as a write of the
+ * vector (bits 0..7; 8..31 reserved) to the EOI register. Inputs are logical (asserted or not): the
  * polarity bit is kept for the guest to read but, as in KVM's and QEMU's
  * IOAPICs, does not invert the input (our devices are active high, as the
  * DSDT declares).
@@ -47,12 +53,13 @@
 #include "common/error.h"
 
 #define IOAPIC_PINS        24
-#define IOAPIC_VERSION     0x11
+#define IOAPIC_VERSION     0x20
 #define IOAPIC_MMIO_SIZE   0x1000ULL  /* the window registered on the MMIO bus */
 
 /* Window offsets. */
 #define IOAPIC_IOREGSEL    0x00
 #define IOAPIC_IOWIN       0x10
+#define IOAPIC_EOI         0x40       /* write-only: EOI of a vector (version 0x20) */
 
 /* Indirect registers. */
 #define IOAPIC_REG_ID      0x00
@@ -114,7 +121,8 @@ struct ioapic_stats {
 	uint64_t not_accepted;     /* messages no local APIC took */
 	uint64_t masked;           /* interrupts not sent: pin masked (edge: lost; level: held) */
 	uint64_t undeliverable;    /* not sent: SMI, ExtINT, reserved mode, vector < 16 */
-	uint64_t eois;             /* EOIs that cleared a remote IRR */
+	uint64_t eois;             /* EOIs that cleared a remote IRR (either way) */
+	uint64_t eoi_writes;       /* writes to the EOI register */
 	uint64_t bad_accesses;     /* odd sizes or offsets, unknown registers */
 	uint64_t route_updates;    /* set_level_routes calls */
 };
@@ -138,8 +146,9 @@ int ioapic_init(struct ioapic *io, const struct ioapic_ops *ops, void *opaque, s
 void ioapic_destroy(struct ioapic *io);
 
 /* The MMIO window (the vm_mmio_read_fn / vm_mmio_write_fn signatures); dev
- * is the struct ioapic. Only aligned 32-bit accesses to IOREGSEL and IOWIN
- * do anything; other reads return 0. */
+ * is the struct ioapic. Only aligned 32-bit accesses to IOREGSEL and IOWIN,
+ * and 32-bit writes to EOI, do anything; other reads return 0. A failure to
+ * send the interrupt an EOI re-delivers goes to ops->failed. */
 void ioapic_mmio_read(void *dev, uint64_t offset, void *data, uint32_t len);
 void ioapic_mmio_write(void *dev, uint64_t offset, const void *data, uint32_t len);
 
@@ -148,9 +157,9 @@ void ioapic_mmio_write(void *dev, uint64_t offset, const void *data, uint32_t le
 int ioapic_set_irq(struct ioapic *io, uint32_t pin, bool asserted);
 /* An edge: asserts then deasserts the pin under one lock hold. */
 int ioapic_pulse_irq(struct ioapic *io, uint32_t pin);
-/* The guest EOIed vector (KVM_EXIT_IOAPIC_EOI): clears remote IRR of the
- * level pins with that vector and delivers again where the input is still
- * asserted. 0 or -errno when sending failed. */
+/* The guest EOIed vector (KVM_EXIT_IOAPIC_EOI; the EOI register does the
+ * same): clears remote IRR of the level pins with that vector and delivers
+ * again where the input is still asserted. 0 or -errno when sending failed. */
 int ioapic_eoi(struct ioapic *io, uint8_t vector);
 
 /* The message for a redirection entry; false when the entry describes
