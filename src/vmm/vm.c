@@ -1,6 +1,7 @@
 #include "vm.h"
 #include "layout.h"
 #include "cpuid.h"
+#include "msr.h"
 #include "common/cleanup.h"
 
 #include <errno.h>
@@ -531,32 +532,6 @@ static int setup_bsp(int fd, bool long_mode, uint64_t entry, uint64_t params, st
 	return 0;
 }
 
-/* Model-specific registers every vCPU starts with, as Firecracker and Cloud
- * Hypervisor set them: the SYSENTER and SYSCALL entry points and the swapgs
- * base cleared, the TSC at 0 (a host write of 0 makes KVM keep the vCPUs'
- * TSCs in step), fast string operations on, MTRRs on with write-back as the
- * default memory type (Linux otherwise maps all RAM uncached when it trusts
- * the MTRRs). */
-static const struct boot_msr {
-	uint32_t index;
-	uint64_t value;
-	const char *name;
-} boot_msrs[] = {
-	{ 0x174, 0, "IA32_SYSENTER_CS" },
-	{ 0x175, 0, "IA32_SYSENTER_ESP" },
-	{ 0x176, 0, "IA32_SYSENTER_EIP" },
-	{ 0xC0000081, 0, "STAR" },
-	{ 0xC0000082, 0, "LSTAR" },
-	{ 0xC0000083, 0, "CSTAR" },
-	{ 0xC0000084, 0, "SYSCALL_MASK" },
-	{ 0xC0000102, 0, "KERNEL_GS_BASE" },
-	{ 0x10, 0, "IA32_TSC" },
-	/* FAST_STRING, and BTS and PEBS unavailable as in KVM's reset value */
-	{ 0x1A0, 0x1801, "IA32_MISC_ENABLE" },
-	{ VM_MSR_MTRR_DEF_TYPE, 0x806, "IA32_MTRR_DEF_TYPE" }, /* E (enabled), default type 6 (WB) */
-};
-#define N_BOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))
-
 /* KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores. */
 static int vm_get_msr_list(struct vm *vm, struct gr_error *err)
 {
@@ -575,46 +550,27 @@ static int vm_get_msr_list(struct vm *vm, struct gr_error *err)
 	return 0;
 }
 
-/* Whether KVM takes this boot MSR: listed by KVM_GET_MSR_INDEX_LIST, or for
- * the MTRRs (never listed there) the CPUID's MTRR bit, which KVM's MTRR
- * emulation follows. */
-static bool vm_msr_supported(const struct vm *vm, uint32_t index)
-{
-	if (index == VM_MSR_MTRR_DEF_TYPE) {
-		const struct kvm_cpuid_entry2 *e = cpuid_find(vm->cpuid, 1, 0);
-		return e && (e->edx & (1u << 12));
-	}
-	for (uint32_t i = 0; i < vm->msr_list->nmsrs; i++)
-		if (vm->msr_list->indices[i] == index)
-			return true;
-	return false;
-}
-
+/* The boot MSRs (msr.c's table) KVM supports, set on vCPU fd. */
 static int vm_set_boot_msrs(struct vm *vm, int fd, unsigned int id, struct gr_error *err)
 {
 	union {
 		struct kvm_msrs m;
-		uint8_t bytes[sizeof(struct kvm_msrs) + N_BOOT_MSRS * sizeof(struct kvm_msr_entry)];
+		uint8_t bytes[sizeof(struct kvm_msrs) + BOOT_MSRS_COUNT * sizeof(struct kvm_msr_entry)];
 	} b;
-	const struct boot_msr *set[N_BOOT_MSRS];
+	const struct boot_msr *set[BOOT_MSRS_COUNT];
 	memset(&b, 0, sizeof(b));
-	uint32_t n = 0;
-	vm->boot_msrs_skipped = 0;
-	for (size_t i = 0; i < N_BOOT_MSRS; i++) {
-		if (!vm_msr_supported(vm, boot_msrs[i].index)) {
-			vm->boot_msrs_skipped |= 1u << i;
-			continue;
-		}
-		set[n] = &boot_msrs[i];
-		b.m.entries[n++] = (struct kvm_msr_entry){ .index = boot_msrs[i].index, .data = boot_msrs[i].value };
-	}
-	b.m.nmsrs = n;
+	const struct kvm_cpuid_entry2 *leaf1 = cpuid_find(vm->cpuid, 1, 0);
+	bool cpuid_mtrr = leaf1 && (leaf1->edx & (1u << 12));
+	size_t n = boot_msrs_select(vm->msr_list->indices, vm->msr_list->nmsrs, cpuid_mtrr, set, &vm->boot_msrs_skipped);
+	for (size_t i = 0; i < n; i++)
+		b.m.entries[i] = (struct kvm_msr_entry){ .index = set[i]->index, .data = set[i]->value };
+	b.m.nmsrs = (uint32_t)n;
 	int r = ioctl(fd, KVM_SET_MSRS, &b.m);
 	if (r < 0)
 		return gr_error_sys(err, errno, "KVM: KVM_SET_MSRS on vCPU %u", id);
-	if ((uint32_t)r < n)
+	if ((size_t)r < n)
 		return gr_error_set(err, EINVAL, "KVM: KVM_SET_MSRS on vCPU %u: KVM refused %s (MSR 0x%x = 0x%llx) after "
-				    "setting %d of %u boot MSRs",
+				    "setting %d of %zu boot MSRs",
 				    id, set[r]->name, set[r]->index, (unsigned long long)set[r]->value, r, n);
 	return 0;
 }

@@ -81,7 +81,7 @@ struct vm {
 	size_t n_mmio;
 	struct kvm_cpuid2 *cpuid;        /* supported CPUID, filtered per vCPU at setup */
 	struct kvm_msr_list *msr_list;   /* KVM_GET_MSR_INDEX_LIST */
-	uint32_t boot_msrs_skipped;      /* boot MSRs KVM does not support (bit i: entry i of vm.c's table) */
+	uint32_t boot_msrs_skipped;      /* boot MSRs KVM does not support (bit i: entry i of msr.c's table) */
 	bool split_irqchip;              /* KVM_CAP_SPLIT_IRQCHIP: ioapic below is the machine's IOAPIC */
 	bool eoi_suppression;            /* KVM honours a guest's Suppress EOI Broadcast (vm.c) */
 	struct ioapic ioapic;
@@ -104,8 +104,6 @@ struct vm {
 	void (*power_button)(void *opaque);  /* presses the guest's ACPI power button */
 	void *power_button_opaque;
 };
-
-#define VM_MSR_MTRR_DEF_TYPE 0x2FF
 
 /* Which irqchip: AUTO is the split one (KVM_CAP_SPLIT_IRQCHIP: local APICs in
  * KVM, the IOAPIC of devices/ioapic.c at LAYOUT_IOAPIC_BASE) when KVM offers
@@ -140,7 +138,7 @@ void vm_irq_edge(void *opaque, bool level);
 /* Creates the vCPUs; vCPU 0 starts at entry in 32-bit protected mode with
  * ebx = params (PVH) or in 64-bit long mode with rsi = params (Linux). The
  * others wait for INIT/SIPI from vCPU 0 (the in-kernel LAPIC handles it).
- * Every vCPU gets the boot MSRs (vm.c's table) that KVM supports; one KVM
+ * Every vCPU gets the boot MSRs (msr.c's table) that KVM supports; one KVM
  * refuses is an error naming it. */
 int vm_setup_vcpus(struct vm *vm, bool long_mode, uint64_t entry, uint64_t params, struct gr_error *err);
 /* Runs every vCPU on its own thread until one stops the machine; returns the exit status. */
