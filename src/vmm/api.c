@@ -38,6 +38,7 @@ struct vmm_api {
 };
 
 #define API_WATCHER_WAIT_MS 2000
+#define API_DRAIN_MS 500       /* vmm_api_close waits this long at most for open connections */
 
 /* ---- exit reason names ---- */
 
@@ -469,8 +470,17 @@ void vmm_api_close(struct vmm_api *api)
 {
 	if (!api)
 		return;
-	if (api->daemon)
+	if (api->daemon) {
+		/* Let answers already queued go out (a stop's 202, say, when the VMM
+		 * ends right after it): wait, bounded, for the open connections to close. */
+		for (int i = 0; i < API_DRAIN_MS / 10; i++) {
+			const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+			if (!info || info->num_connections == 0)
+				break;
+			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		}
 		MHD_stop_daemon(api->daemon); /* joins the thread, closes the listening socket */
+	}
 	if (api->watch_fd >= 0) {
 		close(api->watch_fd); /* the watcher removes the file */
 		/* and ends; its end of the ack pipe closes with it. Waiting for that

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,10 @@
 struct channel {
 	int fd;
 	uint32_t seq;
+	/* Held by main until the hello is out: the VMM's first message from us
+	 * must be the hello, even when a client connects the moment the socket
+	 * exists (libmicrohttpd serves from then on). */
+	pthread_mutex_t hello_lock;
 	uint8_t buf[VMM_CTL_MAX_MESSAGE + 1];
 };
 
@@ -47,6 +52,8 @@ struct channel {
 static int call(struct channel *ch, uint32_t op, uint32_t arg, const uint8_t **body, size_t *len, struct gr_error *err)
 {
 	uint8_t req[VMM_CTL_REQUEST_LEN];
+	pthread_mutex_lock(&ch->hello_lock);
+	pthread_mutex_unlock(&ch->hello_lock);
 	uint32_t seq = ++ch->seq;
 	vmm_ctl_request_encode(&(struct vmm_ctl_request){ .op = op, .seq = seq, .arg = arg }, req);
 	if (send(ch->fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
@@ -215,17 +222,20 @@ int main(int argc, char **argv)
 	close_range((unsigned)fd + 1, ~0U, 0);
 	if (chdir("/") < 0) { /* hold no directory busy */ }
 
-	static struct channel ch;
+	static struct channel ch = { .hello_lock = PTHREAD_MUTEX_INITIALIZER };
 	ch.fd = (int)fd;
+	pthread_mutex_lock(&ch.hello_lock);
 	struct gr_error err = { 0 };
 	struct vmm_api *api = NULL;
 	if (vmm_sandbox_drop_caps(&err) < 0 || vmm_api_open(path, &ops, &ch, &api, &err) < 0 ||
 	    vmm_api_unlink_at_exit(api, &err) < 0 || vmm_sandbox_seccomp_api(&err) < 0) {
 		send_hello(ch.fd, -(err.code ? err.code : EIO), err.msg);
+		pthread_mutex_unlock(&ch.hello_lock);
 		vmm_api_close(api);
 		return 1;
 	}
 	send_hello(ch.fd, 0, NULL);
+	pthread_mutex_unlock(&ch.hello_lock);
 	/* Until the VMM shuts the channel down or dies: POLLRDHUP only, so the
 	 * answers the API thread reads are left alone. */
 	for (;;) {

@@ -225,7 +225,9 @@ static const char *const allowed_api[] = {
 	"accept4", "accept", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown",
 	"munmap", "madvise", "brk", "mremap",
 	"futex", "set_robust_list", "rseq", "sched_yield", "exit", "exit_group", "restart_syscall",
-	"rt_sigreturn", "rt_sigprocmask", "getpid", "gettid",
+	/* sched_getaffinity and sigaltstack: glibc and ASan at the start and end of libmicrohttpd's
+	 * thread, which may run only after the filter is in place */
+	"sched_getaffinity", "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "getpid", "gettid",
 	"clock_gettime", "clock_getres", "gettimeofday", "nanosleep", "clock_nanosleep",
 	"getrandom",
 };

@@ -90,6 +90,14 @@ def api_children(pid):
     return out
 
 
+def proc_status(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    except OSError:
+        return {}
+
+
 def alive(pid):
     """Running (not gone, not a zombie)."""
     try:
@@ -110,12 +118,22 @@ class VM:
         try:
             wait_for(lambda: self.sock.exists() or self.p.poll() is not None, what="the API socket")
             assert self.p.poll() is None, self.p.stderr.read()
+            children = api_children(self.p.pid)
+            assert len(children) == 1, children
+            self.api_pid = children[0]
+            # Ready: the API process is confined (so its socket watcher exists: the filter comes
+            # after it) and answers (the socket file exists from bind, a moment before listen).
+            wait_for(lambda: proc_status(self.api_pid).get("Seccomp") == "2", what="the API process's filter")
+            wait_for(self.answers, what="the first answer")
         except BaseException:
             self.p.kill()
             raise
-        children = api_children(self.p.pid)
-        assert len(children) == 1, children
-        self.api_pid = children[0]
+
+    def answers(self):
+        try:
+            return self.get("/vm")[0] == 200
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
 
     def get(self, url):
         return request(self.sock, "GET", url)
@@ -213,7 +231,8 @@ def test_stop_with_the_power_button(tmp_path, vms):
     assert rc == 0, err
     assert "power button pressed" in vm.serial_text()
     assert not vm.sock.exists()
-    assert not alive(vm.api_pid)
+    # It has closed everything (the VMM saw that) and is ending; the kernel reaps it.
+    wait_for(lambda: not alive(vm.api_pid), timeout=5, what="the API process to end")
 
 
 def test_stop_is_forced_when_the_guest_ignores_it(tmp_path, vms):
@@ -232,7 +251,8 @@ def test_stop_is_forced_when_the_guest_ignores_it(tmp_path, vms):
     assert "stopped by force" in err, err
     assert 0.4 < elapsed < 10, elapsed
     assert not vm.sock.exists()
-    assert not alive(vm.api_pid)
+    # It has closed everything (the VMM saw that) and is ending; the kernel reaps it.
+    wait_for(lambda: not alive(vm.api_pid), timeout=5, what="the API process to end")
 
 
 def test_stop_of_a_paused_vm_resumes_it_for_the_power_button(tmp_path, vms):
@@ -281,7 +301,8 @@ def test_socket_removed_after_normal_exit(tmp_path, vms):
     assert rc == FORCED_STOP, err
     # Removed before gureum-vmm exits (it waits for the API process), not some time after.
     assert not vm.sock.exists()
-    assert not alive(vm.api_pid)
+    # It has closed everything (the VMM saw that) and is ending; the kernel reaps it.
+    wait_for(lambda: not alive(vm.api_pid), timeout=5, what="the API process to end")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -337,8 +358,15 @@ def test_api_socket_from_config_file(tmp_path, vms):
                                "api_socket": str(sock)}))
     p = subprocess.Popen([VMM, "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: sock.exists() or p.poll() is not None, what="the API socket")
-        assert request(sock, "GET", "/vm")[1]["state"] == "running"
+        def answers():
+            try:
+                return request(sock, "GET", "/vm")[0] == 200
+            except (ConnectionRefusedError, FileNotFoundError):
+                assert p.poll() is None, p.stderr.read()
+                return False
+        wait_for(answers, what="the API's first answer")
+        status, body, _ = request(sock, "GET", "/vm")
+        assert status == 200 and body["state"] == "running", (status, body)
         assert request(sock, "PUT", "/vm/actions", {"action": "stop", "timeout": 0})[0] == 202
         assert p.wait(timeout=30) == FORCED_STOP
         assert not sock.exists()
