@@ -21,6 +21,7 @@
 #include <string.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -126,6 +127,9 @@ static int allowed_child(void *arg)
 	/* So do the userspace IOAPIC's: its messages and its level-triggered routes. */
 	CHECK(ioctl(devnull, KVM_SIGNAL_MSI, 0) == -1 && errno == ENOTTY);
 	CHECK(ioctl(devnull, KVM_SET_GSI_ROUTING, 0) == -1 && errno == ENOTTY);
+	/* The terminal restored at exit (--serial/--console stdio on a tty). */
+	struct termios tio = { 0 };
+	CHECK(ioctl(devnull, TCSETS, &tio) == -1 && errno == ENOTTY);
 	/* Signals: a handler-less mask change and a tgkill of an ignored signal. */
 	sigset_t set;
 	sigemptyset(&set);
