@@ -2,6 +2,7 @@
  * on ourselves (MHD_OPTION_LISTEN_SOCKET), one internal epoll thread, JSON in
  * and out through jansson. See api.h for the routes and status codes. */
 #include "api.h"
+#include "sock_cleanup.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 
@@ -16,10 +17,6 @@
 #include <time.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
 #define API_CONNECTION_LIMIT 16
@@ -30,14 +27,9 @@ struct vmm_api {
 	struct MHD_Daemon *daemon;
 	const struct vmm_api_ops *ops;
 	void *opaque;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	dev_t dev;      /* the socket file we created, so close removes only ours */
-	ino_t ino;
-	int watch_fd;   /* write end of the watcher's pipe (vmm_api_unlink_at_exit), or -1 */
-	int ack_fd;     /* read end of a pipe the watcher holds until it has removed the file, or -1 */
+	struct sock_file sock;  /* the socket file, removed by close or its watcher */
 };
 
-#define API_WATCHER_WAIT_MS 2000
 #define API_DRAIN_MS 500       /* vmm_api_close waits this long at most for open connections */
 
 /* ---- exit reason names ---- */
@@ -345,81 +337,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	*con_cls = NULL;
 }
 
-/* ---- the socket ---- */
-
-/* Removes path if it is a socket nobody listens on; fails if something does
- * or if it is not a socket. */
-static int remove_stale_socket(const char *path, const struct sockaddr_un *sa, struct gr_error *err)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return gr_error_sys(err, errno, "api socket %s", path);
-	}
-	if (!S_ISSOCK(st.st_mode))
-		return gr_error_set(err, EEXIST, "api socket %s: the path exists and is not a socket; remove it or choose another path",
-				    path);
-	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return gr_error_sys(err, errno, "api socket %s: socket", path);
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
-		return gr_error_set(err, EADDRINUSE,
-				    "api socket %s: another process is listening on it (is a gureum-vmm already running?)",
-				    path);
-	if (errno != ECONNREFUSED)
-		return gr_error_sys(err, errno, "api socket %s: cannot tell whether it is in use", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return gr_error_sys(err, errno, "api socket %s: cannot remove the stale socket", path);
-	return 0;
-}
-
-static int api_listen(struct vmm_api *api, const char *path, struct gr_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = strlen(path);
-	if (n == 0)
-		return gr_error_set(err, EINVAL, "api socket: empty path");
-	if (n >= sizeof(sa.sun_path))
-		return gr_error_set(err, ENAMETOOLONG, "api socket %s: the path is longer than %zu bytes", path,
-				    sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, path, n + 1);
-	int r = remove_stale_socket(path, &sa, err);
-	if (r < 0)
-		return r;
-	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return gr_error_sys(err, errno, "api socket %s: socket", path);
-	/* The mode of the socket inode is what bind gives the file (less the
-	 * umask): 0600 from the start, no window where others may connect. */
-	if (fchmod(fd, 0600) < 0)
-		return gr_error_sys(err, errno, "api socket %s: fchmod", path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return gr_error_sys(err, errno, "api socket %s: bind", path);
-	struct stat st;
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		r = gr_error_sys(err, errno, "api socket %s: chmod", sa.sun_path);
-		unlink(path);
-		return r;
-	}
-	if (listen(fd, API_CONNECTION_LIMIT) < 0) {
-		r = gr_error_sys(err, errno, "api socket %s: listen", sa.sun_path);
-		unlink(path);
-		return r;
-	}
-	memcpy(api->path, path, n + 1);
-	api->dev = st.st_dev;
-	api->ino = st.st_ino;
-	return gr_steal_fd(fd);
-}
-
-static void remove_our_socket(struct vmm_api *api)
-{
-	struct stat st;
-	if (api->path[0] && lstat(api->path, &st) == 0 && st.st_dev == api->dev && st.st_ino == api->ino)
-		unlink(api->path);
-}
-
 static void quiet_logger(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls; (void)fmt; (void)ap; /* library code never prints */
@@ -438,9 +355,7 @@ int vmm_api_open(const char *path, const struct vmm_api_ops *ops, void *opaque, 
 		return gr_error_set(err, ENOMEM, "api: out of memory");
 	api->ops = ops;
 	api->opaque = opaque;
-	api->watch_fd = -1;
-	api->ack_fd = -1;
-	int fd = api_listen(api, path, err);
+	int fd = sock_file_listen(&api->sock, "api socket", path, API_CONNECTION_LIMIT, err);
 	if (fd < 0)
 		return fd;
 	/* Do now what would otherwise open files lazily on the API thread, where
@@ -459,7 +374,7 @@ int vmm_api_open(const char *path, const struct vmm_api_ops *ops, void *opaque, 
 	if (!api->daemon) {
 		if (fcntl(fd, F_GETFD) >= 0) /* setup is single-threaded: the number is still ours */
 			close(fd);
-		remove_our_socket(api);
+		sock_file_remove(&api->sock);
 		return gr_error_set(err, EIO, "api socket %s: libmicrohttpd could not start", path);
 	}
 	*out = gr_steal_ptr(api);
@@ -481,67 +396,11 @@ void vmm_api_close(struct vmm_api *api)
 		}
 		MHD_stop_daemon(api->daemon); /* joins the thread, closes the listening socket */
 	}
-	if (api->watch_fd >= 0) {
-		close(api->watch_fd); /* the watcher removes the file */
-		/* and ends; its end of the ack pipe closes with it. Waiting for that
-		 * makes the removal done when this returns (bounded: a watcher stuck
-		 * on a hung file system must not hang us). */
-		struct pollfd pfd = { .fd = api->ack_fd, .events = POLLIN };
-		char c;
-		while (poll(&pfd, 1, API_WATCHER_WAIT_MS) > 0 && read(api->ack_fd, &c, 1) > 0)
-			;
-		close(api->ack_fd);
-	} else {
-		remove_our_socket(api);
-	}
+	sock_file_remove(&api->sock); /* or has the watcher remove it, and waits */
 	free(api);
 }
 
 int vmm_api_unlink_at_exit(struct vmm_api *api, struct gr_error *err)
 {
-	if (api->watch_fd >= 0)
-		return 0;
-	int p[2], ack[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return gr_error_sys(err, errno, "api socket %s: pipe for the watcher", api->path);
-	if (pipe2(ack, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return gr_error_sys(err, e, "api socket %s: pipe for the watcher", api->path);
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		close(ack[0]);
-		close(ack[1]);
-		return gr_error_sys(err, e, "api socket %s: fork of the watcher", api->path);
-	}
-	if (pid == 0) {
-		/* The watcher. Other threads may exist: async-signal-safe calls only. */
-		struct sigaction ign = { .sa_handler = SIG_IGN };
-		sigaction(SIGINT, &ign, NULL);  /* a terminal's ^C reaches the whole group */
-		sigaction(SIGHUP, &ign, NULL);
-		sigaction(SIGTERM, &ign, NULL);
-		/* Keep only the pipe it waits on and the ack pipe it holds until it is done. */
-		unsigned lo = (unsigned)(p[0] < ack[1] ? p[0] : ack[1]), hi = (unsigned)(p[0] < ack[1] ? ack[1] : p[0]);
-		if (lo > 0)
-			close_range(0, lo - 1, 0);
-		if (hi > lo + 1)
-			close_range(lo + 1, hi - 1, 0);
-		close_range(hi + 1, ~0U, 0);
-		int keep = p[0];
-		char c;
-		while (read(keep, &c, 1) < 0 && errno == EINTR)
-			;
-		remove_our_socket(api);
-		_exit(0);
-	}
-	close(p[0]);
-	close(ack[1]);
-	api->watch_fd = p[1];
-	api->ack_fd = ack[0];
-	return 0;
+	return sock_file_unlink_at_exit(&api->sock, err);
 }

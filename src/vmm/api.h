@@ -61,8 +61,9 @@ struct vmm_api_ops {
 
 struct vmm_api;
 
-/* Creates the socket at path (mode 0600; a stale socket file nobody listens
- * on is replaced, a live one or any other file is an error) and starts
+/* Creates the socket at path (sock_file_listen: mode 0600; a stale socket
+ * file nobody listens on is replaced, a live one or any other file is an
+ * error) and starts
  * serving on a thread of its own. ops and opaque must outlive the server. */
 int vmm_api_open(const char *path, const struct vmm_api_ops *ops, void *opaque, struct vmm_api **out,
 		 struct gr_error *err);
@@ -71,10 +72,9 @@ int vmm_api_open(const char *path, const struct vmm_api_ops *ops, void *opaque, 
 void vmm_api_close(struct vmm_api *api);
 
 /* For a sandboxed process, whose seccomp filter allows neither lstat nor
- * unlink: forks a small watcher that removes the socket file (if it is still
- * ours) as soon as this process ends, however it ends (vmm_api_close, exit,
- * a crash, SIGKILL, a seccomp kill). Afterwards vmm_api_close no longer
- * touches the file system. Call it before the filter is loaded. */
+ * unlink: sock_file_unlink_at_exit on the socket file (a watcher removes it,
+ * if it is still ours, however this process ends). Afterwards vmm_api_close
+ * no longer touches the file system. Call it before the filter is loaded. */
 int vmm_api_unlink_at_exit(struct vmm_api *api, struct gr_error *err);
 
 /* Name of a KVM_EXIT_* reason, in lower case ("io", "mmio", "hlt", ...);

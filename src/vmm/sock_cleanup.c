@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,7 +42,7 @@ static int remove_stale_socket(const char *what, const char *path, const struct 
 
 int sock_file_listen(struct sock_file *sf, const char *what, const char *path, int backlog, struct gr_error *err)
 {
-	*sf = (struct sock_file){ .watch_fd = -1 };
+	*sf = SOCK_FILE_NONE;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t n = path ? strlen(path) : 0;
 	if (n == 0)
@@ -92,26 +93,43 @@ static void remove_if_ours(const struct sock_file *sf)
 void sock_file_remove(struct sock_file *sf)
 {
 	if (sf->watch_fd >= 0) {
-		close(sf->watch_fd); /* the watcher removes the file */
+		close(sf->watch_fd); /* the watcher removes the file and ends, closing its end of ack */
 		sf->watch_fd = -1;
+		struct pollfd pfd = { .fd = sf->ack_fd, .events = POLLIN };
+		char c;
+		while (poll(&pfd, 1, SOCK_FILE_WATCHER_WAIT_MS) > 0 && read(sf->ack_fd, &c, 1) > 0)
+			;
+		close(sf->ack_fd);
+		sf->ack_fd = -1;
 	} else {
 		remove_if_ours(sf);
 	}
 	sf->path[0] = '\0';
 }
 
+static void close_pipe(int p[2])
+{
+	close(p[0]);
+	close(p[1]);
+}
+
 int sock_file_unlink_at_exit(struct sock_file *sf, struct gr_error *err)
 {
 	if (sf->watch_fd >= 0 || !sf->path[0])
 		return 0;
-	int p[2];
+	int p[2], ack[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return gr_error_sys(err, errno, "%s: pipe for the watcher", sf->path);
+	if (pipe2(ack, O_CLOEXEC) < 0) {
+		int e = errno;
+		close_pipe(p);
+		return gr_error_sys(err, e, "%s: pipe for the watcher", sf->path);
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
-		close(p[0]);
-		close(p[1]);
+		close_pipe(p);
+		close_pipe(ack);
 		return gr_error_sys(err, e, "%s: fork of the watcher", sf->path);
 	}
 	if (pid == 0) {
@@ -121,17 +139,22 @@ int sock_file_unlink_at_exit(struct sock_file *sf, struct gr_error *err)
 		sigaction(SIGHUP, &ign, NULL);
 		sigaction(SIGTERM, &ign, NULL);
 		sigaction(SIGPIPE, &ign, NULL);
-		int keep = p[0];
-		if (keep > 0)
-			close_range(0, (unsigned)keep - 1, 0);
-		close_range((unsigned)keep + 1, ~0U, 0);
+		/* Keep only the pipe it waits on and the one it holds until done. */
+		unsigned lo = (unsigned)(p[0] < ack[1] ? p[0] : ack[1]), hi = (unsigned)(p[0] < ack[1] ? ack[1] : p[0]);
+		if (lo > 0)
+			close_range(0, lo - 1, 0);
+		if (hi > lo + 1)
+			close_range(lo + 1, hi - 1, 0);
+		close_range(hi + 1, ~0U, 0);
 		char c;
-		while (read(keep, &c, 1) < 0 && errno == EINTR)
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
 			;
 		remove_if_ours(sf);
 		_exit(0);
 	}
 	close(p[0]);
+	close(ack[1]);
 	sf->watch_fd = p[1];
+	sf->ack_fd = ack[0];
 	return 0;
 }

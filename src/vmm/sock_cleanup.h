@@ -22,8 +22,12 @@ struct sock_file {
 	dev_t dev;              /* the socket file we created: inode numbers are */
 	ino_t ino;              /* reused at once on ext4, so its change time too */
 	struct timespec ctim;
-	int watch_fd;           /* write end of the watcher's pipe, or -1 */
+	int watch_fd;           /* write end of the pipe the watcher waits on, or -1 */
+	int ack_fd;             /* read end of a pipe the watcher holds until it is done, or -1 */
 };
+
+/* A sock_file with no file (sock_file_remove does nothing). */
+#define SOCK_FILE_NONE ((struct sock_file){ .watch_fd = -1, .ack_fd = -1 })
 
 /* Creates path as a unix stream socket listening with backlog, mode 0600 from
  * the start (no window where others may connect). what names it in errors
@@ -40,8 +44,11 @@ int sock_file_unlink_at_exit(struct sock_file *sf, struct gr_error *err);
 
 /* Removes the socket file (if it is still ours) or, with a watcher, lets the
  * watcher do it (closes the pipe: no file system access, safe under the
- * sandbox). Does not close the listening descriptor. sf may be empty or
- * already removed. */
+ * sandbox) and waits until it has (at most SOCK_FILE_WATCHER_WAIT_MS: a
+ * watcher stuck on a hung file system must not hang us), so the file is gone
+ * when this returns. Does not close the listening descriptor. sf may be empty
+ * or already removed. */
+#define SOCK_FILE_WATCHER_WAIT_MS 2000
 void sock_file_remove(struct sock_file *sf);
 
 #endif

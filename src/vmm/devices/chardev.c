@@ -42,7 +42,7 @@ static void chardev_reset(struct chardev *cd, const char *what)
 	cd->what = what;
 	cd->out_fd = cd->in_fd = cd->listen_fd = cd->client_fd = -1;
 	cd->in_h.fd = cd->listen_h.fd = -1;
-	cd->sock.watch_fd = -1;
+	cd->sock = SOCK_FILE_NONE;
 	pthread_mutex_init(&cd->lock, NULL);
 }
 

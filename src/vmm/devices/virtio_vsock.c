@@ -998,7 +998,7 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *gm, uint64
 {
 	memset(v, 0, sizeof(*v));
 	v->listen_fd = -1;
-	v->sock.watch_fd = -1;
+	v->sock = SOCK_FILE_NONE;
 	if (cid < VSOCK_MIN_GUEST_CID || cid >= 0xFFFFFFFFull)
 		return gr_error_set(err, EINVAL, "vsock: cid %" PRIu64 " is out of range (3 to 4294967294)", cid);
 	v->guest_cid = cid;
