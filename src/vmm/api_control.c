@@ -1,8 +1,12 @@
 /* The VMM's end of the control API: see api_control.h and api_proto.h. */
 #include "vmm/api_control.h"
 #include "vmm/devices/ged.h"
+#include "vmm/devices/chardev.h"
 #include "vmm/devices/virtio_blk.h"
+#include "vmm/devices/virtio_console.h"
+#include "vmm/devices/virtio_net.h"
 #include "vmm/devices/virtio_rng.h"
+#include "vmm/devices/virtio_vsock.h"
 #include "common/cleanup.h"
 
 #include <errno.h>
@@ -209,6 +213,53 @@ void vmm_control_collect_rng(const void *dev, struct vmm_ctl_device *out)
 	const struct virtio_rng *r = dev;
 	counter(out, "requests", r->requests);
 	counter(out, "bytes", r->bytes);
+}
+
+void vmm_control_collect_net(const void *dev, struct vmm_ctl_device *out)
+{
+	const struct virtio_net *n = dev;   /* under its window lock: the vCPUs and the I/O thread update these under it */
+	counter(out, "rx_packets", n->rx_packets);
+	counter(out, "rx_bytes", n->rx_bytes);
+	counter(out, "rx_dropped", n->rx_dropped);
+	counter(out, "rx_errors", n->rx_errors);
+	counter(out, "tx_packets", n->tx_packets);
+	counter(out, "tx_bytes", n->tx_bytes);
+	counter(out, "tx_dropped", n->tx_dropped);
+	counter(out, "tx_errors", n->tx_errors);
+}
+
+void vmm_control_collect_vsock(const void *dev, struct vmm_ctl_device *out)
+{
+	const struct virtio_vsock *v = dev; /* under its window lock, as for net */
+	counter(out, "connections", v->n_conns);
+	counter(out, "conns_opened", v->conns_opened);
+	counter(out, "conns_refused", v->conns_refused);
+	counter(out, "pkts_from_guest", v->pkts_from_guest);
+	counter(out, "pkts_to_guest", v->pkts_to_guest);
+	counter(out, "bytes_from_guest", v->bytes_from_guest);
+	counter(out, "bytes_to_guest", v->bytes_to_guest);
+	counter(out, "bad_packets", v->bad_packets);
+	counter(out, "rsts_sent", v->rsts_sent);
+	counter(out, "rsts_dropped", v->rsts_dropped);
+}
+
+void vmm_control_collect_chardev(const void *dev, struct vmm_ctl_device *out)
+{
+	struct chardev *cd = (struct chardev *)dev;
+	/* bytes_in is the I/O thread's own (this runs there); the rest is under cd->lock. */
+	pthread_mutex_lock(&cd->lock);
+	counter(out, "bytes_in", cd->bytes_in);
+	counter(out, "bytes_out", cd->bytes_out);
+	counter(out, "bytes_dropped", cd->bytes_dropped);
+	counter(out, "clients", cd->clients);
+	pthread_mutex_unlock(&cd->lock);
+}
+
+void vmm_control_collect_console(const void *dev, struct vmm_ctl_device *out)
+{
+	const struct virtio_console *con = dev;  /* under its window lock, which comes before cd->lock */
+	vmm_control_collect_chardev(con->cd, out);
+	counter(out, "input_dropped", con->dropped_rx);
 }
 
 void vmm_control_collect_ged(const void *dev, struct vmm_ctl_device *out)

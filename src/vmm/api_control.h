@@ -76,6 +76,14 @@ int vmm_control_add_device(struct vmm_control *c, const char *name, pthread_mute
 void vmm_control_collect_blk(const void *blk, struct vmm_ctl_device *out);   /* struct virtio_blk */
 void vmm_control_collect_rng(const void *rng, struct vmm_ctl_device *out);   /* struct virtio_rng */
 void vmm_control_collect_ged(const void *ged, struct vmm_ctl_device *out);   /* struct ged */
+void vmm_control_collect_net(const void *net, struct vmm_ctl_device *out);   /* struct virtio_net */
+void vmm_control_collect_vsock(const void *vsock, struct vmm_ctl_device *out); /* struct virtio_vsock */
+/* The serial port's or the console's backend (struct chardev; takes its lock):
+ * bytes from the host, bytes from the guest, output dropped (nobody
+ * connected, or a client too slow), socket clients accepted. */
+void vmm_control_collect_chardev(const void *cd, struct vmm_ctl_device *out);
+/* The chardev's counters, and input_dropped: input a device reset discarded. */
+void vmm_control_collect_console(const void *console, struct vmm_ctl_device *out); /* struct virtio_console */
 
 /* Serves requests for vm on loop's thread from now on. */
 int vmm_control_attach(struct vmm_control *c, struct ev_loop *loop, struct vm *vm, uint64_t memory,

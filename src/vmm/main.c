@@ -54,16 +54,24 @@ static size_t n_virtio(const struct vmm_config *c)
 	return c->n_disks + c->n_nets + (c->vsock ? 1 : 0) + (has_console(c) ? 1 : 0) + (c->rng ? 1 : 0);
 }
 
+/* Room for one more virtio device? where and spec name it in the error. */
+static int virtio_room(const struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
+{
+	if (n_virtio(c) < ACPI_MAX_VIRTIO_DEVICES)
+		return 0;
+	return gr_error_set(err, ENOSPC, "%s%s%s: too many virtio devices (at most %d, one I/O APIC pin each)", where,
+			    spec ? " " : "", spec ? spec : "", ACPI_MAX_VIRTIO_DEVICES);
+}
+
 /* where: "--vsock" or "FILE: vsock". The spec is checked now, opened later. */
 static int set_vsock(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
 {
-	if (!c->vsock && n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
-		return gr_error_set(err, ENOSPC, "%s %s: too many virtio devices (at most %d, one I/O APIC pin each)",
-				    where, spec, ACPI_MAX_VIRTIO_DEVICES);
 	uint64_t cid;
 	gr_autofree char *path = NULL;
-	int r = virtio_vsock_parse_spec(spec, &cid, &path, err);
+	int r = c->vsock ? 0 : virtio_room(c, where, spec, err);
 	if (r < 0)
+		return r;
+	if (virtio_vsock_parse_spec(spec, &cid, &path, err) < 0)
 		return gr_error_prefix(err, "%s", where);
 	c->vsock = spec;
 	return 0;
@@ -71,34 +79,28 @@ static int set_vsock(struct vmm_config *c, const char *where, const char *spec, 
 
 static int set_console(struct vmm_config *c, const char *spec, struct gr_error *err)
 {
-	const char *old = c->console;
-	c->console = spec;
-	if (n_virtio(c) > ACPI_MAX_VIRTIO_DEVICES) {
-		c->console = old;
-		return gr_error_set(err, ENOSPC, "--console %s: too many virtio devices (at most %d, one I/O APIC pin each)",
-				    spec, ACPI_MAX_VIRTIO_DEVICES);
-	}
-	return 0;
+	int r = has_console(c) || strcmp(spec, "none") == 0 ? 0 : virtio_room(c, "--console", spec, err);
+	if (r == 0)
+		c->console = spec;
+	return r;
 }
 
 static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err)
 {
-	if (n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
-		return gr_error_set(err, ENOSPC, "--disk %s: too many virtio devices (at most %d, one I/O APIC pin each)",
-				    spec, ACPI_MAX_VIRTIO_DEVICES);
-	c->disks[c->n_disks++] = spec;
-	return 0;
+	int r = virtio_room(c, "--disk", spec, err);
+	if (r == 0)
+		c->disks[c->n_disks++] = spec;
+	return r;
 }
 
 /* where: "--net" or "FILE: nets[i]", for messages. The spec is parsed now:
  * a bad one is reported before anything is opened. */
 static int add_net(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
 {
-	if (n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
-		return gr_error_set(err, ENOSPC, "%s %s: too many virtio devices (at most %d, one I/O APIC pin each)",
-				    where, spec, ACPI_MAX_VIRTIO_DEVICES);
-	int r = virtio_net_parse_spec(spec, &c->net_specs[c->n_nets], err);
+	int r = virtio_room(c, where, spec, err);
 	if (r < 0)
+		return r;
+	if (virtio_net_parse_spec(spec, &c->net_specs[c->n_nets], err) < 0)
 		return gr_error_prefix(err, "%s %.64s%s", where, spec, strlen(spec) > 64 ? "..." : "");
 	c->nets[c->n_nets++] = spec;
 	return 0;
@@ -106,11 +108,10 @@ static int add_net(struct vmm_config *c, const char *where, const char *spec, st
 
 static int set_rng(struct vmm_config *c, struct gr_error *err)
 {
-	if (!c->rng && n_virtio(c) >= ACPI_MAX_VIRTIO_DEVICES)
-		return gr_error_set(err, ENOSPC, "--rng: too many virtio devices (at most %d, one I/O APIC pin each)",
-				    ACPI_MAX_VIRTIO_DEVICES);
-	c->rng = true;
-	return 0;
+	int r = c->rng ? 0 : virtio_room(c, "--rng", NULL, err);
+	if (r == 0)
+		c->rng = true;
+	return r;
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -269,22 +270,43 @@ static int open_chardevs(const struct vmm_config *c, struct chardev *serial, str
 	return 0;
 }
 
-/* The virtio-mmio devices: disks first, then rng; device n gets window
- * LAYOUT_VIRTIO_MMIO_BASE + n * LAYOUT_VIRTIO_MMIO_SIZE and GSI
+/* The virtio-mmio devices: disks, nets, vsock, console, rng; device n gets
+ * window LAYOUT_VIRTIO_MMIO_BASE + n * LAYOUT_VIRTIO_MMIO_SIZE and GSI
  * LAYOUT_VIRTIO_IRQ_BASE + n, which the DSDT declares. */
 struct virtio_devices {
 	struct virtio_blk *disks;          /* n_disks, calloc'd */
 	size_t n_disks;
-	struct virtio_net *nets;           /* n_nets, calloc'd; windows first_net.. */
-	size_t n_nets, first_net;
-	struct virtio_vsock *vsock;        /* NULL without --vsock; window vsock_index */
-	size_t vsock_index;
+	struct virtio_net *nets;           /* n_nets, calloc'd */
+	size_t n_nets;
+	struct virtio_vsock *vsock;        /* NULL without --vsock */
 	struct virtio_console *console;    /* NULL without --console */
 	struct virtio_rng *rng;            /* NULL without --rng */
 	struct virtio_mmio_dev *mmio[ACPI_MAX_VIRTIO_DEVICES];
+	struct vmm_control_device metrics[ACPI_MAX_VIRTIO_DEVICES]; /* name, collect, dev (lock: later) */
 	struct vm_irq_source irqs[ACPI_MAX_VIRTIO_DEVICES];
 	size_t n;
 };
+
+/* Device v->n is mmio, called name in the metrics. */
+static void virtio_devices_add(struct virtio_devices *v, struct virtio_mmio_dev *mmio, const char *name,
+			       vmm_control_collect_fn collect, const void *dev)
+{
+	struct vmm_control_device *m = &v->metrics[v->n];
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->collect = collect;
+	m->dev = dev;
+	v->mmio[v->n++] = mmio;
+}
+
+/* The lock of the window that holds mmio (what its I/O-thread callbacks take). */
+static pthread_mutex_t *virtio_devices_lock(const struct virtio_devices *v, struct vm *vm,
+					    const struct virtio_mmio_dev *mmio)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->mmio[i] == mmio)
+			return vm_mmio_lock(vm, LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE);
+	return NULL;
+}
 
 static void virtio_devices_close(struct virtio_devices *v)
 {
@@ -325,17 +347,20 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		if (r < 0)
 			return gr_error_prefix(err, "--disk");
 		v->n_disks++;
-		v->mmio[v->n++] = &v->disks[i].mmio;
+		char name[VMM_CTL_NAME_LEN];
+		snprintf(name, sizeof(name), "blk%zu", i);
+		virtio_devices_add(v, &v->disks[i].mmio, name, vmm_control_collect_blk, &v->disks[i]);
 	}
 	if (c->n_nets && !(v->nets = calloc(c->n_nets, sizeof(*v->nets))))
 		return gr_error_set(err, ENOMEM, "out of memory");
-	v->first_net = v->n;
 	for (size_t i = 0; i < c->n_nets; i++) {
 		int r = virtio_net_open(&v->nets[i], gm, &c->net_specs[i], (unsigned)i, vm_irq_edge, &v->irqs[v->n], err);
 		v->n_nets++;               /* closed by virtio_devices_close, also when it failed */
 		if (r < 0)
 			return gr_error_prefix(err, "--net %s", c->nets[i]);
-		v->mmio[v->n++] = &v->nets[i].mmio;
+		char name[VMM_CTL_NAME_LEN];
+		snprintf(name, sizeof(name), "net%zu", i);
+		virtio_devices_add(v, &v->nets[i].mmio, name, vmm_control_collect_net, &v->nets[i]);
 	}
 	if (c->vsock) {
 		uint64_t cid;
@@ -347,8 +372,7 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 			r = virtio_vsock_init(v->vsock, gm, cid, path, vm_irq_edge, &v->irqs[v->n], err);
 		if (r < 0)
 			return gr_error_prefix(err, "--vsock");
-		v->vsock_index = v->n;
-		v->mmio[v->n++] = &v->vsock->mmio;
+		virtio_devices_add(v, &v->vsock->mmio, "vsock", vmm_control_collect_vsock, v->vsock);
 	}
 	if (has_console(c)) {
 		if (!(v->console = calloc(1, sizeof(*v->console))))
@@ -356,7 +380,7 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		int r = virtio_console_init(v->console, gm, console, vm_irq_edge, &v->irqs[v->n], err);
 		if (r < 0)
 			return gr_error_prefix(err, "--console");
-		v->mmio[v->n++] = &v->console->mmio;
+		virtio_devices_add(v, &v->console->mmio, "console", vmm_control_collect_console, v->console);
 	}
 	if (c->rng) {
 		if (!(v->rng = calloc(1, sizeof(*v->rng))))
@@ -364,7 +388,7 @@ static int virtio_devices_open(struct virtio_devices *v, const struct vmm_config
 		int r = virtio_rng_init(v->rng, gm, vm_irq_edge, &v->irqs[v->n], err);
 		if (r < 0)
 			return gr_error_prefix(err, "--rng");
-		v->mmio[v->n++] = &v->rng->mmio;
+		virtio_devices_add(v, &v->rng->mmio, "rng", vmm_control_collect_rng, v->rng);
 	}
 	return 0;
 }
@@ -381,11 +405,10 @@ static void virtio_window_write(void *dev, uint64_t offset, const void *data, ui
 
 /* The taps go to the I/O thread, under their windows' locks (once the
  * windows exist). */
-static int virtio_nets_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io,
-			      const struct acpi_mmio_device *windows, struct gr_error *err)
+static int virtio_nets_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io, struct gr_error *err)
 {
 	for (size_t i = 0; i < v->n_nets; i++) {
-		int r = virtio_net_attach(&v->nets[i], io, vm_mmio_lock(vm, windows[v->first_net + i].base), err);
+		int r = virtio_net_attach(&v->nets[i], io, virtio_devices_lock(v, vm, &v->nets[i].mmio), err);
 		if (r < 0)
 			return r;
 	}
@@ -395,8 +418,7 @@ static int virtio_nets_attach(struct virtio_devices *v, struct vm *vm, struct ev
 /* The vsock socket goes to the I/O thread under the window's lock; its file
  * is removed by a watcher process once the VMM ends (it may not unlink once
  * sandboxed). */
-static int virtio_vsock_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io,
-			       const struct acpi_mmio_device *windows, struct gr_error *err)
+static int virtio_vsock_attach(struct virtio_devices *v, struct vm *vm, struct ev_loop *io, struct gr_error *err)
 {
 	if (!v->vsock)
 		return 0;
@@ -407,7 +429,7 @@ static int virtio_vsock_attach(struct virtio_devices *v, struct vm *vm, struct e
 		rl.rlim_cur = rl.rlim_max < VSOCK_MAX_CONNS + 256 ? rl.rlim_max : VSOCK_MAX_CONNS + 256;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	int r = virtio_vsock_start(v->vsock, io, vm_mmio_lock(vm, windows[v->vsock_index].base), err);
+	int r = virtio_vsock_start(v->vsock, io, virtio_devices_lock(v, vm, &v->vsock->mmio), err);
 	if (r == 0)
 		r = sock_file_unlink_at_exit(&v->vsock->sock, err);
 	return r < 0 ? gr_error_prefix(err, "--vsock") : 0;
@@ -454,10 +476,7 @@ static int chardevs_attach(struct serial *serial, struct chardev *serial_cd, str
 		return r;
 	if (!v->console)
 		return 0;
-	size_t idx = 0;
-	while (idx < v->n && v->mmio[idx] != &v->console->mmio)
-		idx++;
-	pthread_mutex_t *lock = vm_mmio_lock(vm, LAYOUT_VIRTIO_MMIO_BASE + idx * LAYOUT_VIRTIO_MMIO_SIZE);
+	pthread_mutex_t *lock = virtio_devices_lock(v, vm, &v->console->mmio);
 	if (!lock)
 		return gr_error_set(err, ENOENT, "--console: no MMIO window for the device");
 	if ((r = virtio_console_attach(v->console, io, lock, err)) < 0 || (r = chardev_unlink_at_exit(console_cd, err)) < 0)
@@ -465,26 +484,21 @@ static int chardevs_attach(struct serial *serial, struct chardev *serial_cd, str
 	return 0;
 }
 
-/* What the control API's metrics show per device: the disks ("blk<N>"),
- * rng and the GED, each read under its MMIO window's lock. */
-static int control_add_devices(struct vmm_control *ctl, struct virtio_devices *v, struct vm *vm,
-			       const struct acpi_mmio_device *windows, const struct ged *ged, struct gr_error *err)
+/* What the control API's metrics show per device: each virtio device
+ * ("blk<N>", "net<N>", "vsock", "console", "rng") read under its MMIO
+ * window's lock, the serial port's backend ("serial") and the GED. */
+static int control_add_devices(struct vmm_control *ctl, const struct virtio_devices *v, struct vm *vm,
+			       const struct chardev *serial_cd, const struct ged *ged, struct gr_error *err)
 {
 	int r;
 	for (size_t i = 0; i < v->n; i++) {
-		for (size_t k = 0; k < v->n_disks; k++) {
-			char name[VMM_CTL_NAME_LEN];
-			snprintf(name, sizeof(name), "blk%zu", k);
-			if (v->mmio[i] == &v->disks[k].mmio &&
-			    (r = vmm_control_add_device(ctl, name, vm_mmio_lock(vm, windows[i].base), vmm_control_collect_blk,
-							&v->disks[k], err)) < 0)
-				return r;
-		}
-		if (v->rng && v->mmio[i] == &v->rng->mmio &&
-		    (r = vmm_control_add_device(ctl, "rng", vm_mmio_lock(vm, windows[i].base), vmm_control_collect_rng,
-						v->rng, err)) < 0)
+		const struct vmm_control_device *m = &v->metrics[i];
+		if ((r = vmm_control_add_device(ctl, m->name, virtio_devices_lock(v, vm, v->mmio[i]), m->collect, m->dev,
+						err)) < 0)
 			return r;
 	}
+	if ((r = vmm_control_add_device(ctl, "serial", NULL, vmm_control_collect_chardev, serial_cd, err)) < 0)
+		return r;
 	return vmm_control_add_device(ctl, "ged", NULL, vmm_control_collect_ged, ged, err);
 }
 
@@ -509,7 +523,7 @@ int main(int argc, char **argv)
 		{ "api-socket", required_argument, NULL, O_API }, { "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int o;
+	int o, r = 0;
 	bool vsock_flag = false;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -526,54 +540,27 @@ int main(int argc, char **argv)
 				return usage_error("--memory: \"%s\" is not a size (like 512M or 2G)", optarg);
 			break;
 		case O_SERIAL: c.serial = optarg; break;
-		case O_CONSOLE:
-			if (set_console(&c, optarg, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
-			break;
+		case O_CONSOLE: r = set_console(&c, optarg, &err); break;
 		case O_DUMP_ACPI: c.dump_acpi = optarg; break;
-		case O_CONFIG:
-			if (load_config_file(&c, optarg, &config_json, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
-			break;
-		case O_DISK:
-			if (add_disk(&c, optarg, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
-			break;
-		case O_NET:
-			if (add_net(&c, "--net", optarg, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
-			break;
-		case O_RNG:
-			if (set_rng(&c, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
-			break;
+		case O_CONFIG: r = load_config_file(&c, optarg, &config_json, &err); break;
+		case O_DISK: r = add_disk(&c, optarg, &err); break;
+		case O_NET: r = add_net(&c, "--net", optarg, &err); break;
+		case O_RNG: r = set_rng(&c, &err); break;
 		case O_API: c.api_socket = optarg; break;
 		case O_VSOCK:
-			if (vsock_flag) {
-				fprintf(stderr, "gureum-vmm: --vsock %s: at most one vsock device\n", optarg);
-				return VM_EXIT_CONFIG;
-			}
+			r = vsock_flag ? gr_error_set(&err, EINVAL, "--vsock %s: at most one vsock device", optarg)
+				       : set_vsock(&c, "--vsock", optarg, &err);
 			vsock_flag = true;
-			if (set_vsock(&c, "--vsock", optarg, &err) < 0) {
-				fprintf(stderr, "gureum-vmm: %s\n", err.msg);
-				return VM_EXIT_CONFIG;
-			}
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
 			return usage_error("unknown option \"%s\"", argv[optind - 1]);
+		}
+		if (r < 0) {
+			fprintf(stderr, "gureum-vmm: %s\n", err.msg);
+			return VM_EXIT_CONFIG;
 		}
 	}
 	if (optind < argc)
@@ -640,11 +627,11 @@ int main(int argc, char **argv)
 	}
 	if (vm_create_with_irqchip(&vm, &gm, c.cpus, irqchip, &err) < 0 || legacy_devices_add(&vm, &serial, &sleep, &err) < 0 ||
 	    virtio_devices_attach(&vdev, &vm, windows, &err) < 0 ||
-	    virtio_nets_attach(&vdev, &vm, &io, windows, &err) < 0 ||
-	    virtio_vsock_attach(&vdev, &vm, &io, windows, &err) < 0 ||
+	    virtio_nets_attach(&vdev, &vm, &io, &err) < 0 ||
+	    virtio_vsock_attach(&vdev, &vm, &io, &err) < 0 ||
 	    chardevs_attach(&serial, &serial_cd, &console_cd, &vdev, &vm, &io, &err) < 0 ||
 	    ged_add(&ged, &vm, &err) < 0 ||
-	    (ctl.fd >= 0 && (control_add_devices(&ctl, &vdev, &vm, windows, &ged, &err) < 0 ||
+	    (ctl.fd >= 0 && (control_add_devices(&ctl, &vdev, &vm, &serial_cd, &ged, &err) < 0 ||
 			     vmm_control_attach(&ctl, &io, &vm, c.memory, &err) < 0)) ||
 	    vm_setup_vcpus(&vm, bi.mode == BOOT_LINUX64, bi.entry, bi.params_gpa, &err) < 0) {
 		fprintf(stderr, "gureum-vmm: %s\n", err.msg);
