@@ -6,17 +6,9 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
+from vmmtest import GUEST, VMM, confined, needs_kvm, vmm, wait_for
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
-
-
-def vmm(*args, timeout=60):
-    return subprocess.run([VMM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+pytestmark = needs_kvm
 
 
 def test_hello_payload_boots_through_pvh():
@@ -198,21 +190,15 @@ def test_too_many_virtio_devices(disk):
 
 def test_running_vmm_is_confined(tmp_path):
     """Once set up, the VMM runs with no capabilities, no_new_privs and its seccomp filter."""
-    import time
     out = tmp_path / "serial"
     p = subprocess.Popen([VMM, "--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "32M",
                           "--serial", f"file={out}"], stderr=subprocess.PIPE, text=True)
     try:
-        status = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # bounded wait for the payload to run
-            if out.exists() and "idle" in out.read_text():
-                with open(f"/proc/{p.pid}/status") as f:
-                    status = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-                if status.get("Seccomp") == "2":
-                    break
-            assert p.poll() is None, p.stderr.read()
-            time.sleep(0.05)
+        wait_for(lambda: (out.exists() and "idle" in out.read_text() and confined(p.pid)) or p.poll() is not None,
+                 timeout=60, what="the payload running under the filter")
+        assert p.poll() is None, p.stderr.read()
+        with open(f"/proc/{p.pid}/status") as f:
+            status = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
         assert status.get("Seccomp") == "2", status
         assert status.get("NoNewPrivs") == "1", status
         for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"):

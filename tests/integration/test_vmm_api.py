@@ -11,14 +11,11 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
+from vmmtest import GUEST, VMM, confined, gone, needs_kvm, wait_for
+
 FORCED_STOP = 6
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
+pytestmark = needs_kvm
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -62,15 +59,6 @@ def request(path, method, url, body=None):
         s.close()
 
 
-def wait_for(cond, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def api_children(pid):
     """The gureum-vmm-api processes whose parent is pid."""
     out = []
@@ -88,14 +76,6 @@ def api_children(pid):
         if int(fields[1]) == pid and cmd and cmd[0].endswith(b"gureum-vmm-api"):
             out.append(int(d))
     return out
-
-
-def proc_status(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-    except OSError:
-        return {}
 
 
 def alive(pid):
@@ -123,7 +103,7 @@ class VM:
             self.api_pid = children[0]
             # Ready: the API process is confined (so its socket watcher exists: the filter comes
             # after it) and answers (the socket file exists from bind, a moment before listen).
-            wait_for(lambda: proc_status(self.api_pid).get("Seccomp") == "2", what="the API process's filter")
+            wait_for(lambda: confined(self.api_pid), what="the API process's filter")
             wait_for(self.answers, what="the first answer")
         except BaseException:
             self.p.kill()
@@ -210,16 +190,68 @@ def test_pause_freezes_the_guest_and_resume_continues(tmp_path, vms):
 def test_metrics_show_exits_and_device_counters(tmp_path, vms):
     disk = tmp_path / "disk.img"
     disk.write_bytes(bytes(1 << 20))
-    vm = vms(tmp_path, "pwrbtn.elf", "--disk", str(disk), "--rng")
+    vm = vms(tmp_path, "pwrbtn.elf", "--disk", str(disk), "--rng", "--console", f"file={tmp_path / 'con.log'}")
     wait_for(lambda: "...." in vm.serial_text(), what="the payload's progress dots")
     status, m, _ = vm.get("/metrics")
     assert status == 200, m
     assert m["vm_exits"]["mmio"] > 100 and m["vm_exits"]["io"] > 10, m   # GED polls, serial output
-    assert set(m["devices"]) == {"blk0", "rng", "ged"}, m
+    assert set(m["devices"]) == {"blk0", "console", "rng", "serial", "ged"}, m
     assert m["devices"]["blk0"] == {"reads": 0, "writes": 0, "flushes": 0, "errors": 0, "bytes_read": 0,
                                     "bytes_written": 0}, m
     assert m["devices"]["rng"] == {"requests": 0, "bytes": 0}, m
     assert m["devices"]["ged"]["events"] == 0 and m["devices"]["ged"]["reads"] > 100, m
+    assert m["devices"]["console"] == {"bytes_in": 0, "bytes_out": 0, "bytes_dropped": 0, "clients": 0,
+                                       "input_dropped": 0}, m
+    serial = m["devices"]["serial"]
+    assert serial["bytes_out"] >= len("....") and serial["bytes_in"] == 0 and serial["bytes_dropped"] == 0, m
+
+
+def recv_exactly(s, n):
+    buf = b""
+    while len(buf) < n:
+        b = s.recv(n - len(buf))
+        assert b, buf
+        buf += b
+    return buf
+
+
+def test_metrics_of_vsock_move_with_its_traffic(tmp_path, vms):
+    """vsock.elf connects to the host (port 1234: "hello from the guest", answered "ack: ..."), then
+    listens on port 52, where the host connects and has a message echoed."""
+    vsock = tmp_path / "v.sock"
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.bind(f"{vsock}_1234")
+    host.listen(1)
+    host.settimeout(60)
+    vm = vms(tmp_path, "vsock.elf", "--memory", "64M", "--vsock", f"cid=3,socket={vsock}",
+             "--cmdline", "vsock_cid=3 vsock_port=1234 vsock_listen=52")
+    c, _ = host.accept()
+    with c:
+        msg = recv_exactly(c, len(b"hello from the guest"))
+        c.sendall(b"ack: " + msg)
+        assert c.recv(10) == b""          # the guest shut its side down
+    host.close()
+    wait_for(lambda: "vsock: listening" in vm.serial_text(), what="the guest to listen")
+    m = vm.get("/metrics")[1]["devices"]["vsock"]
+    assert m["conns_opened"] == 1 and m["conns_refused"] == 0 and m["bad_packets"] == 0, m
+    assert m["bytes_from_guest"] == len(msg) and m["bytes_to_guest"] == len(b"ack: " + msg), m
+    assert m["pkts_from_guest"] >= 3 and m["pkts_to_guest"] >= 3, m   # request, data, shutdown; response, data, rst
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as h:
+        h.settimeout(30)
+        h.connect(str(vsock))
+        h.sendall(b"CONNECT 52\n")
+        ok = b""
+        while not ok.endswith(b"\n"):
+            ok += recv_exactly(h, 1)
+        assert ok.startswith(b"OK "), ok
+        h.sendall(b"echo me")
+        assert recv_exactly(h, 7) == b"echo me"
+        later = vm.get("/metrics")[1]["devices"]["vsock"]
+        assert later["conns_opened"] == 2 and later["connections"] == 1, later
+        assert later["bytes_from_guest"] == m["bytes_from_guest"] + len(b"echo me"), later
+        assert later["bytes_to_guest"] == m["bytes_to_guest"] + len(b"echo me"), later
+    rc, err = vm.wait()
+    assert rc == 0, (err, vm.serial_text())
 
 
 def test_stop_with_the_power_button(tmp_path, vms):
@@ -249,7 +281,7 @@ def test_stop_is_forced_when_the_guest_ignores_it(tmp_path, vms):
     elapsed = time.monotonic() - t0
     assert rc == FORCED_STOP, err
     assert "stopped by force" in err, err
-    assert 0.4 < elapsed < 10, elapsed
+    assert elapsed > 0.4, elapsed        # not before the timeout (how much later depends on the load)
     assert not vm.sock.exists()
     # It has closed everything (the VMM saw that) and is ending; the kernel reaps it.
     wait_for(lambda: not alive(vm.api_pid), timeout=5, what="the API process to end")
@@ -312,13 +344,13 @@ def test_socket_and_api_process_gone_after_the_vmm_is_killed(tmp_path, vms, sig)
     os.kill(vm.p.pid, sig)
     vm.p.wait(timeout=30)
     wait_for(lambda: not alive(vm.api_pid), timeout=10, what="the API process to end")
-    wait_for(lambda: not vm.sock.exists(), timeout=10, what="the socket file to be removed")
+    assert gone(vm.sock), "the socket file was not removed"
 
 
 def test_vmm_survives_the_api_process_dying(tmp_path, vms):
     vm = vms(tmp_path, "pwrbtn.elf")
     os.kill(vm.api_pid, signal.SIGKILL)
-    wait_for(lambda: not vm.sock.exists(), timeout=10, what="the watcher to remove the socket")
+    assert gone(vm.sock), "the watcher did not remove the socket"
     time.sleep(0.2)
     assert vm.p.poll() is None, vm.p.stderr.read()
 

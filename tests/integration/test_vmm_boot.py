@@ -16,20 +16,12 @@ import subprocess
 import pytest
 
 import vmhost
+from vmmtest import GUEST, VMM, needs_kvm, vmm
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
 SMP = os.path.join(GUEST, "smp.elf")
 BZIMAGE = os.path.join(GUEST, "bzimage64.bin")
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
-
-
-def vmm(*args, timeout=60):
-    return subprocess.run([VMM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+pytestmark = needs_kvm
 
 
 # ---- SMP ----

@@ -6,7 +6,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -14,14 +13,11 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
+from vmmtest import BUILD, GUEST, VMM, confined, connect_when_listening, gone, needs_kvm, wait_for
+
 CONSOLE = os.path.join(GUEST, "console.elf")
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
+pytestmark = needs_kvm
 
 
 def start(*args, stdin=subprocess.DEVNULL):
@@ -47,31 +43,6 @@ def pipe_reader(f):
         assert r, "no output for 30 s"
         return os.read(f.fileno(), 4096)
     return read
-
-
-def wait_for_socket(path, p, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert p.poll() is None, p.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-
-
-def gone_soon(path, timeout=5):
-    """The watcher process removes socket files just after the VMM exits."""
-    deadline = time.monotonic() + timeout
-    while os.path.exists(path):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(path))
-    s.settimeout(30)
-    return s
 
 
 def finish(p, timeout=30):
@@ -104,9 +75,8 @@ def test_uart_input_larger_than_the_fifo_is_not_lost():
 def test_uart_through_a_socket(tmp_path):
     sock = tmp_path / "serial.sock"
     p = start("--kernel", CONSOLE, "--memory", "32M", "--cmdline", "uart=1", "--serial", f"socket={sock}")
-    wait_for_socket(sock, p)
+    s = connect_when_listening(sock, p)
     assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
-    s = connect(sock)
     got = read_until(lambda: s.recv(4096), b"uart ready\n")   # replayed if written before we connected
     s.sendall(b"over the socket\n")
     got += read_until(lambda: s.recv(4096), b"console: ok\n")
@@ -114,17 +84,16 @@ def test_uart_through_a_socket(tmp_path):
     assert rc == 0, (rc, out, err)
     assert b"uart echo: over the socket\n" in got, got
     assert out == "", out
-    assert gone_soon(sock)
+    assert gone(sock)
 
 
 def test_second_socket_client_is_refused(tmp_path):
     sock = tmp_path / "serial.sock"
     p = start("--kernel", CONSOLE, "--memory", "32M", "--cmdline", "uart=1", "--serial", f"socket={sock}")
     try:
-        wait_for_socket(sock, p)
-        s1 = connect(sock)
+        s1 = connect_when_listening(sock, p)
         read_until(lambda: s1.recv(4096), b"uart ready\n")
-        s2 = connect(sock)
+        s2 = connect_when_listening(sock, p)
         assert s2.recv(100) == b""     # closed at once
         s1.sendall(b"first\n")
         got = read_until(lambda: s1.recv(4096), b"console: ok\n")
@@ -142,15 +111,14 @@ def test_virtio_console_through_a_socket_and_serial_to_a_file(tmp_path):
     log = tmp_path / "serial.log"
     p = start("--kernel", CONSOLE, "--memory", "32M", "--cmdline", "vcon=1", "--serial", f"file={log}",
               "--console", f"socket={sock}")
-    wait_for_socket(sock, p)
-    s = connect(sock)
+    s = connect_when_listening(sock, p)
     got = read_until(lambda: s.recv(4096), b"vcon ready\n")
     s.sendall(b"a line longer than one sixteen-byte receive buffer\n")
     got += read_until(lambda: s.recv(4096), b"vcon echo: a line longer than one sixteen-byte receive buffer\n")
     rc, out, err = finish(p)
     assert rc == 0, (rc, out, err)
     assert "console: ok" in log.read_text()
-    assert gone_soon(sock)
+    assert gone(sock)
 
 
 def test_virtio_console_on_stdio_from_config(tmp_path):
@@ -173,10 +141,9 @@ def test_virtio_console_to_a_file(tmp_path):
     p = start("--kernel", CONSOLE, "--memory", "32M", "--cmdline", "vcon=1", "--serial", "none",
               "--console", f"file={log}")
     try:
-        deadline = time.monotonic() + 30
-        while not (log.exists() and "vcon ready" in log.read_text()):
-            assert time.monotonic() < deadline and p.poll() is None, finish(p)
-            time.sleep(0.02)
+        wait_for(lambda: (log.exists() and "vcon ready" in log.read_text()) or p.poll() is not None,
+                 what="vcon ready in the file")
+        assert p.poll() is None, finish(p)
     finally:
         p.kill()
         p.wait()
@@ -187,15 +154,12 @@ def test_socket_removed_after_sigkill(tmp_path):
     csock = tmp_path / "console.sock"
     p = start("--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "32M", "--serial", f"socket={sock}",
               "--console", f"socket={csock}")
-    wait_for_socket(sock, p)
-    wait_for_socket(csock, p)
-    time.sleep(0.2)    # past the sandbox: the watchers exist
+    wait_for(lambda: confined(p.pid) or p.poll() is not None, what="the sandbox (the watchers exist)")
+    assert p.poll() is None, finish(p)
+    assert sock.exists() and csock.exists()
     p.send_signal(signal.SIGKILL)
     p.wait()
-    deadline = time.monotonic() + 5
-    while sock.exists() or csock.exists():
-        assert time.monotonic() < deadline, "socket files left behind after SIGKILL"
-        time.sleep(0.02)
+    assert gone(sock) and gone(csock), "socket files left behind after SIGKILL"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -226,7 +190,7 @@ def test_live_socket_is_not_taken_over(tmp_path):
     sock = tmp_path / "serial.sock"
     p = start("--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "32M", "--serial", f"socket={sock}")
     try:
-        wait_for_socket(sock, p)
+        connect_when_listening(sock, p).close()
         r = subprocess.run([VMM, "--kernel", CONSOLE, "--serial", f"socket={sock}"], capture_output=True,
                            text=True, timeout=30)
         assert r.returncode == 1 and "another process is listening" in r.stderr, r

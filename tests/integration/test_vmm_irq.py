@@ -13,13 +13,9 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
+from vmmtest import GUEST, VMM, needs_kvm
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
+pytestmark = needs_kvm
 
 IRQ = os.path.join(GUEST, "irq.elf")
 KVM_CHECK_EXTENSION = 0xAE03

@@ -12,10 +12,9 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-NET_ELF = os.path.join(BUILD, "tests", "guest", "net.elf")
+from vmmtest import VMM, guest
+
+NET_ELF = guest("net.elf")
 TIMEOUT = 60 * (2 if os.environ.get("GUREUM_ASAN") else 1)
 
 pytestmark = [

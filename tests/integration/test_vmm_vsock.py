@@ -13,32 +13,16 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
-VMM = os.environ.get("GUREUM_VMM", os.path.join(BUILD, "src", "vmm", "gureum-vmm"))
-GUEST = os.path.join(BUILD, "tests", "guest")
+from vmmtest import GUEST, VMM, confined, connect_when_listening, gone, needs_kvm, vmm, wait_for
+
 PAYLOAD = os.path.join(GUEST, "vsock.elf")
 
-pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
-                                reason="/dev/kvm is not available: gureum-vmm needs KVM")
+pytestmark = needs_kvm
 
 
 @pytest.fixture
 def sock(tmp_path):
     return str(tmp_path / "v.sock")
-
-
-def vmm(*args, timeout=60):
-    return subprocess.run([VMM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def wait_gone(path, seconds=5):
-    """The sandboxed VMM cannot unlink: its watcher process removes the socket file just after
-    the VMM has exited."""
-    deadline = time.time() + seconds
-    while os.path.exists(path) and time.time() < deadline:
-        time.sleep(0.01)
-    return not os.path.exists(path)
 
 
 def serve_ack(path):
@@ -74,7 +58,7 @@ def test_guest_connects_to_host(sock):
     assert r.returncode == 0, r
     assert got == [b"hello from the guest", b""], got
     assert "vsock: host replied" in r.stdout and "vsock: ok" in r.stdout, r
-    assert wait_gone(sock)
+    assert gone(sock)
 
 
 def test_guest_cid_from_config_file(sock, tmp_path):
@@ -86,7 +70,7 @@ def test_guest_cid_from_config_file(sock, tmp_path):
     t.join(10)
     assert r.returncode == 0, r
     assert got[0] == b"hello from the guest"
-    assert wait_gone(sock)
+    assert gone(sock)
 
 
 def test_guest_connect_refused_without_host_listener(sock):
@@ -94,7 +78,7 @@ def test_guest_connect_refused_without_host_listener(sock):
             "--cmdline", "vsock_cid=3 vsock_port=1234")
     assert r.returncode == 64 + 14, r   # the payload saw RST
     assert "connection refused by the host" in r.stdout, r
-    assert wait_gone(sock)
+    assert gone(sock)
 
 
 def test_host_connects_to_guest(sock):
@@ -135,7 +119,7 @@ def test_host_connects_to_guest(sock):
     assert "vsock: echoed" in out and "vsock: ok" in out
     t.join(10)
     assert got[0] == b"hello from the guest"
-    assert wait_gone(sock)
+    assert gone(sock)
 
 
 def test_host_connect_without_guest_driver_is_closed(sock):
@@ -143,13 +127,8 @@ def test_host_connect_without_guest_driver_is_closed(sock):
     p = subprocess.Popen([VMM, "--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "64M",
                           "--vsock", f"cid=3,socket={sock}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 10
-        while not os.path.exists(sock) and time.time() < deadline:
-            time.sleep(0.01)
         for _ in range(3):
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as h:
-                h.settimeout(5)
-                h.connect(sock)
+            with connect_when_listening(sock, p) as h:
                 try:
                     h.sendall(b"CONNECT 52\n")
                     assert h.recv(10) == b""
@@ -166,17 +145,14 @@ def test_socket_removed_after_sigkill(sock):
     p = subprocess.Popen([VMM, "--kernel", os.path.join(GUEST, "idle.elf"), "--memory", "64M",
                           "--vsock", f"cid=3,socket={sock}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 10
-        while not os.path.exists(sock) and time.time() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: confined(p.pid) or p.poll() is not None, what="the sandbox (the watcher exists)")
+        assert p.poll() is None, p.communicate()
         st = os.lstat(sock)
         assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
-        time.sleep(0.2)   # running and sandboxed
-        assert p.poll() is None
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    assert wait_gone(sock), "the watcher did not remove the socket after SIGKILL"
+    assert gone(sock), "the watcher did not remove the socket after SIGKILL"
 
 
 def test_stale_socket_is_replaced_live_one_refused(sock, tmp_path):
@@ -188,7 +164,7 @@ def test_stale_socket_is_replaced_live_one_refused(sock, tmp_path):
             "--cmdline", "vsock_cid=3 vsock_port=1234")
     t.join(10)
     assert r.returncode == 0, r
-    assert wait_gone(sock)
+    assert gone(sock)
 
     live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     live.bind(sock)
