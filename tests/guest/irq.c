@@ -240,7 +240,7 @@ static int wait_for(volatile uint32_t *count, uint32_t target, uint32_t ticks)
 /* One rng request, polled to completion (interrupts off): the used length. */
 static int rng_request(void)
 {
-	vdrv_set_desc(rng.r, 0, rng_buf, sizeof(rng_buf), D_WRITE);
+	vdrv_set_desc(rng.q.r, 0, rng_buf, sizeof(rng_buf), D_WRITE);
 	vdrv_post(&rng, 1);
 	return vdrv_poll(&rng);
 }

@@ -15,49 +15,15 @@
  * through the debug-exit port (40-59, see the fail() calls); 0 = pass. */
 #include "payload.h"
 #include "pvh.h"
+#include "virtio_drv.h"
 
 void payload_main(const struct hvm_start_info *si);
-
-#define MMIO_BASE   0xD0000000u
-#define MMIO_SIZE   0x1000u
-#define MMIO_PROBE  19
-
-#define R_MAGIC         0x000
-#define R_VERSION       0x004
-#define R_DEVICE_ID     0x008
-#define R_DEV_FEAT      0x010
-#define R_DEV_FEAT_SEL  0x014
-#define R_DRV_FEAT      0x020
-#define R_DRV_FEAT_SEL  0x024
-#define R_QUEUE_SEL     0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM     0x038
-#define R_QUEUE_READY   0x044
-#define R_QUEUE_NOTIFY  0x050
-#define R_INT_STATUS    0x060
-#define R_INT_ACK       0x064
-#define R_STATUS        0x070
-#define R_DESC_LO       0x080
-#define R_DESC_HI       0x084
-#define R_DRIVER_LO     0x090
-#define R_DRIVER_HI     0x094
-#define R_DEVICE_LO     0x0a0
-#define R_DEVICE_HI     0x0a4
-#define R_CONFIG        0x100
-
-#define S_ACK 1u
-#define S_DRIVER 2u
-#define S_DRIVER_OK 4u
-#define S_FEATURES_OK 8u
-#define D_NEXT 1u
-#define D_WRITE 2u
 
 #define F_CSUM   (1u << 0)
 #define F_GCSUM  (1u << 1)
 #define F_MAC    (1u << 5)
 #define F_STATUS (1u << 16)
 
-#define QSZ      8
 #define RXQ      0
 #define TXQ      1
 #define HDR      12
@@ -67,26 +33,15 @@ void payload_main(const struct hvm_start_info *si);
 #define PAT      64
 #define SPIN_MAX 3000000u        /* ~20 s of polling at PVM's emulation speed; the host answers in ms */
 
-struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
-
-struct ring {
-	struct desc desc[QSZ];
-	uint16_t avail[2 + QSZ + 1] __attribute__((aligned(64)));
-	uint32_t used[1 + 2 * QSZ + 1] __attribute__((aligned(64)));
-} __attribute__((aligned(4096)));
-
 static struct ring rings[2];
-static uint16_t avail_idx[2], used_seen[2];
-static uint32_t base;
+static struct vdev dev;
+static struct vq rxq, txq;
 static uint8_t rx_buf[RX_BUFS][RX_LEN] __attribute__((aligned(64)));
 static uint8_t tx_hdr[HDR];
 static uint8_t tx_frame[14 + 16 + PAT];
 static uint8_t mac[6];
 
-static void barrier(void) { __asm__ volatile("" : : : "memory"); }
-static uint32_t rd(uint32_t off) { return *(volatile uint32_t *)(uintptr_t)(base + off); }
-static uint8_t rd8(uint32_t off) { return *(volatile uint8_t *)(uintptr_t)(base + off); }
-static void wr(uint32_t off, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(base + off) = v; }
+static uint8_t rd8(uint32_t off) { return *(volatile uint8_t *)(uintptr_t)(dev.base + off); }
 
 static __attribute__((noreturn)) void fail(uint8_t code, const char *what, uint32_t value)
 {
@@ -98,69 +53,11 @@ static __attribute__((noreturn)) void fail(uint8_t code, const char *what, uint3
 	debug_exit(code);
 }
 
-static uint32_t probe(uint32_t id)
-{
-	for (uint32_t i = 0; i < MMIO_PROBE; i++) {
-		base = MMIO_BASE + i * MMIO_SIZE;
-		if (rd(R_MAGIC) == 0x74726976u && rd(R_VERSION) == 2 && rd(R_DEVICE_ID) == id)
-			return base;
-	}
-	return base = 0;
-}
-
-static int queue_setup(uint32_t q)
-{
-	volatile struct ring *r = &rings[q];
-	wr(R_QUEUE_SEL, q);
-	if (rd(R_QUEUE_NUM_MAX) < QSZ || rd(R_QUEUE_READY) != 0)
-		return 1;
-	wr(R_QUEUE_NUM, QSZ);
-	wr(R_DESC_LO, (uint32_t)(uintptr_t)r->desc);
-	wr(R_DESC_HI, 0);
-	wr(R_DRIVER_LO, (uint32_t)(uintptr_t)r->avail);
-	wr(R_DRIVER_HI, 0);
-	wr(R_DEVICE_LO, (uint32_t)(uintptr_t)r->used);
-	wr(R_DEVICE_HI, 0);
-	wr(R_QUEUE_READY, 1);
-	return rd(R_QUEUE_READY) == 1 ? 0 : 2;
-}
-
-/* Makes descriptor `head` (already filled, chained) available on queue q. */
-static void offer(uint32_t q, uint16_t head, int notify)
-{
-	volatile struct ring *r = &rings[q];
-	r->avail[2 + avail_idx[q] % QSZ] = head;
-	barrier();
-	r->avail[1] = ++avail_idx[q];
-	barrier();
-	if (notify)
-		wr(R_QUEUE_NOTIFY, q);
-}
-
 static void post_rx(uint16_t i, int notify)
 {
-	volatile struct ring *r = &rings[RXQ];
-	r->desc[i].addr = (uint32_t)(uintptr_t)rx_buf[i];
-	r->desc[i].len = RX_LEN;
-	r->desc[i].flags = D_WRITE;
-	r->desc[i].next = 0;
-	offer(RXQ, i, notify);
-}
-
-/* Waits for the next used entry on queue q: 1 with *id, *len; 0 on timeout. */
-static int wait_used(uint32_t q, uint32_t *id, uint32_t *len)
-{
-	volatile struct ring *r = &rings[q];
-	for (uint32_t spin = 0; (uint16_t)(r->used[0] >> 16) == used_seen[q]; spin++) {
-		if (spin > SPIN_MAX)
-			return 0;
-		__asm__ volatile("pause");
-	}
-	barrier();
-	uint32_t slot = used_seen[q]++ % QSZ;
-	*id = r->used[1 + 2 * slot];
-	*len = r->used[2 + 2 * slot];
-	return 1;
+	vdrv_set_desc(rxq.r, i, rx_buf[i], RX_LEN, D_WRITE);
+	rxq.r->desc[i].next = 0;
+	vdrv_offer(&dev, &rxq, i, notify);
 }
 
 static int hexval(char c)
@@ -213,34 +110,20 @@ void payload_main(const struct hvm_start_info *si)
 		debug_exit(1);
 	const char *cmd = (const char *)(uintptr_t)si->cmdline_paddr;
 
-	if (!probe(1))
+	dev.base = vdrv_probe(1);
+	if (!dev.base)
 		fail(40, "no virtio-net device", 0);
-	wr(R_STATUS, 0);
-	if (rd(R_STATUS) != 0)
-		fail(41, "reset", rd(R_STATUS));
-	wr(R_STATUS, S_ACK);
-	wr(R_STATUS, S_ACK | S_DRIVER);
-	wr(R_DEV_FEAT_SEL, 0);
-	uint32_t lo = rd(R_DEV_FEAT);
-	wr(R_DEV_FEAT_SEL, 1);
-	uint32_t hi = rd(R_DEV_FEAT);
-	if (!(hi & 1))
-		fail(42, "no VIRTIO_F_VERSION_1, features high", hi);
+	uint32_t want_lo = F_MAC | F_STATUS, lo;
+	if (cmdline_int(cmd, "offload") == 1)
+		want_lo |= F_CSUM | F_GCSUM;
+	static const uint8_t setup_fail[] = { 0, 41, 42, 44 };
+	int s = vdrv_negotiate(&dev, want_lo, &lo);
+	if (s)
+		fail(setup_fail[s], "setup step (1 reset, 2 no VERSION_1, 3 FEATURES_OK refused)", (uint32_t)s);
 	if (!(lo & F_MAC))
 		fail(43, "no VIRTIO_NET_F_MAC, features", lo);
-	uint32_t want_lo = F_MAC | F_STATUS;
-	if (cmdline_int(cmd, "offload") == 1) {
-		if ((lo & (F_CSUM | F_GCSUM)) != (F_CSUM | F_GCSUM))
-			fail(39, "offload=1: CSUM/GUEST_CSUM not offered, features", lo);
-		want_lo |= F_CSUM | F_GCSUM;
-	}
-	wr(R_DRV_FEAT_SEL, 0);
-	wr(R_DRV_FEAT, lo & want_lo);
-	wr(R_DRV_FEAT_SEL, 1);
-	wr(R_DRV_FEAT, 1);
-	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-	if (!(rd(R_STATUS) & S_FEATURES_OK))
-		fail(44, "FEATURES_OK refused", rd(R_STATUS));
+	if ((want_lo & F_CSUM) && (lo & (F_CSUM | F_GCSUM)) != (F_CSUM | F_GCSUM))
+		fail(39, "offload=1: CSUM/GUEST_CSUM not offered, features", lo);
 	for (int i = 0; i < 6; i++)
 		mac[i] = rd8(R_CONFIG + i);
 	uint8_t want[6];
@@ -250,13 +133,11 @@ void payload_main(const struct hvm_start_info *si)
 				fail(45, "config MAC differs from mac= at byte", (uint32_t)i);
 	if ((lo & F_STATUS) && !(rd8(R_CONFIG + 6) & 1))
 		fail(46, "link is not up, status", rd8(R_CONFIG + 6));
-	int s = queue_setup(RXQ);
-	if (s)
+	if ((s = vdrv_queue(&dev, &rxq, RXQ, &rings[RXQ])))
 		fail(47, "receive queue setup step", (uint32_t)s);
-	s = queue_setup(TXQ);
-	if (s)
+	if ((s = vdrv_queue(&dev, &txq, TXQ, &rings[TXQ])))
 		fail(48, "transmit queue setup step", (uint32_t)s);
-	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	vdrv_driver_ok(&dev);
 	serial_puts("gureum-vmm net: device up, mac ");
 	for (int i = 0; i < 6; i++) {
 		static const char hx[] = "0123456789abcdef";
@@ -279,24 +160,23 @@ void payload_main(const struct hvm_start_info *si)
 		f[14 + i] = (uint8_t)PING[i];
 	for (int i = 0; i < PAT; i++)
 		f[30 + i] = (uint8_t)(i * 5 + 1);
-	volatile struct ring *t = &rings[TXQ];
-	t->desc[0] = (struct desc){ (uint32_t)(uintptr_t)tx_hdr, HDR, D_NEXT, 1 };
-	t->desc[1] = (struct desc){ (uint32_t)(uintptr_t)tx_frame, sizeof(tx_frame), 0, 0 };
-	offer(TXQ, 0, 1);
+	txq.r->desc[0] = (struct desc){ (uint32_t)(uintptr_t)tx_hdr, HDR, D_NEXT, 1 };
+	txq.r->desc[1] = (struct desc){ (uint32_t)(uintptr_t)tx_frame, sizeof(tx_frame), 0, 0 };
+	vdrv_offer(&dev, &txq, 0, 1);
 	uint32_t id, len;
-	if (!wait_used(TXQ, &id, &len))
+	if (!vdrv_wait(&txq, SPIN_MAX, &len, &id))
 		fail(49, "transmit timed out", 0);
 	if (id != 0 || len != 0)
 		fail(50, "transmit used entry (id << 16 | len)", id << 16 | len);
-	if (!(rd(R_INT_STATUS) & 1))
-		fail(51, "no used-buffer interrupt bit after transmit", rd(R_INT_STATUS));
-	wr(R_INT_ACK, 1);
+	if (!(rd(&dev, R_INT_STATUS) & 1))
+		fail(51, "no used-buffer interrupt bit after transmit", rd(&dev, R_INT_STATUS));
+	wr(&dev, R_INT_ACK, 1);
 	serial_puts("gureum-vmm net: frame sent\n");
 
 	for (int frames = 0;; frames++) {
 		if (frames > 64)
 			fail(52, "no answer among the frames received", (uint32_t)frames);
-		if (!wait_used(RXQ, &id, &len))
+		if (!vdrv_wait(&rxq, SPIN_MAX, &len, &id))
 			fail(53, "no frame received (timed out)", (uint32_t)frames);
 		if (id >= RX_BUFS || len > RX_LEN)
 			fail(54, "receive used entry (id << 16 | len)", id << 16 | len);

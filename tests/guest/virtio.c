@@ -55,7 +55,7 @@ static void test_rng(void)
 	int s = vdrv_setup(d, &rings[0], 0, &lo);
 	if (s)
 		fail(11, "rng setup step", (uint32_t)s);
-	vdrv_set_desc(d->r, 0, buf, sizeof(buf), D_WRITE);
+	vdrv_set_desc(d->q.r, 0, buf, sizeof(buf), D_WRITE);
 	int n = submit(d, 1);
 	if (n == -1)
 		fail(12, "rng request timed out", 0);
@@ -87,10 +87,10 @@ static uint8_t blk_request(struct vdev *d, uint32_t type, uint64_t sector, int w
 	h->sector = sector;
 	*(volatile uint8_t *)&status = 0xff;
 	int n = 0;
-	vdrv_set_desc(d->r, n++, &hdr, sizeof(hdr), 0);
+	vdrv_set_desc(d->q.r, n++, &hdr, sizeof(hdr), 0);
 	if (with_data)
-		vdrv_set_desc(d->r, n++, data, sizeof(data), type == 0 ? D_WRITE : 0);
-	vdrv_set_desc(d->r, n++, &status, 1, D_WRITE);
+		vdrv_set_desc(d->q.r, n++, data, sizeof(data), type == 0 ? D_WRITE : 0);
+	vdrv_set_desc(d->q.r, n++, &status, 1, D_WRITE);
 	int len = submit(d, n);
 	if (len == -1)
 		fail(23, "blk request timed out, type", type);

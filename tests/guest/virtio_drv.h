@@ -1,10 +1,11 @@
 /* A minimal virtio-mmio driver (virtio 1.x, modern transport) shared by the
- * payloads that talk to gureum-vmm's devices (virtio.c polls, irq.c waits
- * for the interrupt). PVH entry, paging off: guest-physical = virtual.
+ * payloads that talk to gureum-vmm's devices (virtio.c, irq.c, net.c,
+ * console.c, vsock.c). PVH entry, paging off: guest-physical = virtual.
  * Devices are found by probing the windows from 0xD0000000 (4 KiB each, one
  * per I/O APIC pin from GSI 5) for the magic value, version 2 and the device
- * id. One split virtqueue of QSZ entries per struct vdev. Freestanding;
- * include after payload.h. */
+ * id. Split virtqueues of QSZ entries (struct vq); single-queue devices use
+ * vdrv_setup and the queue in struct vdev, others vdrv_negotiate, vdrv_queue
+ * per queue and vdrv_driver_ok. Freestanding; include after payload.h. */
 #ifndef GR_GUEST_VIRTIO_DRV_H
 #define GR_GUEST_VIRTIO_DRV_H
 
@@ -56,10 +57,16 @@ struct ring {
 	uint32_t used[1 + 2 * QSZ + 1] __attribute__((aligned(64)));  /* flags|idx, {id, len}..., avail_event */
 } __attribute__((aligned(4096)));
 
-struct vdev {
-	uint32_t base;
+/* One split virtqueue: its ring, our indices into it, its number. */
+struct vq {
 	volatile struct ring *r;
 	uint16_t avail_idx, used_seen;
+	uint32_t index;
+};
+
+struct vdev {
+	uint32_t base;
+	struct vq q;                  /* queue 0, as vdrv_setup sets it up */
 };
 
 static inline void barrier(void) { __asm__ volatile("" : : : "memory"); }
@@ -89,12 +96,10 @@ static inline uint32_t vdrv_probe(uint32_t id)
 /* The GSI of the device at window base. */
 static inline uint32_t vdrv_gsi(uint32_t base) { return MMIO_GSI_BASE + (base - MMIO_BASE) / MMIO_SIZE; }
 
-/* Reset, negotiate VERSION_1 (+ want_lo), set up queue 0. Returns 0 or the
- * failing step (1..5). *dev_lo gets the device's low feature word. */
-static inline int vdrv_setup(struct vdev *d, volatile struct ring *r, uint32_t want_lo, uint32_t *dev_lo)
+/* Reset, negotiate VERSION_1 (+ want_lo), up to FEATURES_OK. Returns 0 or
+ * the failing step (1..3). *dev_lo gets the device's low feature word. */
+static inline int vdrv_negotiate(const struct vdev *d, uint32_t want_lo, uint32_t *dev_lo)
 {
-	d->r = r;
-	d->avail_idx = d->used_seen = 0;
 	wr(d, R_STATUS, 0);
 	if (rd(d, R_STATUS) != 0)
 		return 1;
@@ -112,7 +117,15 @@ static inline int vdrv_setup(struct vdev *d, volatile struct ring *r, uint32_t w
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(rd(d, R_STATUS) & S_FEATURES_OK))
 		return 3;
-	wr(d, R_QUEUE_SEL, 0);
+	return 0;
+}
+
+/* Sets up queue index on ring r. Returns 0 or the failing step: 4 (too
+ * small, or already ready), 5 (not ready after the write). */
+static inline int vdrv_queue(const struct vdev *d, struct vq *q, uint32_t index, volatile struct ring *r)
+{
+	*q = (struct vq){ .r = r, .index = index };
+	wr(d, R_QUEUE_SEL, index);
 	if (rd(d, R_QUEUE_NUM_MAX) < QSZ || rd(d, R_QUEUE_READY) != 0)
 		return 4;
 	wr(d, R_QUEUE_NUM, QSZ);
@@ -123,10 +136,24 @@ static inline int vdrv_setup(struct vdev *d, volatile struct ring *r, uint32_t w
 	wr(d, R_DEVICE_LO, (uint32_t)(uintptr_t)r->used);
 	wr(d, R_DEVICE_HI, 0);
 	wr(d, R_QUEUE_READY, 1);
-	if (rd(d, R_QUEUE_READY) != 1)
-		return 5;
+	return rd(d, R_QUEUE_READY) == 1 ? 0 : 5;
+}
+
+static inline void vdrv_driver_ok(const struct vdev *d)
+{
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-	return 0;
+}
+
+/* A single-queue device: vdrv_negotiate, queue 0 on r, DRIVER_OK. Returns 0
+ * or the failing step (1..5). */
+static inline int vdrv_setup(struct vdev *d, volatile struct ring *r, uint32_t want_lo, uint32_t *dev_lo)
+{
+	int s = vdrv_negotiate(d, want_lo, dev_lo);
+	if (s == 0)
+		s = vdrv_queue(d, &d->q, 0, r);
+	if (s == 0)
+		vdrv_driver_ok(d);
+	return s;
 }
 
 static inline void vdrv_set_desc(volatile struct ring *r, int i, const volatile void *p, uint32_t len,
@@ -137,45 +164,66 @@ static inline void vdrv_set_desc(volatile struct ring *r, int i, const volatile 
 	r->desc[i].flags = flags;
 }
 
-/* Chains the n descriptors filled from index 0, makes them available with
- * interrupts wanted (avail flags 0) and notifies queue 0. */
+/* Makes the chain at head (its descriptors filled) available on q with
+ * interrupts wanted (avail flags 0); notifies the device when told. */
+static inline void vdrv_offer(const struct vdev *d, struct vq *q, uint16_t head, int notify)
+{
+	q->r->avail[0] = 0;
+	q->r->avail[2 + (q->avail_idx % QSZ)] = head;
+	barrier();
+	q->r->avail[1] = ++q->avail_idx;
+	barrier();
+	if (notify)
+		wr(d, R_QUEUE_NOTIFY, q->index);
+}
+
+/* Chains the n descriptors filled from index 0 of queue 0 and offers them. */
 static inline void vdrv_post(struct vdev *d, int n)
 {
-	volatile struct ring *r = d->r;
+	volatile struct ring *r = d->q.r;
 	for (int i = 0; i < n; i++) {
 		r->desc[i].flags = (uint16_t)(r->desc[i].flags | (i + 1 < n ? D_NEXT : 0));
 		r->desc[i].next = (uint16_t)(i + 1);
 	}
-	r->avail[0] = 0;
-	r->avail[2 + (d->avail_idx % QSZ)] = 0;
-	barrier();
-	r->avail[1] = ++d->avail_idx;
-	barrier();
-	wr(d, R_QUEUE_NOTIFY, 0);
+	vdrv_offer(d, &d->q, 0, 1);
 }
 
-/* Whether the device has returned a buffer not yet taken with vdrv_take. */
-static inline int vdrv_used_pending(const struct vdev *d)
+/* Whether the device has returned a buffer on q not yet taken with vdrv_take. */
+static inline int vdrv_pending(const struct vq *q)
 {
-	return (uint16_t)(d->r->used[0] >> 16) != d->used_seen;
+	return (uint16_t)(q->r->used[0] >> 16) != q->used_seen;
 }
 
-/* Takes the next used element: its length. Call when vdrv_used_pending. */
-static inline int vdrv_take(struct vdev *d)
+/* Takes the next used element of q: its length (its head in *id unless id
+ * is 0). Call when vdrv_pending. */
+static inline uint32_t vdrv_take(struct vq *q, uint32_t *id)
 {
 	barrier();
-	uint32_t slot = d->used_seen % QSZ;
-	d->used_seen++;
-	return (int)d->r->used[1 + 2 * slot + 1];
+	uint32_t slot = q->used_seen % QSZ;
+	q->used_seen++;
+	if (id)
+		*id = q->r->used[1 + 2 * slot];
+	return q->r->used[1 + 2 * slot + 1];
 }
 
-/* Polls for the next used element: its length, or -1 after a bounded spin. */
+/* Polls q for the next used element: 1 with its length (and head), or 0
+ * after spins rounds of pause. */
+static inline int vdrv_wait(struct vq *q, uint32_t spins, uint32_t *len, uint32_t *id)
+{
+	for (uint32_t spin = 0; !vdrv_pending(q); spin++) {
+		if (spin > spins)
+			return 0;
+		__asm__ volatile("pause");
+	}
+	*len = vdrv_take(q, id);
+	return 1;
+}
+
+/* Polls queue 0 for the next used element: its length, or -1 after a bounded spin. */
 static inline int vdrv_poll(struct vdev *d)
 {
-	for (int spin = 0; !vdrv_used_pending(d); spin++)
-		if (spin > 100000)
-			return -1;
-	return vdrv_take(d);
+	uint32_t len;
+	return vdrv_wait(&d->q, 100000, &len, 0) ? (int)len : -1;
 }
 
 #endif

@@ -32,14 +32,8 @@ struct hdr {
 	uint32_t flags, buf_alloc, fwd_cnt;
 } __attribute__((packed));
 
-struct q {
-	volatile struct ring *r;
-	uint16_t avail_idx, used_seen;
-	uint32_t index;
-};
-
 static struct ring rings[3];
-static struct q rxq, txq;
+static struct vq rxq, txq, evq;
 static struct vdev dev;
 static uint8_t rxbufs[QSZ][RXBUF] __attribute__((aligned(16)));
 static uint8_t txbuf[HDR + 64] __attribute__((aligned(16)));
@@ -63,38 +57,11 @@ static uint64_t rdtsc(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
-static void make_avail(struct q *q, uint16_t head)
-{
-	q->r->avail[0] = 0;
-	q->r->avail[2 + (q->avail_idx % QSZ)] = head;
-	barrier();
-	q->r->avail[1] = ++q->avail_idx;
-	barrier();
-	wr(&dev, R_QUEUE_NOTIFY, q->index);
-}
-
-static void setup_queue(struct q *q, uint32_t index)
-{
-	q->r = &rings[index];
-	q->index = index;
-	wr(&dev, R_QUEUE_SEL, index);
-	if (rd(&dev, R_QUEUE_NUM_MAX) < QSZ)
-		fail(11, "queue size, queue", index);
-	wr(&dev, R_QUEUE_NUM, QSZ);
-	wr(&dev, R_DESC_LO, (uint32_t)(uintptr_t)q->r->desc);
-	wr(&dev, R_DESC_HI, 0);
-	wr(&dev, R_DRIVER_LO, (uint32_t)(uintptr_t)q->r->avail);
-	wr(&dev, R_DRIVER_HI, 0);
-	wr(&dev, R_DEVICE_LO, (uint32_t)(uintptr_t)q->r->used);
-	wr(&dev, R_DEVICE_HI, 0);
-	wr(&dev, R_QUEUE_READY, 1);
-}
-
 static void rx_repost(uint16_t i)
 {
 	vdrv_set_desc(rxq.r, i, rxbufs[i], RXBUF, D_WRITE);
 	rxq.r->desc[i].next = 0;
-	make_avail(&rxq, i);
+	vdrv_offer(&dev, &rxq, i, 1);
 }
 
 /* Sends one packet (header + len bytes of data) and waits for the device to
@@ -110,12 +77,12 @@ static void send(uint32_t src_port, uint32_t dst_port, uint16_t op, uint32_t fla
 		t[HDR + i] = (uint8_t)data[i];
 	vdrv_set_desc(txq.r, 0, txbuf, HDR + len, 0);
 	txq.r->desc[0].next = 0;
-	make_avail(&txq, 0);
+	vdrv_offer(&dev, &txq, 0, 1);
 	uint64_t end = rdtsc() + 20000000000ull;
-	while ((uint16_t)(txq.r->used[0] >> 16) == txq.used_seen)
+	while (!vdrv_pending(&txq))
 		if (rdtsc() > end)
 			fail(18, "tx not taken, op", op);
-	txq.used_seen++;
+	vdrv_take(&txq, 0);
 }
 
 /* Waits (up to about 10 s) for the next rx packet: its header in *h and
@@ -123,14 +90,10 @@ static void send(uint32_t src_port, uint32_t dst_port, uint16_t op, uint32_t fla
 static void receive(struct hdr *h, char *data, uint32_t max, uint8_t code)
 {
 	uint64_t end = rdtsc() + 20000000000ull;
-	while ((uint16_t)(rxq.r->used[0] >> 16) == rxq.used_seen)
+	while (!vdrv_pending(&rxq))
 		if (rdtsc() > end)
 			fail(code, "nothing received, used index", rxq.used_seen);
-	barrier();
-	uint32_t slot = rxq.used_seen % QSZ;
-	rxq.used_seen++;
-	uint16_t id = (uint16_t)rxq.r->used[1 + 2 * slot];
-	uint32_t len = rxq.r->used[1 + 2 * slot + 1];
+	uint32_t id, len = vdrv_take(&rxq, &id);
 	if (id >= QSZ || len < HDR || len > RXBUF)
 		fail(code, "bad used element, length", len);
 	volatile uint8_t *b = rxbufs[id];
@@ -224,18 +187,12 @@ void payload_main(const struct hvm_start_info *si)
 	dev.base = vdrv_probe(19);
 	if (!dev.base)
 		fail(10, "no virtio-vsock device", 0);
-	wr(&dev, R_STATUS, 0);
-	wr(&dev, R_STATUS, S_ACK | S_DRIVER);
-	wr(&dev, R_DRV_FEAT_SEL, 1);
-	wr(&dev, R_DRV_FEAT, 1);   /* VERSION_1 */
-	wr(&dev, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-	if (!(rd(&dev, R_STATUS) & S_FEATURES_OK))
-		fail(11, "FEATURES_OK refused", 0);
-	setup_queue(&rxq, 0);
-	setup_queue(&txq, 1);
-	struct q evq;
-	setup_queue(&evq, 2);
-	wr(&dev, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	uint32_t lo;
+	int s = vdrv_negotiate(&dev, 0, &lo);   /* VERSION_1 only */
+	if (s || (s = vdrv_queue(&dev, &rxq, 0, &rings[0])) || (s = vdrv_queue(&dev, &txq, 1, &rings[1])) ||
+	    (s = vdrv_queue(&dev, &evq, 2, &rings[2])))
+		fail(11, "setup step (1-3 features, 4-5 a queue)", (uint32_t)s);
+	vdrv_driver_ok(&dev);
 	cid = (uint64_t)rd(&dev, R_CONFIG) | (uint64_t)rd(&dev, R_CONFIG + 4) << 32;
 	int want_cid = cmdline_int(cmd, "vsock_cid");
 	if (want_cid < 0 || cid != (uint64_t)want_cid)
