@@ -135,7 +135,15 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
 	return 0;
 }
 
-int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
+/* A filter (default_action, TSYNC: every thread) allowing names[0..n)
+ * unconditionally, and what both filters allow with conditions:
+ * mmap/mprotect without PROT_EXEC (W^X for the whole process once set up),
+ * newfstatat with AT_EMPTY_PATH only (glibc's fstat: no path lookups),
+ * prctl(PR_SET_NAME) (a thread naming itself: libmicrohttpd's may run its
+ * first lines only after the filter is in place), and fcntl on flags only
+ * (O_NONBLOCK, FD_CLOEXEC; no duplication or locks). */
+static int filter_new(scmp_filter_ctx *out, uint32_t default_action, const char *const *names, size_t n,
+		      struct gr_error *err)
 {
 	gr_autoseccomp scmp_filter_ctx ctx = seccomp_init(default_action);
 	if (!ctx)
@@ -144,10 +152,43 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
 		return gr_error_sys(err, -r, "seccomp: SECCOMP_FILTER_FLAG_TSYNC");
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1); /* the kernel's errno from seccomp_load */
-
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if ((r = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0, NULL, err)) < 0)
+	for (size_t i = 0; i < n; i++)
+		if ((r = rule(ctx, SCMP_ACT_ALLOW, names[i], 0, NULL, err)) < 0)
 			return r;
+	struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	struct scmp_arg_cmp empty_path = SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH);
+	struct scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
+	if ((r = rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &noexec, err)) < 0 ||
+	    (r = rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &noexec, err)) < 0 ||
+	    (r = rule(ctx, SCMP_ACT_ALLOW, "newfstatat", 1, &empty_path, err)) < 0 ||
+	    (r = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err)) < 0)
+		return r;
+	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
+	for (size_t i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++) {
+		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]);
+		if ((r = rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, &a, err)) < 0)
+			return r;
+	}
+	*out = gr_steal_ptr(ctx);
+	return 0;
+}
+
+static int filter_load(scmp_filter_ctx ctx, const char *what, struct gr_error *err)
+{
+	int r = seccomp_load(ctx);
+	if (r > 0) /* TSYNC: the id of a thread that could not take the filter */
+		return gr_error_set(err, ESRCH, "seccomp: thread %d could not be synchronised (TSYNC)", r);
+	if (r < 0)
+		return gr_error_sys(err, -r, "seccomp: loading %s", what);
+	return 0;
+}
+
+int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
+{
+	gr_autoseccomp scmp_filter_ctx ctx = NULL;
+	int r = filter_new(&ctx, default_action, allowed, sizeof(allowed) / sizeof(allowed[0]), err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < sizeof(allowed_ioctls) / sizeof(allowed_ioctls[0]); i++) {
 		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, allowed_ioctls[i] & 0xFFFFFFFFu);
 		if ((r = rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &a, err)) < 0)
@@ -162,15 +203,6 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 	};
 	if ((r = rule(ctx, SCMP_ACT_ALLOW, "ioctl", 2, offload, err)) < 0)
 		return r;
-	/* No executable mappings: W^X for the whole process once set up. */
-	struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &noexec, err)) < 0 ||
-	    (r = rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &noexec, err)) < 0)
-		return r;
-	/* fstat() is fstatat(fd, "", buf, AT_EMPTY_PATH) in glibc: no path lookups. */
-	struct scmp_arg_cmp empty_path = SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "newfstatat", 1, &empty_path, err)) < 0)
-		return r;
 	/* Threads only (pthread_create), never a new process. */
 	const uint64_t thread = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
 	struct scmp_arg_cmp clone_thread = SCMP_A0(SCMP_CMP_MASKED_EQ, thread, thread);
@@ -179,18 +211,6 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 	/* clone3 takes its flags in memory, which seccomp cannot read: ENOSYS makes glibc use clone. */
 	if ((r = rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, err)) < 0)
 		return r;
-	/* A thread naming itself (libmicrohttpd's, which may run its first lines
-	 * only after the filter is in place). */
-	struct scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err)) < 0)
-		return r;
-	/* fcntl: flags only (O_NONBLOCK, FD_CLOEXEC), no duplication or locks. */
-	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
-	for (size_t i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++) {
-		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]);
-		if ((r = rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, &a, err)) < 0)
-			return r;
-	}
 	/* vsock's guest-initiated connections: a unix stream socket connected to
 	 * PATH_<port>. Other families (AF_INET, AF_NETLINK, ...) and types stay
 	 * forbidden; the type's low bits are the type, the rest flags. */
@@ -198,12 +218,7 @@ int vmm_sandbox_seccomp_with(uint32_t default_action, struct gr_error *err)
 	if ((r = rule(ctx, SCMP_ACT_ALLOW, "socket", 2, unix_stream, err)) < 0 ||
 	    (r = rule(ctx, SCMP_ACT_ALLOW, "connect", 0, NULL, err)) < 0)
 		return r;
-	r = seccomp_load(ctx);
-	if (r > 0) /* TSYNC: the id of a thread that could not take the filter */
-		return gr_error_set(err, ESRCH, "seccomp: thread %d could not be synchronised (TSYNC)", r);
-	if (r < 0)
-		return gr_error_sys(err, -r, "seccomp: loading the filter");
-	return 0;
+	return filter_load(ctx, "the filter", err);
 }
 
 int vmm_sandbox_seccomp(struct gr_error *err)
@@ -234,39 +249,9 @@ static const char *const allowed_api[] = {
 
 int vmm_sandbox_seccomp_api_with(uint32_t default_action, struct gr_error *err)
 {
-	gr_autoseccomp scmp_filter_ctx ctx = seccomp_init(default_action);
-	if (!ctx)
-		return gr_error_set(err, EINVAL, "seccomp: seccomp_init failed (default action 0x%x)", default_action);
-	int r;
-	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
-		return gr_error_sys(err, -r, "seccomp: SECCOMP_FILTER_FLAG_TSYNC");
-	(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-	for (size_t i = 0; i < sizeof(allowed_api) / sizeof(allowed_api[0]); i++)
-		if ((r = rule(ctx, SCMP_ACT_ALLOW, allowed_api[i], 0, NULL, err)) < 0)
-			return r;
-	struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &noexec, err)) < 0 ||
-	    (r = rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &noexec, err)) < 0)
-		return r;
-	struct scmp_arg_cmp empty_path = SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "newfstatat", 1, &empty_path, err)) < 0)
-		return r;
-	/* libmicrohttpd's thread names itself, maybe only after the filter is in place. */
-	struct scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
-	if ((r = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err)) < 0)
-		return r;
-	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
-	for (size_t i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++) {
-		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]);
-		if ((r = rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, &a, err)) < 0)
-			return r;
-	}
-	r = seccomp_load(ctx);
-	if (r > 0)
-		return gr_error_set(err, ESRCH, "seccomp: thread %d could not be synchronised (TSYNC)", r);
-	if (r < 0)
-		return gr_error_sys(err, -r, "seccomp: loading the API process's filter");
-	return 0;
+	gr_autoseccomp scmp_filter_ctx ctx = NULL;
+	int r = filter_new(&ctx, default_action, allowed_api, sizeof(allowed_api) / sizeof(allowed_api[0]), err);
+	return r < 0 ? r : filter_load(ctx, "the API process's filter", err);
 }
 
 int vmm_sandbox_seccomp_api(struct gr_error *err)
