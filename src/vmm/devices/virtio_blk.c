@@ -290,14 +290,7 @@ static void blk_notify(struct virtio_mmio_dev *dev, uint32_t index)
 	virtio_mmio_serve_queue(dev, index, &blk->chain, blk_serve, blk);
 }
 
-static void blk_config_read(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len)
-{
-	struct virtio_blk *blk = dev->opaque;
-	memcpy(data, (const uint8_t *)&blk->config + offset, len); /* bounds checked by the transport */
-}
-
 static const struct virtio_mmio_ops blk_ops = {
-	.config_read = blk_config_read,
 	.queue_notify = blk_notify,
 };
 
@@ -363,7 +356,7 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm, const ch
 		features |= 1ULL << VIRTIO_BLK_F_RO;
 	struct virtio_mmio_params p = {
 		.device_id = VIRTIO_ID_BLOCK, .features = features, .num_queues = 1, .queue_num_max = 0,
-		.config_size = sizeof(blk->config), .ops = &blk_ops, .opaque = blk,
+		.config_size = sizeof(blk->config), .config = &blk->config, .ops = &blk_ops, .opaque = blk,
 		.irq = irq, .irq_opaque = irq_opaque,
 	};
 	int r = virtio_mmio_init(&blk->mmio, gm, &p, err);

@@ -30,6 +30,7 @@ int virtio_mmio_init(struct virtio_mmio_dev *dev, const struct guest_mem *gm,
 	dev->num_queues = p->num_queues;
 	dev->queue_num_max = qmax;
 	dev->config_size = p->config_size;
+	dev->config = p->config;
 	dev->ops = p->ops;
 	dev->opaque = p->opaque;
 	dev->irq = p->irq;
@@ -270,8 +271,12 @@ void virtio_mmio_read(struct virtio_mmio_dev *dev, uint64_t offset, void *data, 
 	memset(data, 0, len);
 	if (offset >= VIRTIO_MMIO_CONFIG) {
 		uint64_t off = offset - VIRTIO_MMIO_CONFIG;
-		if (len && len <= 8 && config_range_ok(dev, off, len) && dev->ops && dev->ops->config_read)
+		if (!len || len > 8 || !config_range_ok(dev, off, len))
+			return;
+		if (dev->ops && dev->ops->config_read)
 			dev->ops->config_read(dev, (uint32_t)off, data, len);
+		else if (dev->config)
+			memcpy(data, (const uint8_t *)dev->config + off, len);
 		return;
 	}
 	if (len != 4 || offset % 4)

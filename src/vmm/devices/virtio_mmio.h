@@ -87,7 +87,8 @@ struct virtio_mmio_dev;
 struct virtio_mmio_ops {
 	/* Config space access: offset relative to the start of the config space,
 	 * offset + len <= config_size (checked by the transport), data in guest
-	 * (little-endian) byte order. */
+	 * (little-endian) byte order. Without config_read, reads copy from the
+	 * params' config bytes. */
 	void (*config_read)(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len);
 	void (*config_write)(struct virtio_mmio_dev *dev, uint32_t offset, const void *data, uint32_t len);
 	/* The driver notified queue `index` (< num_queues, and that queue is ready). */
@@ -112,6 +113,7 @@ struct virtio_mmio_dev {
 	uint32_t num_queues;         /* 1 .. VIRTIO_MMIO_MAX_QUEUES */
 	uint16_t queue_num_max;      /* power of two <= VQ_MAX_SIZE */
 	uint32_t config_size;        /* bytes of device config space */
+	const void *config;          /* its bytes, guest byte order (or NULL: ops->config_read) */
 	const struct virtio_mmio_ops *ops;
 	void *opaque;                /* for the concrete device */
 	virtio_mmio_irq_fn irq;
@@ -134,6 +136,7 @@ struct virtio_mmio_params {
 	uint32_t num_queues;
 	uint16_t queue_num_max;      /* 0: VQ_MAX_SIZE / 4 (256) */
 	uint32_t config_size;        /* <= VIRTIO_MMIO_CONFIG_MAX */
+	const void *config;          /* config_size bytes read as they are, or NULL */
 	const struct virtio_mmio_ops *ops;
 	void *opaque;
 	virtio_mmio_irq_fn irq;

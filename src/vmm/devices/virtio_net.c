@@ -483,14 +483,7 @@ static void net_reset(struct virtio_mmio_dev *dev)
 	update_events(net);
 }
 
-static void net_config_read(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len)
-{
-	struct virtio_net *net = dev->opaque;
-	memcpy(data, (const uint8_t *)&net->config + offset, len); /* bounds checked by the transport */
-}
-
 static const struct virtio_mmio_ops net_ops = {
-	.config_read = net_config_read,
 	.queue_notify = net_notify,
 	.activate = net_activate,
 	.reset = net_reset,
@@ -552,7 +545,7 @@ int virtio_net_init(struct virtio_net *net, const struct guest_mem *gm, int fd, 
 	}
 	struct virtio_mmio_params p = {
 		.device_id = VIRTIO_ID_NET, .features = f, .num_queues = 2, .queue_num_max = 0,
-		.config_size = sizeof(net->config), .ops = &net_ops, .opaque = net,
+		.config_size = sizeof(net->config), .config = &net->config, .ops = &net_ops, .opaque = net,
 		.irq = irq, .irq_opaque = irq_opaque,
 	};
 	int r = virtio_mmio_init(&net->mmio, gm, &p, err);

@@ -47,8 +47,8 @@ struct vsock_conn {
 	struct ev_handler h;              /* h.fd: the host socket */
 	struct virtio_vsock *v;
 	struct vsock_conn *hnext;         /* hash bucket */
-	struct vsock_conn *prev, *next;   /* v->all */
-	struct vsock_conn *cprev, *cnext; /* v->ctrl_head list, when in_ctrl */
+	LIST_ENTRY(vsock_conn) all;       /* v->all */
+	TAILQ_ENTRY(vsock_conn) ctrl;     /* v->ctrl, when in_ctrl */
 	uint32_t local_port, peer_port;   /* host side, guest side */
 	enum conn_state state;
 	bool dead, hashed, in_ctrl, registered, hup, host_eof, rx_starved, wr_shut;
@@ -172,28 +172,14 @@ static void ctrl_add(struct vsock_conn *c, uint32_t pend)
 	if (c->in_ctrl)
 		return;
 	c->in_ctrl = true;
-	c->cnext = NULL;
-	c->cprev = v->ctrl_tail;
-	if (v->ctrl_tail)
-		v->ctrl_tail->cnext = c;
-	else
-		v->ctrl_head = c;
-	v->ctrl_tail = c;
+	TAILQ_INSERT_TAIL(&v->ctrl, c, ctrl);
 }
 
 static void ctrl_remove(struct vsock_conn *c)
 {
-	struct virtio_vsock *v = c->v;
 	if (!c->in_ctrl)
 		return;
-	if (c->cprev)
-		c->cprev->cnext = c->cnext;
-	else
-		v->ctrl_head = c->cnext;
-	if (c->cnext)
-		c->cnext->cprev = c->cprev;
-	else
-		v->ctrl_tail = c->cprev;
+	TAILQ_REMOVE(&c->v->ctrl, c, ctrl);
 	c->in_ctrl = false;
 	c->pending = 0;
 }
@@ -272,12 +258,7 @@ static void conn_free(struct vsock_conn *c)
 		ev_loop_del(v->loop, &c->h);
 	if (c->h.fd >= 0)
 		close(c->h.fd);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		v->all = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, all);
 	free(c->buf);
 	free(c);
 	v->n_conns--;
@@ -336,12 +317,10 @@ static void reap(struct virtio_vsock *v)
 		return;
 	v->reap = false;
 	bool busy = loop_busy(v);
-	struct vsock_conn *c = v->all;
-	while (c) {
-		struct vsock_conn *next = c->next;
+	for (struct vsock_conn *c = LIST_FIRST(&v->all), *next; c; c = next) {
+		next = LIST_NEXT(c, all);
 		if (c->dead && !(c->registered && busy))
 			conn_free(c);
-		c = next;
 	}
 }
 
@@ -353,10 +332,7 @@ static struct vsock_conn *conn_new(struct virtio_vsock *v, int fd, enum conn_sta
 	c->v = v;
 	c->h = (struct ev_handler){ .fd = fd, .fn = conn_event, .lock = v->listener.lock };
 	c->state = state;
-	c->next = v->all;
-	if (v->all)
-		v->all->prev = c;
-	v->all = c;
+	LIST_INSERT_HEAD(&v->all, c, all);
 	v->n_conns++;
 	return c;
 }
@@ -469,7 +445,7 @@ static void rx_flush(struct virtio_vsock *v)
 		return;
 	uint16_t old_used = vq->used_idx;
 	bool pushed = false;
-	while (v->rst_n || v->ctrl_head) {
+	while (v->rst_n || !TAILQ_EMPTY(&v->ctrl)) {
 		if (rx_pop(v, vq) <= 0)
 			break;
 		struct virtio_vsock_hdr h;
@@ -480,7 +456,7 @@ static void rx_flush(struct virtio_vsock *v)
 			fill_hdr(v, &h, v->rst_ring[i].src_port, v->rst_ring[i].dst_port, VIRTIO_VSOCK_OP_RST, 0, 0);
 			v->rsts_sent++;
 		} else {
-			struct vsock_conn *c = v->ctrl_head;
+			struct vsock_conn *c = TAILQ_FIRST(&v->ctrl);
 			uint32_t p = c->pending & -c->pending;   /* lowest bit: the order above */
 			uint16_t op = p == PEND_REQUEST ? VIRTIO_VSOCK_OP_REQUEST
 				    : p == PEND_RESPONSE ? VIRTIO_VSOCK_OP_RESPONSE
@@ -949,7 +925,7 @@ static void vsock_notify(struct virtio_mmio_dev *dev, uint32_t index)
 		rx_flush(v);
 		if (v->rx_starved) {
 			v->rx_starved = false;
-			for (struct vsock_conn *c = v->all; c; c = c->next) {
+			for (struct vsock_conn *c = LIST_FIRST(&v->all); c; c = LIST_NEXT(c, all)) {
 				if (c->rx_starved && !c->dead) {
 					c->rx_starved = false;
 					conn_watch(c);
@@ -962,20 +938,12 @@ static void vsock_notify(struct virtio_mmio_dev *dev, uint32_t index)
 	listen_resume(v);
 }
 
-static void vsock_config_read(struct virtio_mmio_dev *dev, uint32_t offset, void *data, uint32_t len)
-{
-	struct virtio_vsock *v = dev->opaque;
-	memcpy(data, (const uint8_t *)&v->config_cid + offset, len);
-}
-
 /* Every connection ends, without RST: the guest forgot them. */
 static void kill_all(struct virtio_vsock *v)
 {
-	struct vsock_conn *c = v->all;
-	while (c) {
-		struct vsock_conn *next = c->next;   /* c may be freed */
+	for (struct vsock_conn *c = LIST_FIRST(&v->all), *next; c; c = next) {
+		next = LIST_NEXT(c, all);   /* c may be freed */
 		conn_kill(c, false);
-		c = next;
 	}
 	v->rst_first = v->rst_n = 0;
 	v->rx_starved = false;
@@ -988,7 +956,6 @@ static void vsock_reset(struct virtio_mmio_dev *dev)
 }
 
 static const struct virtio_mmio_ops vsock_ops = {
-	.config_read = vsock_config_read,
 	.queue_notify = vsock_notify,
 	.reset = vsock_reset,
 };
@@ -999,6 +966,8 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *gm, uint64
 	memset(v, 0, sizeof(*v));
 	v->listen_fd = -1;
 	v->sock = SOCK_FILE_NONE;
+	LIST_INIT(&v->all);
+	TAILQ_INIT(&v->ctrl);
 	if (cid < VSOCK_MIN_GUEST_CID || cid >= 0xFFFFFFFFull)
 		return gr_error_set(err, EINVAL, "vsock: cid %" PRIu64 " is out of range (3 to 4294967294)", cid);
 	v->guest_cid = cid;
@@ -1006,7 +975,7 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *gm, uint64
 	v->next_local_port = VSOCK_LOCAL_PORT_BASE;
 	struct virtio_mmio_params p = {
 		.device_id = VIRTIO_ID_VSOCK, .features = 0, .num_queues = 3, .queue_num_max = 0,
-		.config_size = sizeof(v->config_cid), .ops = &vsock_ops, .opaque = v,
+		.config_size = sizeof(v->config_cid), .config = &v->config_cid, .ops = &vsock_ops, .opaque = v,
 		.irq = irq, .irq_opaque = irq_opaque,
 	};
 	int r = virtio_mmio_init(&v->mmio, gm, &p, err);
@@ -1032,9 +1001,9 @@ int virtio_vsock_start(struct virtio_vsock *v, struct ev_loop *loop, pthread_mut
 
 void virtio_vsock_close(struct virtio_vsock *v)
 {
-	while (v->all) {
-		v->all->dead = true;
-		conn_free(v->all);
+	while (!LIST_EMPTY(&v->all)) {
+		LIST_FIRST(&v->all)->dead = true;
+		conn_free(LIST_FIRST(&v->all));
 	}
 	if (v->listen_fd >= 0) {
 		if (v->loop)

@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include "common/error.h"
 #include "vmm/event_loop.h"
 #include "vmm/sock_cleanup.h"
@@ -88,8 +89,8 @@ struct virtio_vsock {
 	struct ev_handler listener;
 	struct ev_loop *loop;          /* set by virtio_vsock_start */
 	struct vsock_conn *buckets[VSOCK_HASH_BUCKETS]; /* by (host port, guest port) */
-	struct vsock_conn *all;        /* every connection, dead ones waiting for their last event too */
-	struct vsock_conn *ctrl_head, *ctrl_tail; /* connections with control packets to send */
+	LIST_HEAD(, vsock_conn) all;   /* every connection, dead ones waiting for their last event too */
+	TAILQ_HEAD(, vsock_conn) ctrl; /* connections with control packets to send, in order */
 	size_t n_conns;
 	uint32_t next_local_port;
 	struct { uint32_t src_port, dst_port; } rst_ring[VSOCK_RST_RING];
