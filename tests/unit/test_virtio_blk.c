@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/devices/virtio_blk.h"
+#include "vq_fixture.h"
 
 #define RAM     (4ULL << 20)
 #define HDR     0x1000ULL
@@ -477,50 +478,27 @@ static void test_write_on_read_only(void **state)
 
 /* ---- through the transport ---- */
 
-static void wr(struct fx *f, uint64_t off, uint32_t v) { virtio_mmio_write(&f->blk.mmio, off, &v, 4); }
-static uint32_t rd(struct fx *f, uint64_t off)
-{
-	uint32_t v;
-	virtio_mmio_read(&f->blk.mmio, off, &v, 4);
-	return v;
-}
+static uint32_t rd(struct fx *f, uint64_t off) { return vqf_rd(&f->blk.mmio, off); }
 
 static void driver_up(struct fx *f)
 {
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1u << VIRTIO_BLK_F_FLUSH);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, 8);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_true(vqf_negotiate(&f->blk.mmio, 1ULL << 32 | 1u << VIRTIO_BLK_F_FLUSH) & VIRTIO_STATUS_FEATURES_OK);
+	vqf_queue(&f->blk.mmio, 0, 8, DESC, AVAIL, USED);
 	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-				  VIRTIO_STATUS_DRIVER_OK);
+	vqf_driver_ok(&f->blk.mmio);
 }
 
 static void put_desc(struct fx *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t d[16];
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	assert_int_equal(gm_write(&f->gm, DESC + 16 * i, d, 16), 0);
+	vqf_desc(&f->gm, DESC, i, addr, len, flags, next);
 }
 
+/* Makes head available as the idx-th entry and notifies. */
 static void post(struct fx *f, uint16_t head, uint16_t idx)
 {
-	uint16_t *avail = gm_ptr(&f->gm, AVAIL, 4 + 2 * 8);
-	avail[2 + (idx - 1) % 8] = head;
-	avail[1] = idx;
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	uint16_t before = (uint16_t)(idx - 1);
+	vqf_offer(&f->gm, AVAIL, 8, &before, head);
+	vqf_wr(&f->blk.mmio, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 }
 
 static void test_through_the_queue(void **state)

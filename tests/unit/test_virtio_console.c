@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vmm/devices/virtio_console.h"
+#include "vq_fixture.h"
 
 #define RAM   (1ULL << 20)
 #define BUF   0x1000ULL
@@ -70,56 +71,36 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void wr(struct fx *f, uint64_t off, uint32_t v) { virtio_mmio_write(&f->con.mmio, off, &v, 4); }
-static uint32_t rd(struct fx *f, uint64_t off)
-{
-	uint32_t v;
-	virtio_mmio_read(&f->con.mmio, off, &v, 4);
-	return v;
-}
+static void wr(struct fx *f, uint64_t off, uint32_t v) { vqf_wr(&f->con.mmio, off, v); }
+static uint32_t rd(struct fx *f, uint64_t off) { return vqf_rd(&f->con.mmio, off); }
 
 static void driver_up(struct fx *f)
 {
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	assert_true(vqf_negotiate(&f->con.mmio, 1ULL << 32) & VIRTIO_STATUS_FEATURES_OK);
 	for (uint32_t q = 0; q < 2; q++) {
-		wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(f, VIRTIO_MMIO_QUEUE_NUM, QN);
-		wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED(q));
-		wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+		vqf_queue(&f->con.mmio, q, QN, DESC(q), AVAIL(q), USED(q));
 		assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
 	}
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-				  VIRTIO_STATUS_DRIVER_OK);
+	vqf_driver_ok(&f->con.mmio);
 }
 
 static void put_desc(struct fx *f, int q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t d[16];
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	assert_int_equal(gm_write(&f->gm, DESC(q) + 16 * i, d, 16), 0);
+	vqf_desc(&f->gm, DESC(q), i, addr, len, flags, next);
 }
 
 static void post(struct fx *f, int q, uint16_t head)
 {
-	uint16_t *avail = gm_ptr(&f->gm, AVAIL(q), 4 + 2 * QN);
-	avail[2 + f->idx[q] % QN] = head;
-	avail[1] = ++f->idx[q];
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, (uint32_t)q);
+	vqf_offer(&f->gm, AVAIL(q), QN, &f->idx[q], head);
+	vqf_wr(&f->con.mmio, VIRTIO_MMIO_QUEUE_NOTIFY, (uint32_t)q);
 }
 
-static uint16_t used_idx(struct fx *f, int q) { return ((uint16_t *)gm_ptr(&f->gm, USED(q), 4))[1]; }
+static uint16_t used_idx(struct fx *f, int q) { return vqf_used_idx(&f->gm, USED(q)); }
 static uint32_t used_len(struct fx *f, int q, uint16_t slot)
 {
-	return ((uint32_t *)gm_ptr(&f->gm, USED(q) + 4, 8 * QN))[2 * (slot % QN) + 1];
+	uint32_t id, len;
+	vqf_used_elem(&f->gm, USED(q), QN, slot, &id, &len);
+	return len;
 }
 static uint8_t *g(struct fx *f, uint64_t gpa) { return gm_ptr(&f->gm, gpa, 1); }
 

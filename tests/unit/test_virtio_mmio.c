@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "vmm/devices/virtio_mmio.h"
+#include "vq_fixture.h"
 
 #define RAM   (16ULL << 20)
 #define DESC  0x10000ULL
@@ -103,43 +104,18 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-static uint32_t rd(struct fx *f, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-	virtio_mmio_read(&f->dev, off, &v, 4);
-	return v;
-}
-
-static void wr(struct fx *f, uint64_t off, uint32_t v)
-{
-	virtio_mmio_write(&f->dev, off, &v, 4);
-}
-
-/* The driver's side of 3.1.1 up to FEATURES_OK; returns the status read back. */
+static uint32_t rd(struct fx *f, uint64_t off) { return vqf_rd(&f->dev, off); }
+static void wr(struct fx *f, uint64_t off, uint32_t v) { vqf_wr(&f->dev, off, v); }
+/* From a reset. */
 static uint32_t negotiate(struct fx *f, uint64_t features)
 {
 	wr(f, VIRTIO_MMIO_STATUS, 0);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	return rd(f, VIRTIO_MMIO_STATUS);
+	return vqf_negotiate(&f->dev, features);
 }
 
 static void setup_queue(struct fx *f, uint32_t q, uint32_t num, uint64_t desc, uint64_t avail, uint64_t used)
 {
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, num);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+	vqf_queue(&f->dev, q, num, desc, avail, used);
 }
 
 static void test_init_params(void **state)
@@ -276,15 +252,9 @@ static void test_queue_setup_and_pop(void **state)
 	wr(f, VIRTIO_MMIO_STATUS, rd(f, VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
 
 	/* The driver posts one buffer and notifies. */
-	uint8_t d[16] = { 0 };
-	uint64_t addr = BUF;
-	uint32_t len = 512;
-	uint16_t flags = VIRTQ_DESC_F_WRITE;
-	memcpy(d, &addr, 8), memcpy(d + 8, &len, 4), memcpy(d + 12, &flags, 2);
-	assert_int_equal(gm_write(&f->gm, DESC + 16 * 3, d, 16), 0);
-	uint16_t head = 3, idx = 1;
-	assert_int_equal(gm_write(&f->gm, AVAIL + 4, &head, 2), 0);
-	assert_int_equal(gm_write(&f->gm, AVAIL + 2, &idx, 2), 0);
+	vqf_desc(&f->gm, DESC, 3, BUF, 512, VIRTQ_DESC_F_WRITE, 0);
+	uint16_t idx = 0;
+	vqf_offer(&f->gm, AVAIL, 16, &idx, 3);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	assert_int_equal(f->notified[1], 1);
 

@@ -24,6 +24,7 @@
 
 #include "vmm/devices/tap.h"
 #include "vmm/devices/virtio_net.h"
+#include "vq_fixture.h"
 
 #define RAM      (4ULL << 20)
 #define QSZ      8
@@ -101,53 +102,25 @@ static int fx_teardown(void **state)
 
 /* ---- the driver side ---- */
 
-static void wr(struct fx *f, uint64_t off, uint32_t v) { virtio_mmio_write(&f->net.mmio, off, &v, 4); }
-static uint32_t rd(struct fx *f, uint64_t off)
-{
-	uint32_t v;
-	virtio_mmio_read(&f->net.mmio, off, &v, 4);
-	return v;
-}
-
-static void queue_up(struct fx *f, uint32_t q, uint64_t desc, uint64_t avail, uint64_t used)
-{
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSZ);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
-}
+static void wr(struct fx *f, uint64_t off, uint32_t v) { vqf_wr(&f->net.mmio, off, v); }
+static uint32_t rd(struct fx *f, uint64_t off) { return vqf_rd(&f->net.mmio, off); }
 
 /* Negotiates VERSION_1 + features (low word), sets up both queues, DRIVER_OK. */
 static void driver_up(struct fx *f, uint32_t features)
 {
 	wr(f, VIRTIO_MMIO_STATUS, 0);
 	f->rx_avail = f->tx_avail = 0;
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, features);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-	queue_up(f, VIRTIO_NET_RXQ, RX_DESC, RX_AVAIL, RX_USED);
-	queue_up(f, VIRTIO_NET_TXQ, TX_DESC, TX_AVAIL, TX_USED);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-				  VIRTIO_STATUS_DRIVER_OK);
+	assert_true(vqf_negotiate(&f->net.mmio, 1ULL << 32 | features) & VIRTIO_STATUS_FEATURES_OK);
+	vqf_queue(&f->net.mmio, VIRTIO_NET_RXQ, QSZ, RX_DESC, RX_AVAIL, RX_USED);
+	vqf_queue(&f->net.mmio, VIRTIO_NET_TXQ, QSZ, TX_DESC, TX_AVAIL, TX_USED);
+	vqf_driver_ok(&f->net.mmio);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK);
 }
 
 static void put_desc(struct fx *f, uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	uint8_t d[16];
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	assert_int_equal(gm_write(&f->gm, table + 16ULL * i, d, 16), 0);
+	vqf_desc(&f->gm, table, i, addr, len, flags, next);
 }
 
 /* A chain of n descriptors starting at index `first` (bufs given as
@@ -163,24 +136,16 @@ static void post(struct fx *f, uint32_t q, uint16_t first, const struct seg *s, 
 		put_desc(f, desc, (uint16_t)(first + i), s[i].gpa, s[i].len,
 			 (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
 			 (uint16_t)(first + i + 1));
-	uint16_t *a = gm_ptr(&f->gm, avail, 4 + 2 * QSZ);
-	a[2 + *idx % QSZ] = first;
-	a[1] = ++*idx;
+	vqf_offer(&f->gm, avail, QSZ, idx, first);
 	if (notify)
 		wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 }
 
-static uint16_t used_idx(struct fx *f, uint32_t q)
-{
-	uint16_t *u = gm_ptr(&f->gm, q == VIRTIO_NET_RXQ ? RX_USED : TX_USED, 4);
-	return u[1];
-}
+static uint16_t used_idx(struct fx *f, uint32_t q) { return vqf_used_idx(&f->gm, q == VIRTIO_NET_RXQ ? RX_USED : TX_USED); }
 
 static void used_elem(struct fx *f, uint32_t q, uint16_t i, uint32_t *id, uint32_t *len)
 {
-	uint32_t *e = gm_ptr(&f->gm, (q == VIRTIO_NET_RXQ ? RX_USED : TX_USED) + 4 + 8ULL * (i % QSZ), 8);
-	*id = e[0];
-	*len = e[1];
+	vqf_used_elem(&f->gm, q == VIRTIO_NET_RXQ ? RX_USED : TX_USED, QSZ, i, id, len);
 }
 
 static uint8_t *g(struct fx *f, uint64_t gpa) { return gm_ptr(&f->gm, gpa, 1); }

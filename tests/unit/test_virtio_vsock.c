@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "vmm/devices/virtio_vsock.h"
+#include "vq_fixture.h"
 
 #define RAM    (8ULL << 20)
 #define QSZ    16u
@@ -59,15 +60,14 @@ static void on_irq(void *opaque, bool level)
 static void wr(struct fx *f, uint64_t off, uint32_t v)
 {
 	pthread_mutex_lock(&f->lock);   /* what the VMM's MMIO bus does */
-	virtio_mmio_write(&f->v.mmio, off, &v, 4);
+	vqf_wr(&f->v.mmio, off, v);
 	pthread_mutex_unlock(&f->lock);
 }
 
 static uint32_t rd(struct fx *f, uint64_t off)
 {
-	uint32_t v;
 	pthread_mutex_lock(&f->lock);
-	virtio_mmio_read(&f->v.mmio, off, &v, 4);
+	uint32_t v = vqf_rd(&f->v.mmio, off);
 	pthread_mutex_unlock(&f->lock);
 	return v;
 }
@@ -78,45 +78,24 @@ static uint64_t qused(uint32_t q) { return qdesc(q) + 0x2000; }
 
 static void driver_init(struct fx *f)
 {
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1);   /* VERSION_1 */
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	pthread_mutex_lock(&f->lock);
+	vqf_wr(&f->v.mmio, VIRTIO_MMIO_STATUS, 0);
+	vqf_negotiate(&f->v.mmio, 1ULL << 32);   /* VERSION_1 */
 	for (uint32_t q = 0; q < 3; q++) {
-		wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(f, VIRTIO_MMIO_QUEUE_NUM, QSZ);
-		wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)qdesc(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)qavail(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-		wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)qused(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-		wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+		vqf_queue(&f->v.mmio, q, QSZ, qdesc(q), qavail(q), qused(q));
 		f->avail[q] = f->used_seen[q] = 0;
 	}
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-				  VIRTIO_STATUS_DRIVER_OK);
+	vqf_driver_ok(&f->v.mmio);
+	pthread_mutex_unlock(&f->lock);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
 }
 
 static void set_desc(struct fx *f, uint32_t q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t d[16];
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	assert_int_equal(gm_write(&f->gm, qdesc(q) + 16ULL * i, d, 16), 0);
+	vqf_desc(&f->gm, qdesc(q), i, addr, len, flags, next);
 }
 
-static void make_avail(struct fx *f, uint32_t q, uint16_t head)
-{
-	uint16_t slot = f->avail[q] % QSZ;
-	assert_int_equal(gm_write(&f->gm, qavail(q) + 4 + 2ULL * slot, &head, 2), 0);
-	f->avail[q]++;
-	assert_int_equal(gm_write(&f->gm, qavail(q) + 2, &f->avail[q], 2), 0);
-}
+static void make_avail(struct fx *f, uint32_t q, uint16_t head) { vqf_offer(&f->gm, qavail(q), QSZ, &f->avail[q], head); }
 
 /* Posts n rx buffers (one descriptor of RXLEN each) and notifies. */
 static void rx_post(struct fx *f, unsigned n)
@@ -132,13 +111,10 @@ static void rx_post(struct fx *f, unsigned n)
 /* The next packet the device put in the rx queue; false when none. */
 static bool rx_take(struct fx *f, struct pkt *p)
 {
-	uint16_t used;
-	assert_int_equal(gm_read(&f->gm, qused(0) + 2, &used, 2), 0);
-	if (used == f->used_seen[0])
+	if (vqf_used_idx(&f->gm, qused(0)) == f->used_seen[0])
 		return false;
 	uint32_t e[2];
-	assert_int_equal(gm_read(&f->gm, qused(0) + 4 + 8ULL * (f->used_seen[0] % QSZ), e, 8), 0);
-	f->used_seen[0]++;
+	vqf_used_elem(&f->gm, qused(0), QSZ, f->used_seen[0]++, &e[0], &e[1]);
 	assert_true(e[0] < QSZ);
 	assert_true(e[1] >= VSOCK_HDR_BYTES && e[1] <= RXLEN);
 	assert_int_equal(gm_read(&f->gm, RXBUF + e[0] * (uint64_t)RXLEN, &p->h, sizeof(p->h)), 0);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "vmm/devices/virtqueue.h"
+#include "vq_fixture.h"
 
 #define RAM      (16ULL << 20)
 #define DESC     0x10000ULL
@@ -61,12 +62,7 @@ static uint32_t get32(struct fx *f, uint64_t gpa) { uint32_t v; assert_int_equal
 
 static void desc_at(struct fx *f, uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t raw[16];
-	memcpy(raw, &addr, 8);
-	memcpy(raw + 8, &len, 4);
-	memcpy(raw + 12, &flags, 2);
-	memcpy(raw + 14, &next, 2);
-	assert_int_equal(gm_write(&f->gm, table + 16ULL * i, raw, 16), 0);
+	vqf_desc(&f->gm, table, i, addr, len, flags, next);
 }
 
 static void desc(struct fx *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
@@ -75,12 +71,7 @@ static void desc(struct fx *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t
 }
 
 /* Makes head available and publishes the new avail index. */
-static void offer(struct fx *f, uint16_t head)
-{
-	put16(f, AVAIL + 4 + 2ULL * (f->avail_idx % f->vq.size), head);
-	f->avail_idx++;
-	put16(f, AVAIL + 2, f->avail_idx);
-}
+static void offer(struct fx *f, uint16_t head) { vqf_offer(&f->gm, AVAIL, f->vq.size, &f->avail_idx, head); }
 
 static void expect_broken(struct fx *f)
 {
