@@ -85,9 +85,10 @@ static int set_console(struct vmm_config *c, const char *spec, struct gr_error *
 	return r;
 }
 
-static int add_disk(struct vmm_config *c, const char *spec, struct gr_error *err)
+/* where: "--disk" or "FILE: disks[i]", for messages. */
+static int add_disk(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err)
 {
-	int r = virtio_room(c, "--disk", spec, err);
+	int r = virtio_room(c, where, spec, err);
 	if (r == 0)
 		c->disks[c->n_disks++] = spec;
 	return r;
@@ -152,6 +153,29 @@ static int set_cpus(struct vmm_config *c, const char *s)
 	return 0;
 }
 
+/* FILE's key, an array of strings: each goes to add as "FILE: key[i]". */
+static int config_add_each(struct vmm_config *c, json_t *j, const char *path, const char *key,
+			   int (*add)(struct vmm_config *c, const char *where, const char *spec, struct gr_error *err),
+			   struct gr_error *err)
+{
+	json_t *a, *v;
+	int r = gr_json_get_array(j, path, key, &a, err);
+	if (r <= 0)
+		return r;
+	size_t i;
+	json_array_foreach(a, i, v) {
+		char where[GR_JPATH_MAX], at[GR_JPATH_MAX + 512];
+		const char *spec;
+		gr_jpath_index(where, sizeof(where), key, i);
+		if (gr_json_as_string(v, where, &spec, err) < 0)
+			return gr_error_prefix(err, "%s", path);
+		snprintf(at, sizeof(at), "%s: %s", path, where);
+		if ((r = add(c, at, spec, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* --config FILE.json: the same settings as the flags (flags given later win). */
 static int load_config_file(struct vmm_config *c, const char *path, json_t **keep, struct gr_error *err)
 {
@@ -193,40 +217,9 @@ static int load_config_file(struct vmm_config *c, const char *path, json_t **kee
 		return r;
 	if (r == 1 && gm_parse_size(mem, &c->memory) < 0)
 		return gr_error_set(err, EINVAL, "%s.memory: \"%s\" is not a size (like 512M or 2G)", path, mem);
-	json_t *disks;
-	if ((r = gr_json_get_array(j, path, "disks", &disks, err)) < 0)
+	if ((r = config_add_each(c, j, path, "disks", add_disk, err)) < 0 ||
+	    (r = config_add_each(c, j, path, "nets", add_net, err)) < 0)
 		return r;
-	if (r == 1) {
-		size_t i;
-		json_t *d;
-		json_array_foreach(disks, i, d) {
-			char where[GR_JPATH_MAX];
-			const char *spec;
-			gr_jpath_index(where, sizeof(where), "disks", i);
-			if ((r = gr_json_as_string(d, where, &spec, err)) < 0)
-				return gr_error_prefix(err, "%s", path);
-			if ((r = add_disk(c, spec, err)) < 0)
-				return gr_error_prefix(err, "%s", path);
-		}
-	}
-	json_t *nets;
-	if ((r = gr_json_get_array(j, path, "nets", &nets, err)) < 0)
-		return r;
-	if (r == 1) {
-		size_t i;
-		json_t *n;
-		json_array_foreach(nets, i, n) {
-			char where[GR_JPATH_MAX];
-			const char *spec;
-			gr_jpath_index(where, sizeof(where), "nets", i);
-			if ((r = gr_json_as_string(n, where, &spec, err)) < 0)
-				return gr_error_prefix(err, "%s", path);
-			char at[GR_JPATH_MAX + 512];
-			snprintf(at, sizeof(at), "%s: %s", path, where);
-			if ((r = add_net(c, at, spec, err)) < 0)
-				return r;
-		}
-	}
 	const char *vsock;
 	if ((r = gr_json_get_string(j, path, "vsock", &vsock, err)) < 0)
 		return r;
@@ -543,7 +536,7 @@ int main(int argc, char **argv)
 		case O_CONSOLE: r = set_console(&c, optarg, &err); break;
 		case O_DUMP_ACPI: c.dump_acpi = optarg; break;
 		case O_CONFIG: r = load_config_file(&c, optarg, &config_json, &err); break;
-		case O_DISK: r = add_disk(&c, optarg, &err); break;
+		case O_DISK: r = add_disk(&c, "--disk", optarg, &err); break;
 		case O_NET: r = add_net(&c, "--net", optarg, &err); break;
 		case O_RNG: r = set_rng(&c, &err); break;
 		case O_API: c.api_socket = optarg; break;
