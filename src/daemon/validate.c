@@ -148,25 +148,25 @@ int validate_cpu(const char *what, const char *s, uint64_t *millicpus, struct gr
 	return 0;
 }
 
-int validate_restart(const char *what, const char *s, enum restart_policy *policy, unsigned *max_retries,
+int validate_restart(const char *what, const char *s, enum boot_restart *policy, unsigned *max_retries,
 		     struct gr_error *err)
 {
-	enum restart_policy p;
+	enum boot_restart p;
 	unsigned n = 0;
 	if (!s)
 		s = "";
 	if (strcmp(s, "no") == 0) {
-		p = RESTART_NO;
+		p = BOOT_RESTART_NO;
 	} else if (strcmp(s, "always") == 0) {
-		p = RESTART_ALWAYS;
+		p = BOOT_RESTART_ALWAYS;
 	} else if (strcmp(s, "on-failure") == 0) {
-		p = RESTART_ON_FAILURE;
+		p = BOOT_RESTART_ON_FAILURE;
 	} else if (strncmp(s, "on-failure:", 11) == 0) {
 		uint64_t v;
 		if (gr_parse_u64(s + 11, &v) < 0 || v < 1 || v > 1000000)
 			return gr_error_set(err, EINVAL, "%s: %s: the retry count after on-failure: must be an integer from 1 to 1000000",
 					    what, Q(s));
-		p = RESTART_ON_FAILURE;
+		p = BOOT_RESTART_ON_FAILURE;
 		n = (unsigned)v;
 	} else {
 		return gr_error_set(err, EINVAL, "%s: %s is not a restart policy (no, on-failure, on-failure:N, always)",

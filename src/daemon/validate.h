@@ -29,8 +29,8 @@ int validate_size(const char *what, const char *s, uint64_t *bytes, struct gr_er
 int validate_cpu(const char *what, const char *s, uint64_t *millicpus, struct gr_error *err);
 
 /* boot.restart: "no", "on-failure", "on-failure:N" (1 <= N <= 1000000), "always". */
-enum restart_policy { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
-int validate_restart(const char *what, const char *s, enum restart_policy *policy, unsigned *max_retries,
+enum boot_restart { BOOT_RESTART_NO, BOOT_RESTART_ON_FAILURE, BOOT_RESTART_ALWAYS };
+int validate_restart(const char *what, const char *s, enum boot_restart *policy, unsigned *max_retries,
 		     struct gr_error *err);
 
 /* An environment variable name: [A-Za-z_][A-Za-z0-9_]*, at most 255 bytes. */

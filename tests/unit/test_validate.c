@@ -131,14 +131,14 @@ static void test_restart(void **state)
 {
 	(void)state;
 	struct gr_error err = { 0 };
-	enum restart_policy p;
+	enum boot_restart p;
 	unsigned n;
 	assert_int_equal(validate_restart("boot.restart", "no", &p, &n, &err), 0);
-	assert_int_equal(p, RESTART_NO);
+	assert_int_equal(p, BOOT_RESTART_NO);
 	assert_int_equal(validate_restart("boot.restart", "always", &p, &n, &err), 0);
-	assert_int_equal(p, RESTART_ALWAYS);
+	assert_int_equal(p, BOOT_RESTART_ALWAYS);
 	assert_int_equal(validate_restart("boot.restart", "on-failure", &p, &n, &err), 0);
-	assert_int_equal(p, RESTART_ON_FAILURE);
+	assert_int_equal(p, BOOT_RESTART_ON_FAILURE);
 	assert_int_equal(n, 0);
 	assert_int_equal(validate_restart("boot.restart", "on-failure:3", &p, &n, &err), 0);
 	assert_int_equal(n, 3);
