@@ -41,6 +41,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "daemon/api/tls.h"
+#include "daemon/api/wake.h"
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
 
@@ -142,10 +143,6 @@ struct conn {
 };
 
 static struct server *g_srv;      /* for the callbacks */
-/* server_wake may run on any thread at any time, also while the server
- * stops: it reaches the context only through these. */
-static pthread_mutex_t g_wake_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct lws_context *g_wake_ctx;
 
 /* A relay handed to the server that never got a connection: its owner
  * still hears closed() once, and its descriptors are closed. */
@@ -1164,8 +1161,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 				reply_clear(&rp);
 				return 0;
 			}
-			if (!rp.envelope && !rp.raw_body)
+			const char *type = json_string_value(json_object_get(rp.envelope, "type"));
+			if (!type || strcmp(type, "error") != 0) {
+				reply_clear(&rp);
 				reply_error(&rp, 400, "%s does not accept a WebSocket upgrade", c->path);
+			}
 		}
 		c->websocket = false;
 		conn_set_response(c, &rp);
@@ -1396,7 +1396,8 @@ int server_start(struct daemon *d, struct gr_error *err)
 		vi.ssl_cert_filepath = crt;
 		vi.ssl_private_key_filepath = key;
 		vi.alpn = "http/1.1";
-		vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | (v6 ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
+		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+			     (v6 ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
 		srv->tls_vh = lws_create_vhost(srv->ctx, &vi);
 		if (!srv->tls_vh) {
 			rc = gr_error_set(err, EADDRINUSE, "cannot listen on %s (address in use or not available)", d->listen);
@@ -1416,9 +1417,7 @@ int server_start(struct daemon *d, struct gr_error *err)
 		goto fail;
 	}
 	d->server = srv;
-	pthread_mutex_lock(&g_wake_mu);
-	g_wake_ctx = srv->ctx;
-	pthread_mutex_unlock(&g_wake_mu);
+	server_wake_set_context(srv->ctx);
 	if (d->listen)
 		gr_info("gureumd: API on https://%s (certificate SHA-256 %s)", d->listen, srv->fingerprint);
 	return 0;
@@ -1442,23 +1441,12 @@ int server_run(struct daemon *d)
 	return 0;
 }
 
-void server_wake(struct daemon *d)
-{
-	(void)d;
-	pthread_mutex_lock(&g_wake_mu);
-	if (g_wake_ctx)
-		lws_cancel_service(g_wake_ctx);
-	pthread_mutex_unlock(&g_wake_mu);
-}
-
 void server_stop(struct daemon *d)
 {
 	struct server *srv = d->server;
 	if (!srv)
 		return;
-	pthread_mutex_lock(&g_wake_mu);
-	g_wake_ctx = NULL;
-	pthread_mutex_unlock(&g_wake_mu);
+	server_wake_set_context(NULL);
 	/* Closes every connection (relays call their closed()) and the
 	 * adopted epoll descriptor. */
 	lws_context_destroy(srv->ctx);

@@ -1,0 +1,341 @@
+"""gureumd's server core: envelopes, routing, limits, JSON errors, operations, events, TLS and
+token authentication, the unix socket and the run-directory lock.
+
+Run: /usr/bin/python3 -m pytest -q tests/integration/test_daemon_core.py
+"""
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import time
+
+import pytest
+
+from daemon import Gureumd, TIMEOUT, free_port, gureumd  # noqa: F401 (fixture)
+
+ENVELOPE_KEYS = {"type", "status", "status_code", "operation", "error_code", "error", "metadata"}
+
+
+def assert_sync(env):
+    assert set(env) == ENVELOPE_KEYS, env
+    assert env["type"] == "sync" and env["status"] == "Success" and env["status_code"] == 200
+    assert env["operation"] == "" and env["error_code"] == 0 and env["error"] == ""
+
+
+def assert_error(env, code, contains=None):
+    assert set(env) == ENVELOPE_KEYS, env
+    assert env["type"] == "error" and env["status"] == "" and env["status_code"] == 0
+    assert env["error_code"] == code and env["metadata"] is None and env["operation"] == ""
+    if contains:
+        assert contains in env["error"], env["error"]
+
+
+# --- envelopes and routing --------------------------------------------------------------------
+
+def test_root_and_server_info(gureumd):
+    st, hdrs, env = gureumd.request("GET", "/")
+    assert st == 200 and hdrs["content-type"] == "application/json"
+    assert_sync(env)
+    assert env["metadata"] == ["/1.0"]
+    env = gureumd.get("/1.0", expect=200)
+    assert_sync(env)
+    md = env["metadata"]
+    assert md["api_version"] == "1.0" and md["auth"] == "trusted"
+    assert md["environment"]["driver"] == "container"
+    assert md["environment"]["kernel"] == os.uname().release
+    assert md["environment"]["server_pid"] == gureumd.proc.pid
+    # a trailing slash is the same resource
+    assert gureumd.get("/1.0/", expect=200)["metadata"]["api_version"] == "1.0"
+
+
+def test_unknown_path_is_404(gureumd):
+    for path in ("/2.0", "/1.0/nothing", "/1.0/operations/x/y/z"):
+        st, _, env = gureumd.request("GET", path)
+        assert st == 404, path
+        assert_error(env, 404, "not found")
+
+
+def test_wrong_method_is_405_with_allow(gureumd):
+    st, hdrs, env = gureumd.request("PUT", "/1.0", body=b"{}")
+    assert st == 405 and hdrs["allow"] == "GET"
+    assert_error(env, 405, "PUT")
+    st, hdrs, env = gureumd.request("POST", "/1.0/operations/abc", body=b"{}")
+    assert st == 405 and set(hdrs["allow"].split(", ")) == {"GET", "DELETE"}
+    st, hdrs, _ = gureumd.request("DELETE", "/1.0/tokens")
+    assert st == 405 and set(hdrs["allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_keep_alive_serves_several_requests(gureumd):
+    conn = gureumd.connection()
+    try:
+        for _ in range(3):
+            conn.request("GET", "/1.0")
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["type"] == "sync"
+        conn.request("POST", "/1.0/tokens", body=b"{\"description\": \"k\"}")
+        r = conn.getresponse()
+        assert r.status == 200 and len(json.loads(r.read())["metadata"]["token"]) == 64
+    finally:
+        conn.close()
+
+
+# --- bodies and JSON --------------------------------------------------------------------------
+
+def test_body_over_limit_is_413_and_at_limit_is_read(gureumd):
+    limit = 1 << 20
+    st, _, env = gureumd.request("POST", "/1.0/tokens", body=b" " * (limit + 1))
+    assert st == 413
+    assert_error(env, 413, "too large")
+    # exactly the limit is accepted (and parsed: JSON may carry that much whitespace)
+    body = b"{}" + b" " * (limit - 2)
+    st, _, env = gureumd.request("POST", "/1.0/tokens", body=body)
+    assert st == 200, env
+    assert_sync(env)
+
+
+def test_huge_declared_body_is_refused_at_once(gureumd):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect(gureumd.socket_path)
+    s.sendall(b"POST /1.0/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n{}")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break  # the server closed the connection
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 413"), data
+    body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert_error(body, 413)
+
+
+@pytest.mark.parametrize("body, line, column, position", [
+    (b'{"description": x}', 1, 17, 17),
+    (b'{\n  "description": "a",\n  "b": }', 3, 8, 32),
+    (b'{"description": "a"', 1, 19, 19),
+])
+def test_malformed_json_names_the_position(gureumd, body, line, column, position):
+    # jansson's numbers: column 1-based, position = bytes read up to and including the bad token
+    st, _, env = gureumd.request("POST", "/1.0/tokens", body=body)
+    assert st == 400
+    assert_error(env, 400, "malformed JSON")
+    m = re.search(r"line (\d+), column (\d+), position (\d+)", env["error"])
+    assert m, env["error"]
+    assert (int(m[1]), int(m[2]), int(m[3])) == (line, column, position), env["error"]
+
+
+def test_body_must_be_an_object_and_keys_known(gureumd):
+    st, _, env = gureumd.request("POST", "/1.0/tokens", body=b"[1, 2]")
+    assert st == 400
+    assert_error(env, 400, "JSON object")
+    st, _, env = gureumd.request("POST", "/1.0/tokens", body=b'{"descriptoin": "typo"}')
+    assert st == 400
+    assert_error(env, 400, "descriptoin")
+
+
+def test_chunked_request_body_is_refused(gureumd):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect(gureumd.socket_path)
+    s.sendall(b"POST /1.0/tokens HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    data = s.recv(65536)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 411"), data
+
+
+# --- operations -------------------------------------------------------------------------------
+
+def test_unknown_operation(gureumd):
+    for method, path in (("GET", "/1.0/operations/nope"), ("DELETE", "/1.0/operations/nope"),
+                         ("GET", "/1.0/operations/nope/wait?timeout=1")):
+        st, _, env = gureumd.request(method, path)
+        assert st == 404, (method, path)
+        assert_error(env, 404, "nope")
+    env = gureumd.get("/1.0/operations", expect=200)
+    assert_sync(env)
+    assert env["metadata"] == []
+
+
+def test_wait_timeout_must_be_a_number(gureumd):
+    st, _, env = gureumd.request("GET", "/1.0/operations/x/wait?timeout=soon")
+    assert st == 400
+    assert_error(env, 400, "timeout")
+
+
+def test_operation_websocket_needs_upgrade_and_secret(gureumd):
+    import websocket
+    st, _, env = gureumd.request("GET", "/1.0/operations/x/websocket?secret=s")
+    assert st == 400
+    assert_error(env, 400, "WebSocket")
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket("/1.0/operations/x/websocket")
+    assert e.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket("/1.0/operations/x/websocket?secret=abc")
+    assert e.value.status_code == 404
+
+
+# --- events -----------------------------------------------------------------------------------
+
+def test_events_need_a_websocket_and_known_types(gureumd):
+    import websocket
+    st, _, env = gureumd.request("GET", "/1.0/events")
+    assert st == 400
+    assert_error(env, 400, "WebSocket")
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket("/1.0/events?type=lifecycle,bogus")
+    assert e.value.status_code == 400
+
+
+def test_websocket_on_a_plain_route_gets_the_http_reply(gureumd):
+    import websocket
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket("/1.0")
+    assert e.value.status_code == 400
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket("/1.0/nothing")
+    assert e.value.status_code == 404
+
+
+def test_events_subscriber_leaving_is_cleaned_up(gureumd):
+    # many subscribers come and go; the daemon keeps serving and stops cleanly (fixture)
+    for _ in range(20):
+        ws = gureumd.websocket("/1.0/events")
+        ws.close()
+    ws = gureumd.websocket("/1.0/events?type=operation,lifecycle")
+    assert gureumd.get("/1.0", expect=200)["type"] == "sync"
+    ws.close()
+
+
+# --- authentication and TLS -------------------------------------------------------------------
+
+def test_tls_token_authentication_and_certificate_reuse():
+    port = free_port()
+    d = Gureumd(listen=f"127.0.0.1:{port}")
+    try:
+        d.start()
+        crt = os.path.join(d.state_dir, "server.crt")
+        key = os.path.join(d.state_dir, "server.key")
+        assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(crt).st_mode) == 0o600
+        with open(crt, "rb") as f:
+            cert1 = f.read()
+
+        st, _, env = d.tls_request("GET", "/1.0")
+        assert st == 403
+        assert_error(env, 403, "Bearer")
+        st, _, env = d.tls_request("GET", "/1.0", token="0" * 64)
+        assert st == 403
+        assert_error(env, 403, "unknown token")
+
+        token = d.token("tls test")
+        st, _, env = d.tls_request("GET", "/1.0", token=token)
+        assert st == 200
+        assert_sync(env)
+        fp = env["metadata"]["environment"]["certificate_fingerprint"]
+        assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", fp)
+        # tokens are made over the unix socket only
+        st, _, env = d.tls_request("POST", "/1.0/tokens", token=token, body={})
+        assert st == 403
+        # the token is stored as a hash only
+        st, _, env = d.request("GET", "/1.0/tokens")
+        assert st == 200 and token not in json.dumps(env)
+        d.stop()
+
+        # restart: the same certificate, the same token
+        d.start()
+        with open(crt, "rb") as f:
+            assert f.read() == cert1
+        st, _, env = d.tls_request("GET", "/1.0", token=token)
+        assert st == 200
+        assert env["metadata"]["environment"]["certificate_fingerprint"] == fp
+        d.stop()
+    finally:
+        d.cleanup()
+
+
+def test_bad_listen_address_is_refused():
+    for listen, msg in (("nonsense", "ADDRESS:PORT"), ("127.0.0.1:0", "port"), ("localhost:443", "IPv4"),
+                        ("127.0.0.1:99999", "port")):
+        d = Gureumd(listen=listen)
+        try:
+            d.start(wait=False)
+            assert d.proc.wait(timeout=TIMEOUT) == 1
+            assert msg in d.stderr(), d.stderr()
+            assert not os.path.exists(d.socket_path)
+        finally:
+            d.cleanup()
+
+
+# --- the unix socket and the lock -------------------------------------------------------------
+
+def test_socket_and_directories_are_owner_only(gureumd):
+    assert stat.S_IMODE(os.stat(gureumd.socket_path).st_mode) == 0o600
+    assert stat.S_ISSOCK(os.stat(gureumd.socket_path).st_mode)
+    assert stat.S_IMODE(os.stat(gureumd.run_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(gureumd.state_dir).st_mode) == 0o700
+
+
+def test_second_daemon_on_the_same_run_dir_is_refused(gureumd):
+    other = Gureumd(run_dir=gureumd.run_dir)
+    try:
+        other.start(wait=False)
+        assert other.proc.wait(timeout=TIMEOUT) == 1
+        assert "already running" in other.stderr() and str(gureumd.proc.pid) in other.stderr()
+    finally:
+        other.cleanup()
+    # the first one is untouched
+    assert gureumd.get("/1.0", expect=200)["type"] == "sync"
+
+
+def test_stale_socket_is_replaced_and_live_one_refused():
+    d = Gureumd()
+    try:
+        os.makedirs(d.run_dir, mode=0o700)
+        # stale: a socket file nobody listens on
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(d.socket_path)
+        s.close()
+        d.start()
+        assert d.get("/1.0", expect=200)["type"] == "sync"
+        d.stop()
+        assert not os.path.exists(d.socket_path)
+
+        # live: someone else listens there
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(d.socket_path)
+        s.listen(1)
+        try:
+            d.start(wait=False)
+            assert d.proc.wait(timeout=TIMEOUT) == 1
+            assert "in use" in d.stderr()
+            assert os.path.exists(d.socket_path)
+        finally:
+            s.close()
+    finally:
+        d.cleanup()
+
+
+def test_sigint_stops_cleanly():
+    d = Gureumd()
+    try:
+        d.start()
+        ws = d.websocket("/1.0/events")
+        d.stop(sig=signal.SIGINT)
+        ws.close()
+        assert not os.path.exists(d.socket_path)
+        assert "launch an instance with:  gureum launch busybox c1" in d.stdout()
+    finally:
+        d.cleanup()
+
+
+def test_bad_flags_exit_1():
+    import subprocess
+    from daemon import GUREUMD
+    for args, msg in ((["--bogus"], "unknown option"), (["--log-level", "loud"], "unknown level"),
+                      (["--state-dir"], "missing value"), (["extra"], "unexpected argument")):
+        r = subprocess.run([GUREUMD] + args, capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 1 and msg in r.stderr, (args, r.stderr)
