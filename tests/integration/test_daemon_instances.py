@@ -1,0 +1,412 @@
+"""gureumd's instance API through raw HTTP on the unix socket: every /1.0/instances route and its
+error paths, the lifecycle with the real container driver and supervisor, exec (exit code,
+recorded output, the WebSocket with and without a TTY), logs, restart policies, and a daemon
+restart (SIGTERM and SIGKILL) with running instances.
+
+Run: /usr/bin/python3 -m pytest -q tests/integration/test_daemon_instances.py
+"""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from daemon import Gureumd, TIMEOUT, gureumd  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+BUSYBOX = {"type": "image", "alias": "busybox"}
+SLEEPER = ["sh", "-c", "echo hello from $NAME; exec sleep 100000"]
+
+
+def wait_for(pred, timeout=TIMEOUT, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_op(d, method, path, body=None, expect_status="Success"):
+    st, _, env = d.request(method, path, body=body)
+    assert st == 202, f"{method} {path}: HTTP {st}: {env}"
+    op = d.wait_operation(env["operation"])
+    if expect_status:
+        assert op["status"] == expect_status, f"{method} {path}: {op}"
+    return op
+
+
+def create(d, name, start=True, command=SLEEPER, config=None):
+    body = {"name": name, "source": BUSYBOX, "start": start, "config": config or {}}
+    if command:
+        body["command"] = command
+    return run_op(d, "POST", "/1.0/instances", body)
+
+
+def state(d, name):
+    return d.get(f"/1.0/instances/{name}/state", expect=200)["metadata"]
+
+
+def action(d, name, act, **kw):
+    return run_op(d, "PUT", f"/1.0/instances/{name}/state", dict(action=act, **kw))
+
+
+def error(d, method, path, body=None, code=400, contains=None):
+    st, _, env = d.request(method, path, body=json.dumps(body).encode() if body is not None else None)
+    assert st == code, f"{method} {path}: HTTP {st}, expected {code}: {env}"
+    assert env["type"] == "error" and env["error_code"] == code
+    if contains:
+        assert contains in env["error"], env["error"]
+    return env["error"]
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def exec_recorded(d, name, command, **kw):
+    op = run_op(d, "POST", f"/1.0/instances/{name}/exec", dict(command=command, **kw))
+    return op["metadata"]
+
+
+# --- validation and errors -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name,why", [
+    ("", "empty"), ("-a", "start"), ("a-", "end"), ("UPPER", "invalid character"), ("a_b", "invalid character"),
+    ("a" * 64, "too long"), ("../x", "invalid character"), ("a b", "invalid character"),
+])
+def test_bad_names(gureumd, name, why):
+    error(gureumd, "POST", "/1.0/instances", {"name": name, "source": BUSYBOX}, 400, why)
+
+
+def test_create_errors(gureumd):
+    d = gureumd
+    error(d, "POST", "/1.0/instances", {"source": BUSYBOX}, 400, "name")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "colour": "red"}, 400,
+          'unknown key "colour"')
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.gpu": "1"}}, 400,
+          'unknown key "limits.gpu"')
+    for bad in ("1.5GiB", "10 MB", "lots", "1gib", "99999999999999999999TiB"):
+        error(d, "POST", "/1.0/instances",
+              {"name": "c1", "source": BUSYBOX, "config": {"limits.memory": bad}}, 400, "limits.memory")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.cpu": "0"}}, 400,
+          "limits.cpu")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.cpu": 1}}, 400,
+          "string")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.processes": "0"}},
+          400, "limits.processes")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"boot.restart": "maybe"}},
+          400, "boot.restart")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"environment.A-B": "x"}},
+          400, "environment")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "command": [1]}, 400, "command[0]")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "type": "vm", "source": BUSYBOX}, 400, "type")
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": {"type": "copy"}}, 400, "source.type")
+    error(d, "POST", "/1.0/instances", {"name": "c1"}, 400, "source")
+    st, _, env = d.request("POST", "/1.0/instances", body=b'{"name": "c1",')
+    assert st == 400 and "line 1" in env["error"], env
+    # Nothing was left behind by the refusals.
+    assert d.get("/1.0/instances", expect=200)["metadata"] == []
+
+
+def test_unknown_instance_is_404(gureumd):
+    d = gureumd
+    for method, path, body in [("GET", "/1.0/instances/nope", None), ("DELETE", "/1.0/instances/nope", None),
+                               ("GET", "/1.0/instances/nope/state", None),
+                               ("PUT", "/1.0/instances/nope/state", {"action": "start"}),
+                               ("POST", "/1.0/instances/nope/exec", {"command": ["true"]}),
+                               ("GET", "/1.0/instances/nope/logs", None)]:
+        error(d, method, path, body, 404, "nope")
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+def test_lifecycle(gureumd):
+    d = gureumd
+    events = d.websocket("/1.0/events?type=lifecycle")
+    create(d, "c1", config={"environment.NAME": "c1", "limits.memory": "64MiB", "limits.processes": "50",
+                            "limits.cpu": "0.5"})
+    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX}, 409, "already exists")
+    inst = d.get("/1.0/instances/c1", expect=200)["metadata"]
+    assert inst["name"] == "c1" and inst["type"] == "container" and inst["image"] == "busybox"
+    assert inst["status"] == "Running" and inst["status_code"] == 103
+    assert inst["config"]["limits.memory"] == "64MiB" and inst["command"] == SLEEPER
+    assert inst["created_at"] and inst["last_used_at"] != "0001-01-01T00:00:00Z"
+    st = state(d, "c1")
+    assert st["status"] == "Running" and st["pid"] > 0 and pid_alive(st["pid"])
+    assert st["processes"] >= 1 and st["memory"]["usage"] > 0
+    assert d.get("/1.0/instances", expect=200)["metadata"] == ["/1.0/instances/c1"]
+    full = d.get("/1.0/instances?recursion=1", expect=200)["metadata"]
+    assert [i["name"] for i in full] == ["c1"] and full[0]["status"] == "Running"
+
+    # impossible transitions
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "start"}, 409, "running")
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "resume"}, 409)
+    error(d, "DELETE", "/1.0/instances/c1", None, 409, "force")
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "fly"}, 400, "action")
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop", "timeout": "5"}, 400, "timeout")
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop", "speed": 1}, 400, 'unknown key "speed"')
+
+    action(d, "c1", "pause")
+    assert state(d, "c1")["status"] == "Frozen"
+    error(d, "POST", "/1.0/instances/c1/exec", {"command": ["true"]}, 409, "paused")
+    action(d, "c1", "resume")
+    assert state(d, "c1")["status"] == "Running"
+
+    pid = state(d, "c1")["pid"]
+    action(d, "c1", "restart", timeout=1)
+    st = state(d, "c1")
+    assert st["status"] == "Running" and st["pid"] != pid and not pid_alive(pid)
+
+    # sleep as PID 1 ignores SIGTERM: the stop waits for the timeout, then kills.
+    t0 = time.monotonic()
+    action(d, "c1", "stop", timeout=1)
+    took = time.monotonic() - t0
+    assert 0.8 <= took < 10, took
+    st = state(d, "c1")
+    assert st["status"] == "Stopped" and st["pid"] == 0
+    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop"}, 409, "stopped")
+    error(d, "POST", "/1.0/instances/c1/exec", {"command": ["true"]}, 409)
+
+    action(d, "c1", "start")
+    t0 = time.monotonic()
+    action(d, "c1", "stop", timeout=30, force=True)
+    assert time.monotonic() - t0 < 5
+    run_op(d, "DELETE", "/1.0/instances/c1")
+    error(d, "GET", "/1.0/instances/c1", None, 404)
+    assert not os.path.exists(os.path.join(d.state_dir, "instances", "c1"))
+
+    seen = []
+    events.settimeout(5)
+    while "instance-deleted" not in seen:
+        ev = json.loads(events.recv())
+        assert ev["type"] == "lifecycle"
+        if ev["metadata"]["source"] == "/1.0/instances/c1":
+            seen.append(ev["metadata"]["action"])
+    events.close()
+    for a in ("instance-created", "instance-started", "instance-paused", "instance-resumed",
+              "instance-restarted", "instance-stopped", "instance-deleted"):
+        assert a in seen, (a, seen)
+
+
+def test_force_delete_running(gureumd):
+    d = gureumd
+    create(d, "c2")
+    pid = state(d, "c2")["pid"]
+    st, _, env = d.request("DELETE", "/1.0/instances/c2?force=1")
+    assert st == 202
+    assert d.wait_operation(env["operation"])["status"] == "Success"
+    wait_for(lambda: not pid_alive(pid), what="the workload to be gone")
+    error(d, "GET", "/1.0/instances/c2", None, 404)
+
+
+def test_create_without_start_and_failed_start_rolls_back(gureumd):
+    d = gureumd
+    create(d, "c3", start=False)
+    assert state(d, "c3")["status"] == "Stopped"
+    action(d, "c3", "start")
+    assert state(d, "c3")["status"] == "Running"
+    run_op(d, "DELETE", "/1.0/instances/c3?force=1")
+    # A command that cannot run: the launch fails and leaves nothing.
+    op = run_op(d, "POST", "/1.0/instances",
+                {"name": "c4", "source": BUSYBOX, "start": True, "command": ["/no/such/program"]},
+                expect_status=None)
+    if op["status"] == "Failure":
+        error(d, "GET", "/1.0/instances/c4", None, 404)
+        assert not os.path.exists(os.path.join(d.state_dir, "instances", "c4"))
+    else:  # the driver reports exec failures as an exit (127): then it is simply stopped
+        wait_for(lambda: state(d, "c4")["status"] == "Stopped", what="c4 to stop")
+        run_op(d, "DELETE", "/1.0/instances/c4")
+
+
+# --- exec -----------------------------------------------------------------------------------
+
+def test_exec_recorded(gureumd):
+    d = gureumd
+    create(d, "e1")
+    md = exec_recorded(d, "e1", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert md["return"] == 7 and md["stdout"] == "out\n" and md["stderr"] == "err\n"
+    md = exec_recorded(d, "e1", ["sh", "-c", "echo $FOO; pwd; id -u"], environment={"FOO": "bar"}, cwd="/tmp",
+                       user=1000, group=1000)
+    assert md["return"] == 0 and md["stdout"] == "bar\n/tmp\n1000\n", md
+    md = exec_recorded(d, "e1", ["sh", "-c", "kill -9 $$"])
+    assert md["return"] == 137
+    md = exec_recorded(d, "e1", ["/no/such"])
+    assert md["return"] in (126, 127), md
+    error(d, "POST", "/1.0/instances/e1/exec", {"command": []}, 400, "command")
+    error(d, "POST", "/1.0/instances/e1/exec", {"command": ["true"], "environment": {"A=B": "1"}}, 400)
+    error(d, "POST", "/1.0/instances/e1/exec", {"command": ["true"], "tty": True}, 400, 'unknown key "tty"')
+
+
+def ws_collect(ws, until_close=True):
+    """(stdout bytes, stderr bytes) from an exec websocket until the server closes it."""
+    import websocket
+
+    out, err = b"", b""
+    while True:
+        try:
+            op, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if not data:
+            continue
+        if data[0] == 1:
+            out += data[1:]
+        elif data[0] == 2:
+            err += data[1:]
+    return out, err
+
+
+def test_exec_websocket_pipes(gureumd):
+    d = gureumd
+    create(d, "e2")
+    st, _, env = d.request("POST", "/1.0/instances/e2/exec",
+                           body=json.dumps({"command": ["sh", "-c", "cat; echo done >&2; exit 4"],
+                                            "wait-for-websocket": True}).encode())
+    assert st == 202, env
+    url = env["metadata"]["metadata"]["websocket"]
+    ws = d.websocket(url)
+    ws.send_binary(b"\x00hello stdin\n")
+    ws.send_binary(b"\x03" + json.dumps({"eof": True}).encode())
+    out, err = ws_collect(ws)
+    assert out == b"hello stdin\n" and err == b"done\n"
+    op = d.wait_operation(env["operation"])
+    assert op["status"] == "Success" and op["metadata"]["return"] == 4
+
+
+def test_exec_websocket_tty(gureumd):
+    d = gureumd
+    create(d, "e3")
+    st, _, env = d.request("POST", "/1.0/instances/e3/exec",
+                           body=json.dumps({"command": ["sh"], "interactive": True, "width": 80, "height": 24,
+                                            "wait-for-websocket": True}).encode())
+    assert st == 202, env
+    ws = d.websocket(env["metadata"]["metadata"]["websocket"])
+    ws.send_binary(b"\x03" + json.dumps({"resize": {"width": 100, "height": 30}}).encode())
+    time.sleep(0.2)
+    ws.send_binary(b"\x00stty size; [ -t 0 ] && echo tty-yes; echo $((6*7)); exit 5\n")
+    out, _ = ws_collect(ws)
+    text = out.decode(errors="replace")
+    assert "30 100" in text and "tty-yes" in text and "42" in text, text
+    op = d.wait_operation(env["operation"])
+    assert op["metadata"]["return"] == 5
+
+
+# --- logs and console -------------------------------------------------------------------------
+
+def test_logs(gureumd):
+    d = gureumd
+    create(d, "l1", command=["sh", "-c", "echo first line; while true; do echo tick; sleep 0.2; done"])
+    wait_for(lambda: b"first line" in d.request("GET", "/1.0/instances/l1/logs")[2], what="the log")
+    st, hdrs, body = d.request("GET", "/1.0/instances/l1/logs")
+    assert st == 200 and hdrs["content-type"].startswith("text/plain") and body.startswith(b"first line\n")
+    error(d, "GET", "/1.0/instances/l1/logs?follow=1", None, 400, "WebSocket")
+    ws = d.websocket("/1.0/instances/l1/logs?follow=1")
+    got = b""
+    deadline = time.monotonic() + TIMEOUT
+    while (b"first line" not in got or got.count(b"tick") < 10) and time.monotonic() < deadline:
+        got += ws.recv_data()[1]
+    ws.close()
+    assert got.startswith(b"first line\n") and got.count(b"tick") >= 10
+
+
+def test_console(gureumd):
+    d = gureumd
+    create(d, "k1", command=["sh"])
+    error(d, "GET", "/1.0/instances/k1/console", None, 400, "WebSocket")
+    st, _, env = d.request("GET", "/1.0/instances/k1/console",
+                           headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                    "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    if st == 501:
+        pytest.skip("this instance has no console")
+    ws = d.websocket("/1.0/instances/k1/console")
+    ws.send_binary(b"echo console-$((40+2))\n")
+    got = b""
+    deadline = time.monotonic() + 10
+    while b"console-42" not in got and time.monotonic() < deadline:
+        got += ws.recv_data()[1]
+    ws.close()
+    assert b"console-42" in got
+
+
+# --- restart policies -------------------------------------------------------------------------
+
+def test_restart_on_failure_n(gureumd):
+    d = gureumd
+    create(d, "r1", command=["sh", "-c", "exit 3"], config={"boot.restart": "on-failure:2"})
+    st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" and s["restarts"] == 2 else None)(state(d, "r1")),
+                  what="r1 to give up after 2 restarts")
+    assert st["exit_code"] == 3 and "3" in st["stop_reason"]
+    time.sleep(1)
+    assert state(d, "r1")["restarts"] == 2
+
+
+def test_restart_always_with_backoff(gureumd):
+    d = gureumd
+    create(d, "r2", command=["sh", "-c", "exit 0"], config={"boot.restart": "always"})
+    wait_for(lambda: state(d, "r2")["restarts"] >= 3, what="restarts")
+    # back-off: 100, 200, 400, 800 ms ... so far fewer than one restart per 10 ms
+    n1 = state(d, "r2")["restarts"]
+    time.sleep(1)
+    n2 = state(d, "r2")["restarts"]
+    assert n2 - n1 <= 5, (n1, n2)
+    # A stop request is not "a failure": it stays stopped.
+    action(d, "r2", "stop", timeout=1, force=True)
+    time.sleep(0.5)
+    assert state(d, "r2")["status"] == "Stopped"
+
+
+# --- daemon restarts ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_daemon_restart_keeps_instances(sig):
+    d = Gureumd().start()
+    try:
+        create(d, "p1")
+        create(d, "p2", start=False)
+        pid = state(d, "p1")["pid"]
+        d.stop(sig=sig, expect_status=0 if sig == signal.SIGTERM else None)
+        assert pid_alive(pid), "the instance died with the daemon"
+        d.start()
+        st = state(d, "p1")
+        assert st["status"] == "Running" and st["pid"] == pid
+        assert state(d, "p2")["status"] == "Stopped"
+        md = exec_recorded(d, "p1", ["echo", "still here"])
+        assert md["return"] == 0 and md["stdout"] == "still here\n"
+        # and the re-attached daemon can still stop and delete it
+        run_op(d, "DELETE", "/1.0/instances/p1?force=1")
+        wait_for(lambda: not pid_alive(pid), what="p1's workload to go")
+        run_op(d, "DELETE", "/1.0/instances/p2")
+        d.stop()
+    finally:
+        d.cleanup()
+
+
+def test_instance_that_died_while_daemon_was_down():
+    d = Gureumd().start()
+    try:
+        create(d, "p3")
+        st = state(d, "p3")
+        d.stop(sig=signal.SIGKILL, expect_status=None)
+        os.kill(st["pid"], signal.SIGKILL)  # the workload dies while nobody watches
+        wait_for(lambda: not pid_alive(st["pid"]), what="p3 to die")
+        d.start()
+        st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" else None)(state(d, "p3")),
+                      what="p3 reported stopped")
+        assert st["stop_reason"], st
+        inst = d.get("/1.0/instances/p3", expect=200)["metadata"]
+        assert inst["status"] == "Stopped" and inst["stop_reason"]
+        run_op(d, "DELETE", "/1.0/instances/p3")
+        d.stop()
+    finally:
+        d.cleanup()
