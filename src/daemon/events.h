@@ -2,7 +2,8 @@
  * and operation events, fanned out to /1.0/events subscribers. Each
  * subscriber is a pipe whose read end the server relays as text frames (one
  * JSON object per line); a subscriber that falls more than 1 MiB behind is
- * dropped. Safe from any thread. */
+ * dropped (as is one whose reader is gone: the process must ignore SIGPIPE,
+ * as gureumd does). Safe from any thread. */
 #ifndef GR_DAEMON_EVENTS_H
 #define GR_DAEMON_EVENTS_H
 

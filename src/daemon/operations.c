@@ -49,6 +49,7 @@ struct operation {
 	op_fn fn;
 	void *arg;
 	void (*free_arg)(void *arg);
+	bool announced;               /* its creation event is out: the worker may start */
 	/* websocket class */
 	char secret[65];
 	struct ws_relay *relay;       /* registered, not yet taken */
@@ -240,6 +241,11 @@ static void *worker(void *arg)
 	struct daemon *d = op->d;
 	struct operations *ops = d->ops;
 	struct gr_error err = { 0 };
+	/* Every event of the operation follows its creation event. */
+	pthread_mutex_lock(&ops->mu);
+	while (!op->announced)
+		pthread_cond_wait(&ops->cond, &ops->mu);
+	pthread_mutex_unlock(&ops->mu);
 	int rc = op->fn(d, op, op->arg, &err);
 
 	pthread_mutex_lock(&ops->mu);
@@ -368,6 +374,10 @@ int op_start(struct daemon *d, const struct op_params *p, const char **id_out, j
 	else
 		json_decref(ret);
 	emit(d, snap);
+	pthread_mutex_lock(&ops->mu);
+	op->announced = true;
+	pthread_cond_broadcast(&ops->cond);
+	pthread_mutex_unlock(&ops->mu);
 	return 0;
 }
 
