@@ -14,7 +14,6 @@ Run: /usr/bin/python3 -m pytest -q -s tests/integration/test_daemon_kill.py
 """
 import glob
 import http.client
-import json
 import os
 import random
 import signal
