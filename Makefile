@@ -5,7 +5,6 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
-BUNDLE     ?= $(BUILD)/busybox-bundle
 RUNTIME     = $(BUILD)/src/runtime/gureum-runtime
 PYTEST      = /usr/bin/python3 -m pytest
 
@@ -28,10 +27,13 @@ build: $(BUILD)/build.ninja
 asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-# The main job: until gureumd exists, gureum-runtime runs the built-in busybox bundle.
+# The main job: gureumd in the foreground, state in /var/lib/gureum and sockets in /run/gureum
+# (its built-in defaults); Ctrl-C stops it (instances keep running). It prints how to launch an
+# instance from another terminal.
+GUREUMD = $(BUILD)/src/daemon/gureumd
 run: deps build
-	@bash scripts/mkbundle.sh $(BUNDLE) sh -c 'echo "hello from a gureum container: pid $$$$, hostname $$(hostname), kernel $$(uname -r)"; ls /'
-	$(RUNTIME) --root $(BUILD)/run-state run --bundle $(BUNDLE) gureum-hello-$$$$
+	@echo "make run: starting gureumd; from another terminal: PATH=$(CURDIR)/$(BUILD)/src/cli:\$$PATH gureum launch busybox c1"
+	$(GUREUMD)
 
 unit: build asan
 	meson test -C $(BUILD) --print-errorlogs

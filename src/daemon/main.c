@@ -19,8 +19,12 @@
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "daemon/api/server.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
+#include "daemon/operations.h"
+#include "daemon/reconcile.h"
+#include "daemon/store/store.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/gureum"
 #define DEFAULT_RUN_DIR "/run/gureum"
@@ -124,6 +128,16 @@ static char *libexec_dir(void)
 	return strdup(exe);
 }
 
+/* --print-routes (for tests/integration/test_daemon_openapi.py): every route
+ * the server serves, "METHOD PATTERN" per line. */
+static void print_routes(void)
+{
+	const struct route *const tables[] = { instance_routes, core_routes };
+	for (size_t t = 0; t < 2; t++)
+		for (const struct route *r = tables[t]; r->method; r++)
+			printf("%s %s\n", r->method, r->pattern);
+}
+
 static struct daemon g_daemon;
 static sigset_t g_stop_signals;
 
@@ -137,6 +151,7 @@ static void *signal_thread(void *arg)
 			continue;
 		gr_info("gureumd: %s received, stopping (instances keep running)", strsignal(sig));
 		d->stopping = 1;
+		server_wake(d);
 		return NULL;
 	}
 }
@@ -149,6 +164,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "print-routes", no_argument, NULL, 'R' },
 		{ 0 },
 	};
 	const char *state = getenv("GUREUM_STATE_DIR");
@@ -173,6 +189,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'R': print_routes(); return 0;
 		default:
 			fprintf(stderr, "gureumd: %s: %s\n", argv[optind - 1],
 				optopt && strchr("srlL", optopt) ? "missing value" : "unknown option");
@@ -210,21 +227,41 @@ int main(int argc, char **argv)
 	pthread_create(&sig_thread, NULL, signal_thread, d);
 
 	int status = 1;
-	/* TODO(store): store_open() from store/store.h (engineer 2) goes here, before events. */
-	if (events_init(d, &err) < 0)
+	if (store_open(state_dir, &d->store, &err) < 0 || events_init(d, &err) < 0 || operations_init(d, &err) < 0)
+		goto out;
+	if (reconcile(d, &err) < 0) {
+		gr_error_prefix(&err, "reconciliation");
+		goto out;
+	}
+	if (server_start(d, &err) < 0)
 		goto out;
 
-	printf("gureumd: state %s, run %s; API on %s/gureum.sock\n", state_dir, run_dir, run_dir);
+	printf("gureumd: ready; state %s, run %s, API on %s/gureum.sock%s%s\n", state_dir, run_dir, run_dir,
+	       listen ? " and https://" : "", listen ? listen : "");
 	printf("gureumd: launch an instance with:  gureum launch busybox c1\n");
 	fflush(stdout);
-	while (!d->stopping)
-		usleep(100 * 1000);
+	if (!d->stopping && server_run(d) < 0)
+		gr_warn("gureumd: the service loop failed");
 	status = 0;
 out:
 	if (status != 0)
 		fprintf(stderr, "gureumd: %s\n", err.msg);
+	/* The server first: closing its connections tells relay owners (exec
+	 * operations) that their clients are gone, so their workers can end. */
+	server_stop(d);
+	operations_free(d);
+	if (d->ops) {
+		/* Workers still run and use the events and the store: leave them to the exit. */
+		fflush(stdout);
+		_exit(status);
+	}
 	events_free(d);
+	if (d->store)
+		store_close(d->store);
+	d->store = NULL;
 	pthread_cancel(sig_thread);
 	pthread_join(sig_thread, NULL);
+	if (status == 0)
+		gr_info("gureumd: stopped");
 	return status;
 }
