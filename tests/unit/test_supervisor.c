@@ -313,7 +313,7 @@ static void test_config_generate(void **state)
 	struct instance_spec spec = { 1, "web-1", "container", "busybox", conf, cmd };
 	struct gr_error err = { 0 };
 	gr_autojson json_t *cfg = NULL;
-	assert_int_equal(container_config_generate(&spec, &cfg, &err), 0);
+	assert_int_equal(container_config_generate(&spec, NULL, &cfg, &err), 0);
 	json_t *res = json_object_get(json_object_get(cfg, "linux"), "resources");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "cpu"), "quota")), 50000);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "cpu"), "period")), 100000);
@@ -346,9 +346,17 @@ static void test_config_generate(void **state)
 	/* Without a command: the image's shell; without config: no limits. */
 	struct instance_spec bare = { 2, "a", "container", "busybox", NULL, NULL };
 	gr_autojson json_t *c2 = NULL;
-	assert_int_equal(container_config_generate(&bare, &c2, &err), 0);
+	assert_int_equal(container_config_generate(&bare, "/gureum-x", &c2, &err), 0);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(c2, "process"), "args"), 0)),
 			    "/bin/sh");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c2, "linux"), "cgroupsPath")), "/gureum-x/a");
+	char parent[96], other[96];
+	container_cgroup_parent("/run/gureum", parent, sizeof(parent));
+	assert_string_equal(parent, "/gureum");
+	container_cgroup_parent("/tmp/a/run", parent, sizeof(parent));
+	container_cgroup_parent("/tmp/b/run", other, sizeof(other));
+	assert_int_equal(strlen(parent), strlen("/gureum-") + 8);
+	assert_string_not_equal(parent, other);
 	json_t *r2 = json_object_get(json_object_get(c2, "linux"), "resources");
 	assert_null(json_object_get(r2, "memory"));
 	assert_null(json_object_get(r2, "cpu"));
@@ -377,7 +385,7 @@ static void test_config_refused(void **state)
 		struct instance_spec spec = { 1, "x", "container", "busybox", conf, NULL };
 		struct gr_error err = { 0 };
 		json_t *cfg = NULL;
-		int r = container_config_generate(&spec, &cfg, &err);
+		int r = container_config_generate(&spec, NULL, &cfg, &err);
 		if (r != -EINVAL && r != -ERANGE)
 			fail_msg("%s=%s: %d", bad[i].key, bad[i].value, r);
 		assert_null(cfg);
@@ -389,7 +397,7 @@ static void test_config_refused(void **state)
 	struct gr_error err = { 0 };
 	json_t *cfg = NULL;
 	assert_int_equal(container_config_validate(conf, &err), -EINVAL);
-	assert_int_equal(container_config_generate(&spec, &cfg, &err), -EINVAL);
+	assert_int_equal(container_config_generate(&spec, NULL, &cfg, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "string"));
 }
 

@@ -111,7 +111,7 @@ static int container_validate(const struct driver_env *env, const struct instanc
 {
 	char rootfs[PATH_MAX];
 	gr_autojson json_t *cfg = NULL;
-	int r = container_config_generate(spec, &cfg, err);
+	int r = container_config_generate(spec, NULL, &cfg, err);
 	if (r < 0)
 		return r;
 	if (!spec->image || strcmp(spec->image, IMAGE_BUILTIN_ALIAS) != 0)
@@ -119,11 +119,13 @@ static int container_validate(const struct driver_env *env, const struct instanc
 	return 0;
 }
 
-static int write_config(const struct instance_paths *p, const char *dir, const struct instance_spec *spec,
-			struct gr_error *err)
+static int write_config(const struct driver_env *env, const struct instance_paths *p, const char *dir,
+			const struct instance_spec *spec, struct gr_error *err)
 {
 	gr_autojson json_t *cfg = NULL;
-	int r = container_config_generate(spec, &cfg, err);
+	char parent[96];
+	container_cgroup_parent(env->run_dir, parent, sizeof(parent));
+	int r = container_config_generate(spec, parent, &cfg, err);
 	if (r < 0)
 		return r;
 	gr_autofree char *text = json_dumps(cfg, JSON_INDENT(2));
@@ -176,7 +178,7 @@ static int container_create_(const struct driver_env *env, const struct instance
 			goto fail;
 		}
 	}
-	if ((r = write_config(&p, tmp, spec, err)) < 0)
+	if ((r = write_config(env, &p, tmp, spec, err)) < 0)
 		goto fail;
 	if (access(p.bundle, F_OK) == 0 && (r = gr_rm_rf(p.bundle, err)) < 0)
 		goto fail;
@@ -310,7 +312,7 @@ static int container_start_(const struct driver_env *env, const struct instance_
 				    p.bundle);
 	if ((r = image_builtin_ensure(env->state_dir, err)) < 0 ||
 	    (r = image_rootfs_path(env->state_dir, spec->image, lower, sizeof(lower), err)) < 0 ||
-	    (r = write_config(&p, NULL, spec, err)) < 0)
+	    (r = write_config(env, &p, NULL, spec, err)) < 0)
 		return r;
 	const char *restart = spec->config ? json_string_value(json_object_get(spec->config, "boot.restart")) : NULL;
 	struct restart_policy rp;

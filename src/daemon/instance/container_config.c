@@ -117,7 +117,20 @@ static json_t *mounts_json(void)
 		"nodev", "relatime", "ro");
 }
 
-int container_config_generate(const struct instance_spec *spec, json_t **out, struct gr_error *err)
+void container_cgroup_parent(const char *run_dir, char *out, size_t n)
+{
+	if (!run_dir || strcmp(run_dir, "/run/gureum") == 0) {
+		snprintf(out, n, "%s", CONTAINER_CGROUP_PARENT);
+		return;
+	}
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *c = run_dir; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	snprintf(out, n, "%s-%08x", CONTAINER_CGROUP_PARENT, h);
+}
+
+int container_config_generate(const struct instance_spec *spec, const char *cgroup_parent, json_t **out,
+			      struct gr_error *err)
 {
 	int r = container_config_validate(spec->config, err);
 	if (r < 0)
@@ -177,7 +190,7 @@ int container_config_generate(const struct instance_spec *spec, json_t **out, st
 		}
 	}
 	char cgpath[128];
-	snprintf(cgpath, sizeof(cgpath), "%s/%s", CONTAINER_CGROUP_PARENT, spec->name);
+	snprintf(cgpath, sizeof(cgpath), "%s/%s", cgroup_parent ? cgroup_parent : CONTAINER_CGROUP_PARENT, spec->name);
 	json_t *caps = strv_json(default_caps);
 	json_t *process = json_pack(
 		"{s:b, s:{s:i,s:i}, s:{s:i,s:i}, s:O, s:O, s:s, s:{s:O,s:O,s:O}, s:b}",
