@@ -169,6 +169,26 @@ static void test_rotlog_unwritable(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/x.log"));
 }
 
+static void test_crlf_filter(void **state)
+{
+	(void)state;
+	char out[64];
+	bool cr = false;
+	size_t n = log_crlf_filter("a\r\nb\rc\r", 7, out, &cr);
+	assert_int_equal(n, 5);
+	assert_memory_equal(out, "a\nb\rc", 5);
+	assert_true(cr); /* the last \r waits */
+	n = log_crlf_filter("\nd", 2, out, &cr);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "\nd", 2);
+	assert_false(cr);
+	log_crlf_filter("x\r", 2, out, &cr);
+	n = log_crlf_filter("y", 1, out, &cr);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "\ry", 2);
+	assert_int_equal(log_crlf_filter("", 0, out, &cr), 0);
+}
+
 /* ---- exit.json ---- */
 
 static void test_exit_info(void **state)
@@ -409,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_rotlog, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_rotlog_unwritable),
+		cmocka_unit_test(test_crlf_filter),
 		cmocka_unit_test_setup_teardown(test_exit_info, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test_setup_teardown(test_supervisor_alive, setup_tmp, teardown_tmp),

@@ -87,3 +87,20 @@ void rotlog_close(struct rotlog *l)
 		close(l->fd);
 	l->fd = -1;
 }
+
+size_t log_crlf_filter(const char *in, size_t n, char *out, bool *pending_cr)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (*pending_cr) {
+			*pending_cr = false;
+			if (in[i] != '\n')
+				out[k++] = '\r';
+		}
+		if (in[i] == '\r')
+			*pending_cr = true;
+		else
+			out[k++] = in[i];
+	}
+	return k;
+}

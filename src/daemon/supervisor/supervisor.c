@@ -38,6 +38,7 @@ struct sup {
 	pid_t init;
 	struct rotlog log;
 	bool log_ok;
+	bool pending_cr;            /* log_crlf_filter's state (terminal output) */
 	bool stop_requested;
 	int64_t kill_deadline;      /* ms (monotonic) when the container gets SIGKILL; -1: none */
 	bool exited;
@@ -309,7 +310,9 @@ static void handle_output(struct sup *s, bool *eof)
 			return;
 		}
 		struct gr_error err = { 0 };
-		if (s->log_ok && rotlog_write(&s->log, buf, (size_t)n, &err) < 0)
+		char text[sizeof(buf) + 1];
+		size_t tn = s->terminal ? log_crlf_filter(buf, (size_t)n, text, &s->pending_cr) : (size_t)n;
+		if (s->log_ok && rotlog_write(&s->log, s->terminal ? text : buf, tn, &err) < 0)
 			s->log_ok = false; /* disk full: keep relaying, stop logging */
 		if (s->client_fd >= 0 && send(s->client_fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 		    errno != EAGAIN)

@@ -89,6 +89,10 @@ int rotlog_open(struct rotlog *l, const char *path, uint64_t max_size, unsigned 
 /* Appends; no file grows beyond max_size (data is split across a rotation). */
 int rotlog_write(struct rotlog *l, const void *buf, size_t n, struct gr_error *err);
 void rotlog_close(struct rotlog *l);
+/* A terminal's "\r\n" as "\n" (the log is text; the console keeps the raw
+ * bytes). A '\r' at the end of in is held back in *pending_cr until the next
+ * call shows what follows it. out needs room for n + 1 bytes; returns its length. */
+size_t log_crlf_filter(const char *in, size_t n, char *out, bool *pending_cr);
 
 /* ---- exit.json ---- */
 
