@@ -20,6 +20,15 @@ BUSYBOX = {"type": "image", "alias": "busybox"}
 SLEEPER = ["sh", "-c", "echo hello from $NAME; exec sleep 100000"]
 
 
+
+# Instance names are per run: cgroups (/gureum/NAME) are host-wide, and other suites may run
+# at the same time.
+PREFIX = f"t{os.getpid() % 100000}-"
+
+
+def n(short):
+    return PREFIX + short
+
 def wait_for(pred, timeout=TIMEOUT, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -90,26 +99,26 @@ def test_bad_names(gureumd, name, why):
 def test_create_errors(gureumd):
     d = gureumd
     error(d, "POST", "/1.0/instances", {"source": BUSYBOX}, 400, "name")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "colour": "red"}, 400,
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "colour": "red"}, 400,
           'unknown key "colour"')
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.gpu": "1"}}, 400,
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"limits.gpu": "1"}}, 400,
           'unknown key "limits.gpu"')
     for bad in ("1.5GiB", "10 MB", "lots", "1gib", "99999999999999999999TiB"):
         error(d, "POST", "/1.0/instances",
-              {"name": "c1", "source": BUSYBOX, "config": {"limits.memory": bad}}, 400, "limits.memory")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.cpu": "0"}}, 400,
+              {"name": n('c1'), "source": BUSYBOX, "config": {"limits.memory": bad}}, 400, "limits.memory")
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"limits.cpu": "0"}}, 400,
           "limits.cpu")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.cpu": 1}}, 400,
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"limits.cpu": 1}}, 400,
           "string")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"limits.processes": "0"}},
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"limits.processes": "0"}},
           400, "limits.processes")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"boot.restart": "maybe"}},
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"boot.restart": "maybe"}},
           400, "boot.restart")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "config": {"environment.A-B": "x"}},
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "config": {"environment.A-B": "x"}},
           400, "environment")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX, "command": [1]}, 400, "command[0]")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "type": "vm", "source": BUSYBOX}, 400, "type")
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": {"type": "copy"}}, 400, "source.type")
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX, "command": [1]}, 400, "command[0]")
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "type": "vm", "source": BUSYBOX}, 400, "type")
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": {"type": "copy"}}, 400, "source.type")
     error(d, "POST", "/1.0/instances", {"name": "c1"}, 400, "source")
     st, _, env = d.request("POST", "/1.0/instances", body=b'{"name": "c1",')
     assert st == 400 and "line 1" in env["error"], env
@@ -132,64 +141,64 @@ def test_unknown_instance_is_404(gureumd):
 def test_lifecycle(gureumd):
     d = gureumd
     events = d.websocket("/1.0/events?type=lifecycle")
-    create(d, "c1", config={"environment.NAME": "c1", "limits.memory": "64MiB", "limits.processes": "50",
+    create(d, n('c1'), config={"environment.NAME": n('c1'), "limits.memory": "64MiB", "limits.processes": "50",
                             "limits.cpu": "0.5"})
-    error(d, "POST", "/1.0/instances", {"name": "c1", "source": BUSYBOX}, 409, "already exists")
-    inst = d.get("/1.0/instances/c1", expect=200)["metadata"]
-    assert inst["name"] == "c1" and inst["type"] == "container" and inst["image"] == "busybox"
+    error(d, "POST", "/1.0/instances", {"name": n('c1'), "source": BUSYBOX}, 409, "already exists")
+    inst = d.get(f"/1.0/instances/{n('c1')}", expect=200)["metadata"]
+    assert inst["name"] == n("c1") and inst["type"] == "container" and inst["image"] == "busybox"
     assert inst["status"] == "Running" and inst["status_code"] == 103
     assert inst["config"]["limits.memory"] == "64MiB" and inst["command"] == SLEEPER
     assert inst["created_at"] and inst["last_used_at"] != "0001-01-01T00:00:00Z"
-    st = state(d, "c1")
+    st = state(d, n('c1'))
     assert st["status"] == "Running" and st["pid"] > 0 and pid_alive(st["pid"])
     assert st["processes"] >= 1 and st["memory"]["usage"] > 0
-    assert d.get("/1.0/instances", expect=200)["metadata"] == ["/1.0/instances/c1"]
+    assert d.get("/1.0/instances", expect=200)["metadata"] == [f"/1.0/instances/{n('c1')}"]
     full = d.get("/1.0/instances?recursion=1", expect=200)["metadata"]
-    assert [i["name"] for i in full] == ["c1"] and full[0]["status"] == "Running"
+    assert [i["name"] for i in full] == [n('c1')] and full[0]["status"] == "Running"
 
     # impossible transitions
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "start"}, 409, "running")
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "resume"}, 409)
-    error(d, "DELETE", "/1.0/instances/c1", None, 409, "force")
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "fly"}, 400, "action")
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop", "timeout": "5"}, 400, "timeout")
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop", "speed": 1}, 400, 'unknown key "speed"')
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "start"}, 409, "running")
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "resume"}, 409)
+    error(d, "DELETE", f"/1.0/instances/{n('c1')}", None, 409, "force")
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "fly"}, 400, "action")
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "stop", "timeout": "5"}, 400, "timeout")
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "stop", "speed": 1}, 400, 'unknown key "speed"')
 
-    action(d, "c1", "pause")
-    assert state(d, "c1")["status"] == "Frozen"
-    error(d, "POST", "/1.0/instances/c1/exec", {"command": ["true"]}, 409, "paused")
-    action(d, "c1", "resume")
-    assert state(d, "c1")["status"] == "Running"
+    action(d, n('c1'), "pause")
+    assert state(d, n('c1'))["status"] == "Frozen"
+    error(d, "POST", f"/1.0/instances/{n('c1')}/exec", {"command": ["true"]}, 409, "paused")
+    action(d, n('c1'), "resume")
+    assert state(d, n('c1'))["status"] == "Running"
 
-    pid = state(d, "c1")["pid"]
-    action(d, "c1", "restart", timeout=1)
-    st = state(d, "c1")
+    pid = state(d, n('c1'))["pid"]
+    action(d, n('c1'), "restart", timeout=1)
+    st = state(d, n('c1'))
     assert st["status"] == "Running" and st["pid"] != pid and not pid_alive(pid)
 
     # sleep as PID 1 ignores SIGTERM: the stop waits for the timeout, then kills.
     t0 = time.monotonic()
-    action(d, "c1", "stop", timeout=1)
+    action(d, n('c1'), "stop", timeout=1)
     took = time.monotonic() - t0
     assert 0.8 <= took < 10, took
-    st = state(d, "c1")
+    st = state(d, n('c1'))
     assert st["status"] == "Stopped" and st["pid"] == 0
-    error(d, "PUT", "/1.0/instances/c1/state", {"action": "stop"}, 409, "stopped")
-    error(d, "POST", "/1.0/instances/c1/exec", {"command": ["true"]}, 409)
+    error(d, "PUT", f"/1.0/instances/{n('c1')}/state", {"action": "stop"}, 409, "stopped")
+    error(d, "POST", f"/1.0/instances/{n('c1')}/exec", {"command": ["true"]}, 409)
 
-    action(d, "c1", "start")
+    action(d, n('c1'), "start")
     t0 = time.monotonic()
-    action(d, "c1", "stop", timeout=30, force=True)
+    action(d, n('c1'), "stop", timeout=30, force=True)
     assert time.monotonic() - t0 < 5
-    run_op(d, "DELETE", "/1.0/instances/c1")
-    error(d, "GET", "/1.0/instances/c1", None, 404)
-    assert not os.path.exists(os.path.join(d.state_dir, "instances", "c1"))
+    run_op(d, "DELETE", f"/1.0/instances/{n('c1')}")
+    error(d, "GET", f"/1.0/instances/{n('c1')}", None, 404)
+    assert not os.path.exists(os.path.join(d.state_dir, "instances", n('c1')))
 
     seen = []
     events.settimeout(5)
     while "instance-deleted" not in seen:
         ev = json.loads(events.recv())
         assert ev["type"] == "lifecycle"
-        if ev["metadata"]["source"] == "/1.0/instances/c1":
+        if ev["metadata"]["source"] == f"/1.0/instances/{n('c1')}":
             seen.append(ev["metadata"]["action"])
     events.close()
     for a in ("instance-created", "instance-started", "instance-paused", "instance-resumed",
@@ -199,54 +208,54 @@ def test_lifecycle(gureumd):
 
 def test_force_delete_running(gureumd):
     d = gureumd
-    create(d, "c2")
-    pid = state(d, "c2")["pid"]
-    st, _, env = d.request("DELETE", "/1.0/instances/c2?force=1")
+    create(d, n('c2'))
+    pid = state(d, n('c2'))["pid"]
+    st, _, env = d.request("DELETE", f"/1.0/instances/{n('c2')}?force=1")
     assert st == 202
     assert d.wait_operation(env["operation"])["status"] == "Success"
     wait_for(lambda: not pid_alive(pid), what="the workload to be gone")
-    error(d, "GET", "/1.0/instances/c2", None, 404)
+    error(d, "GET", f"/1.0/instances/{n('c2')}", None, 404)
 
 
 def test_create_without_start_and_failed_start_rolls_back(gureumd):
     d = gureumd
-    create(d, "c3", start=False)
-    assert state(d, "c3")["status"] == "Stopped"
-    action(d, "c3", "start")
-    assert state(d, "c3")["status"] == "Running"
-    run_op(d, "DELETE", "/1.0/instances/c3?force=1")
+    create(d, n('c3'), start=False)
+    assert state(d, n('c3'))["status"] == "Stopped"
+    action(d, n('c3'), "start")
+    assert state(d, n('c3'))["status"] == "Running"
+    run_op(d, "DELETE", f"/1.0/instances/{n('c3')}?force=1")
     # A command that cannot run: the launch fails and leaves nothing.
     op = run_op(d, "POST", "/1.0/instances",
-                {"name": "c4", "source": BUSYBOX, "start": True, "command": ["/no/such/program"]},
+                {"name": n('c4'), "source": BUSYBOX, "start": True, "command": ["/no/such/program"]},
                 expect_status=None)
     if op["status"] == "Failure":
-        error(d, "GET", "/1.0/instances/c4", None, 404)
-        assert not os.path.exists(os.path.join(d.state_dir, "instances", "c4"))
+        error(d, "GET", f"/1.0/instances/{n('c4')}", None, 404)
+        assert not os.path.exists(os.path.join(d.state_dir, "instances", n('c4')))
     else:  # the driver reports exec failures as an exit (127): then it is simply stopped
-        wait_for(lambda: state(d, "c4")["status"] == "Stopped", what="c4 to stop")
-        run_op(d, "DELETE", "/1.0/instances/c4")
+        wait_for(lambda: state(d, n('c4'))["status"] == "Stopped", what="c4 to stop")
+        run_op(d, "DELETE", f"/1.0/instances/{n('c4')}")
 
 
 # --- exec -----------------------------------------------------------------------------------
 
 def test_exec_recorded(gureumd):
     d = gureumd
-    create(d, "e1")
-    md = exec_recorded(d, "e1", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    create(d, n('e1'))
+    md = exec_recorded(d, n('e1'), ["sh", "-c", "echo out; echo err >&2; exit 7"])
     assert md["return"] == 7 and md["stdout"] == "out\n" and md["stderr"] == "err\n"
-    md = exec_recorded(d, "e1", ["sh", "-c", "echo $FOO; pwd; id -u"], environment={"FOO": "bar"}, cwd="/tmp",
+    md = exec_recorded(d, n('e1'), ["sh", "-c", "echo $FOO; pwd; id -u"], environment={"FOO": "bar"}, cwd="/tmp",
                        user=1000, group=1000)
     assert md["return"] == 0 and md["stdout"] == "bar\n/tmp\n1000\n", md
-    md = exec_recorded(d, "e1", ["sh", "-c", "kill -9 $$"])
+    md = exec_recorded(d, n('e1'), ["sh", "-c", "kill -9 $$"])
     assert md["return"] == 137
-    md = exec_recorded(d, "e1", ["/no/such"])
+    md = exec_recorded(d, n('e1'), ["/no/such"])
     assert md["return"] in (126, 127), md
-    error(d, "POST", "/1.0/instances/e1/exec", {"command": []}, 400, "command")
-    error(d, "POST", "/1.0/instances/e1/exec", {"command": ["true"], "environment": {"A=B": "1"}}, 400)
-    error(d, "POST", "/1.0/instances/e1/exec", {"command": ["true"], "tty": True}, 400, 'unknown key "tty"')
+    error(d, "POST", f"/1.0/instances/{n('e1')}/exec", {"command": []}, 400, "command")
+    error(d, "POST", f"/1.0/instances/{n('e1')}/exec", {"command": ["true"], "environment": {"A=B": "1"}}, 400)
+    error(d, "POST", f"/1.0/instances/{n('e1')}/exec", {"command": ["true"], "tty": True}, 400, 'unknown key "tty"')
 
 
-def ws_collect(ws, until_close=True):
+def ws_collect(ws):
     """(stdout bytes, stderr bytes) from an exec websocket until the server closes it."""
     import websocket
 
@@ -254,7 +263,8 @@ def ws_collect(ws, until_close=True):
     while True:
         try:
             op, data = ws.recv_data()
-        except websocket.WebSocketConnectionClosedException:
+        except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError):
+            # websocket-client answers the server's close frame; the server may be gone by then
             break
         if op == websocket.ABNF.OPCODE_CLOSE:
             break
@@ -269,8 +279,8 @@ def ws_collect(ws, until_close=True):
 
 def test_exec_websocket_pipes(gureumd):
     d = gureumd
-    create(d, "e2")
-    st, _, env = d.request("POST", "/1.0/instances/e2/exec",
+    create(d, n('e2'))
+    st, _, env = d.request("POST", f"/1.0/instances/{n('e2')}/exec",
                            body=json.dumps({"command": ["sh", "-c", "cat; echo done >&2; exit 4"],
                                             "wait-for-websocket": True}).encode())
     assert st == 202, env
@@ -286,12 +296,19 @@ def test_exec_websocket_pipes(gureumd):
 
 def test_exec_websocket_tty(gureumd):
     d = gureumd
-    create(d, "e3")
-    st, _, env = d.request("POST", "/1.0/instances/e3/exec",
+    create(d, n('e3'))
+    st, _, env = d.request("POST", f"/1.0/instances/{n('e3')}/exec",
                            body=json.dumps({"command": ["sh"], "interactive": True, "width": 80, "height": 24,
                                             "wait-for-websocket": True}).encode())
     assert st == 202, env
     ws = d.websocket(env["metadata"]["metadata"]["websocket"])
+    # The shell's prompt first: the process runs and the relay is attached.
+    first = b""
+    while b"#" not in first:
+        first += ws.recv_data()[1][1:]
+    ws.send_binary(b"\x00stty size\n")
+    while b"24 80" not in first:  # the initial size from the request
+        first += ws.recv_data()[1][1:]
     ws.send_binary(b"\x03" + json.dumps({"resize": {"width": 100, "height": 30}}).encode())
     time.sleep(0.2)
     ws.send_binary(b"\x00stty size; [ -t 0 ] && echo tty-yes; echo $((6*7)); exit 5\n")
@@ -306,30 +323,32 @@ def test_exec_websocket_tty(gureumd):
 
 def test_logs(gureumd):
     d = gureumd
-    create(d, "l1", command=["sh", "-c", "echo first line; while true; do echo tick; sleep 0.2; done"])
-    wait_for(lambda: b"first line" in d.request("GET", "/1.0/instances/l1/logs")[2], what="the log")
-    st, hdrs, body = d.request("GET", "/1.0/instances/l1/logs")
+    create(d, n('l1'), command=["sh", "-c", "echo first line; while true; do echo tick; sleep 0.2; done"])
+    wait_for(lambda: b"first line" in d.request("GET", f"/1.0/instances/{n('l1')}/logs")[2], what="the log")
+    st, hdrs, body = d.request("GET", f"/1.0/instances/{n('l1')}/logs")
+    body = body.replace(b"\r\n", b"\n")  # the instance's stdio is a terminal (onlcr)
     assert st == 200 and hdrs["content-type"].startswith("text/plain") and body.startswith(b"first line\n")
-    error(d, "GET", "/1.0/instances/l1/logs?follow=1", None, 400, "WebSocket")
-    ws = d.websocket("/1.0/instances/l1/logs?follow=1")
+    error(d, "GET", f"/1.0/instances/{n('l1')}/logs?follow=1", None, 400, "WebSocket")
+    ws = d.websocket(f"/1.0/instances/{n('l1')}/logs?follow=1")
     got = b""
     deadline = time.monotonic() + TIMEOUT
     while (b"first line" not in got or got.count(b"tick") < 10) and time.monotonic() < deadline:
         got += ws.recv_data()[1]
     ws.close()
+    got = got.replace(b"\r\n", b"\n")
     assert got.startswith(b"first line\n") and got.count(b"tick") >= 10
 
 
 def test_console(gureumd):
     d = gureumd
-    create(d, "k1", command=["sh"])
-    error(d, "GET", "/1.0/instances/k1/console", None, 400, "WebSocket")
-    st, _, env = d.request("GET", "/1.0/instances/k1/console",
+    create(d, n('k1'), command=["sh"])
+    error(d, "GET", f"/1.0/instances/{n('k1')}/console", None, 400, "WebSocket")
+    st, _, env = d.request("GET", f"/1.0/instances/{n('k1')}/console",
                            headers={"Connection": "Upgrade", "Upgrade": "websocket",
                                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     if st == 501:
         pytest.skip("this instance has no console")
-    ws = d.websocket("/1.0/instances/k1/console")
+    ws = d.websocket(f"/1.0/instances/{n('k1')}/console")
     ws.send_binary(b"echo console-$((40+2))\n")
     got = b""
     deadline = time.monotonic() + 10
@@ -343,27 +362,27 @@ def test_console(gureumd):
 
 def test_restart_on_failure_n(gureumd):
     d = gureumd
-    create(d, "r1", command=["sh", "-c", "exit 3"], config={"boot.restart": "on-failure:2"})
-    st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" and s["restarts"] == 2 else None)(state(d, "r1")),
+    create(d, n('r1'), command=["sh", "-c", "exit 3"], config={"boot.restart": "on-failure:2"})
+    st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" and s["restarts"] == 2 else None)(state(d, n('r1'))),
                   what="r1 to give up after 2 restarts")
     assert st["exit_code"] == 3 and "3" in st["stop_reason"]
     time.sleep(1)
-    assert state(d, "r1")["restarts"] == 2
+    assert state(d, n('r1'))["restarts"] == 2
 
 
 def test_restart_always_with_backoff(gureumd):
     d = gureumd
-    create(d, "r2", command=["sh", "-c", "exit 0"], config={"boot.restart": "always"})
-    wait_for(lambda: state(d, "r2")["restarts"] >= 3, what="restarts")
+    create(d, n('r2'), command=["sh", "-c", "exit 0"], config={"boot.restart": "always"})
+    wait_for(lambda: state(d, n('r2'))["restarts"] >= 3, what="restarts")
     # back-off: 100, 200, 400, 800 ms ... so far fewer than one restart per 10 ms
-    n1 = state(d, "r2")["restarts"]
+    n1 = state(d, n('r2'))["restarts"]
     time.sleep(1)
-    n2 = state(d, "r2")["restarts"]
+    n2 = state(d, n('r2'))["restarts"]
     assert n2 - n1 <= 5, (n1, n2)
     # A stop request is not "a failure": it stays stopped.
-    action(d, "r2", "stop", timeout=1, force=True)
+    action(d, n('r2'), "stop", timeout=1, force=True)
     time.sleep(0.5)
-    assert state(d, "r2")["status"] == "Stopped"
+    assert state(d, n('r2'))["status"] == "Stopped"
 
 
 # --- daemon restarts ------------------------------------------------------------------------
@@ -372,21 +391,21 @@ def test_restart_always_with_backoff(gureumd):
 def test_daemon_restart_keeps_instances(sig):
     d = Gureumd().start()
     try:
-        create(d, "p1")
-        create(d, "p2", start=False)
-        pid = state(d, "p1")["pid"]
+        create(d, n('p1'))
+        create(d, n('p2'), start=False)
+        pid = state(d, n('p1'))["pid"]
         d.stop(sig=sig, expect_status=0 if sig == signal.SIGTERM else None)
         assert pid_alive(pid), "the instance died with the daemon"
         d.start()
-        st = state(d, "p1")
+        st = state(d, n('p1'))
         assert st["status"] == "Running" and st["pid"] == pid
-        assert state(d, "p2")["status"] == "Stopped"
-        md = exec_recorded(d, "p1", ["echo", "still here"])
+        assert state(d, n('p2'))["status"] == "Stopped"
+        md = exec_recorded(d, n('p1'), ["echo", "still here"])
         assert md["return"] == 0 and md["stdout"] == "still here\n"
         # and the re-attached daemon can still stop and delete it
-        run_op(d, "DELETE", "/1.0/instances/p1?force=1")
+        run_op(d, "DELETE", f"/1.0/instances/{n('p1')}?force=1")
         wait_for(lambda: not pid_alive(pid), what="p1's workload to go")
-        run_op(d, "DELETE", "/1.0/instances/p2")
+        run_op(d, "DELETE", f"/1.0/instances/{n('p2')}")
         d.stop()
     finally:
         d.cleanup()
@@ -395,18 +414,18 @@ def test_daemon_restart_keeps_instances(sig):
 def test_instance_that_died_while_daemon_was_down():
     d = Gureumd().start()
     try:
-        create(d, "p3")
-        st = state(d, "p3")
+        create(d, n('p3'))
+        st = state(d, n('p3'))
         d.stop(sig=signal.SIGKILL, expect_status=None)
         os.kill(st["pid"], signal.SIGKILL)  # the workload dies while nobody watches
         wait_for(lambda: not pid_alive(st["pid"]), what="p3 to die")
         d.start()
-        st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" else None)(state(d, "p3")),
+        st = wait_for(lambda: (lambda s: s if s["status"] == "Stopped" else None)(state(d, n('p3'))),
                       what="p3 reported stopped")
         assert st["stop_reason"], st
-        inst = d.get("/1.0/instances/p3", expect=200)["metadata"]
+        inst = d.get(f"/1.0/instances/{n('p3')}", expect=200)["metadata"]
         assert inst["status"] == "Stopped" and inst["stop_reason"]
-        run_op(d, "DELETE", "/1.0/instances/p3")
+        run_op(d, "DELETE", f"/1.0/instances/{n('p3')}")
         d.stop()
     finally:
         d.cleanup()
