@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -109,8 +110,29 @@ static void conn_fail(struct gr_ws *c, int code, const char *fmt, ...)
 /* lws says only "connect failed"; a plain connect() gives the reason. */
 static int probe_errno(struct gr_client *cl)
 {
-	if (cl->tls)
-		return ECONNREFUSED;
+	if (cl->tls) {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+		char port[16];
+		snprintf(port, sizeof(port), "%d", cl->port);
+		int g = getaddrinfo(cl->host, port, &hints, &res);
+		if (g != 0)
+			return g == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		int e = ECONNRESET;
+		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+			int tfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (tfd < 0) {
+				e = errno;
+				continue;
+			}
+			int rc = connect(tfd, ai->ai_addr, ai->ai_addrlen);
+			e = rc < 0 ? errno : ECONNRESET;
+			close(tfd);
+			if (rc == 0)
+				break;
+		}
+		freeaddrinfo(res);
+		return e;
+	}
 	gr_autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errno;
@@ -128,12 +150,13 @@ static void connection_error(struct gr_ws *c, const char *why)
 		conn_fail(c, EPROTO, "the WebSocket upgrade was refused with HTTP status %d", c->upgrade_status);
 		return;
 	}
-	if (cl->tls) {
-		conn_fail(c, ECONNREFUSED, "cannot reach gureumd at %s: %s", cl->target,
-			  why && *why ? why : "connection failed");
+	int e = probe_errno(cl);
+	if (cl->tls && e == ECONNRESET) {
+		/* TCP works: TLS or the handshake failed. */
+		conn_fail(c, EPROTO, "cannot talk to gureumd at %s: %s", cl->target,
+			  why && *why ? why : "the TLS handshake failed");
 		return;
 	}
-	int e = probe_errno(cl);
 	conn_fail(c, e, "cannot reach gureumd at %s: %s (is gureumd running?)", cl->target, strerror(e));
 }
 
@@ -251,8 +274,18 @@ static int callback_fd(struct lws *wsi, enum lws_callback_reasons reason, void *
 		}
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
-		if (c && (i = watch_index(c, wsi)) >= 0)
-			c->watch[i].wsi = NULL;
+		if (!c || (i = watch_index(c, wsi)) < 0)
+			return 0;
+		c->watch[i].wsi = NULL;
+		/* A hang-up (a pipe's writer closed) closes the watch without
+		 * a read: let the owner read what is left and the end, as a
+		 * readable descriptor would have. */
+		while (!c->watch[i].unwatched && !c->done && c->ops->on_fd)
+			if (c->ops->on_fd(c, c->watch[i].fd, c->ops->user) < 0) {
+				if (!c->failed)
+					conn_fail(c, EIO, "reading a local descriptor failed");
+				break;
+			}
 		return 0;
 	default:
 		return 0;

@@ -97,7 +97,7 @@ int cmd_console(struct cli *cli, int argc, char **argv)
 	struct gr_error err = { 0 };
 	bool term = isatty(STDIN_FILENO);
 	if (term) {
-		fprintf(stderr, "To detach from the console, press Ctrl-a q\r\n");
+		fprintf(stderr, "To detach from the console, press Ctrl-a q\n");
 		if (cli_term_raw(STDIN_FILENO, &err) < 0) {
 			sigprocmask(SIG_SETMASK, &old, NULL);
 			return cli_fail(&err);
