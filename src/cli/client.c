@@ -27,6 +27,10 @@
 #define MAX_BODY (64u << 20)   /* a log can be large; the API's own limit is 1 MiB */
 #define MAX_WATCH 4
 #define WAIT_SLICE 15           /* seconds per /wait request */
+/* Local input is not read while more than QUEUE_HIGH bytes wait to be sent,
+ * and read again below QUEUE_LOW (a fast stdin, a slow daemon). */
+#define QUEUE_HIGH (1u << 20)
+#define QUEUE_LOW (256u << 10)
 
 enum conn_kind { CONN_HTTP, CONN_WS };
 
@@ -62,6 +66,8 @@ struct gr_ws {
 	bool server_closed;
 	int upgrade_status;
 	struct frame *head, *tail;
+	size_t queued;          /* bytes in the frames */
+	int active_watch;       /* the watch whose on_fd runs, or -1 */
 	unsigned char *msg;
 	size_t msg_len, msg_cap;
 	bool msg_binary;
@@ -69,6 +75,7 @@ struct gr_ws {
 		int fd;         /* the caller's */
 		struct lws *wsi;
 		bool unwatched;
+		bool paused;
 	} watch[MAX_WATCH];
 	size_t nwatch;
 };
@@ -265,9 +272,11 @@ static int callback_fd(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (!c || (i = watch_index(c, wsi)) < 0)
 			return -1;
+		c->active_watch = i;
 		if (!c->watch[i].unwatched && c->ops->on_fd &&
 		    c->ops->on_fd(c, c->watch[i].fd, c->ops->user) < 0 && !c->failed)
 			conn_fail(c, EIO, "reading a local descriptor failed");
+		c->active_watch = -1;
 		if (c->watch[i].unwatched || c->done) {
 			c->watch[i].wsi = NULL;
 			return -1;
@@ -305,7 +314,15 @@ static int ws_write_one(struct gr_ws *c, struct lws *wsi)
 	c->head = f->next;
 	if (!c->head)
 		c->tail = NULL;
+	c->queued -= f->len;
 	free(f);
+	if (c->queued < QUEUE_LOW)
+		for (size_t i = 0; i < c->nwatch; i++)
+			if (c->watch[i].paused) {
+				c->watch[i].paused = false;
+				if (c->watch[i].wsi)
+					lws_rx_flow_control(c->watch[i].wsi, 1);
+			}
 	return 0;
 }
 
@@ -706,7 +723,7 @@ static void conn_loop(struct gr_client *cl, struct gr_ws *c)
 int gr_client_http(struct gr_client *cl, const char *method, const char *path, const char *body,
 		   struct gr_response *resp, struct gr_error *err)
 {
-	struct gr_ws c = { .client = cl, .kind = CONN_HTTP, .method = method, .body = body,
+	struct gr_ws c = { .client = cl, .kind = CONN_HTTP, .active_watch = -1, .method = method, .body = body,
 			   .body_len = body ? strlen(body) : 0, .resp = resp };
 	memset(resp, 0, sizeof(*resp));
 	if (conn_start(cl, &c, path) == 0)
@@ -855,6 +872,12 @@ int gr_ws_send(struct gr_ws *c, const void *data, size_t len, bool binary)
 	else
 		c->head = f;
 	c->tail = f;
+	c->queued += len;
+	int w = c->active_watch;
+	if (c->queued > QUEUE_HIGH && w >= 0 && !c->watch[w].paused && c->watch[w].wsi) {
+		c->watch[w].paused = true;
+		lws_rx_flow_control(c->watch[w].wsi, 0);
+	}
 	if (c->wsi && c->established)
 		lws_callback_on_writable(c->wsi);
 	return 0;
@@ -924,7 +947,7 @@ static void explain_refused_upgrade(struct gr_client *cl, const char *path, stru
 int gr_ws_run(struct gr_client *cl, const char *path, const struct gr_ws_ops *ops,
 	      const int *fds, size_t nfds, struct gr_error *err)
 {
-	struct gr_ws c = { .client = cl, .kind = CONN_WS, .ops = ops };
+	struct gr_ws c = { .client = cl, .kind = CONN_WS, .ops = ops, .active_watch = -1 };
 	int r = 0;
 	if (nfds > MAX_WATCH)
 		return gr_error_set(err, EINVAL, "too many descriptors to watch");

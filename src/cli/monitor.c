@@ -15,21 +15,26 @@
 
 static int on_message(struct gr_ws *ws, const void *data, size_t len, bool binary, void *user)
 {
-	(void)binary; (void)user;
+	bool *stopped = user;
+	(void)binary;
 	const char *p = data;
 	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
 		len--;
-	if (cli_write_all(STDOUT_FILENO, p, len) < 0 || cli_write_all(STDOUT_FILENO, "\n", 1) < 0)
+	if (cli_write_all(STDOUT_FILENO, p, len) < 0 || cli_write_all(STDOUT_FILENO, "\n", 1) < 0) {
+		*stopped = true; /* stdout went away (| head) */
 		gr_ws_close(ws);
+	}
 	return 0;
 }
 
 static int on_signal(struct gr_ws *ws, int fd, void *user)
 {
 	struct signalfd_siginfo si;
-	(void)user;
-	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+	bool *stopped = user;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		*stopped = true;
 		gr_ws_close(ws);
+	}
 	return 0;
 }
 
@@ -83,8 +88,13 @@ int cmd_monitor(struct cli *cli, int argc, char **argv)
 		return cli_error("signalfd: %s", strerror(errno));
 	}
 	struct gr_error err = { 0 };
-	const struct gr_ws_ops ops = { .on_message = on_message, .on_fd = on_signal };
+	bool stopped = false;
+	const struct gr_ws_ops ops = { .on_message = on_message, .on_fd = on_signal, .user = &stopped };
 	int r = gr_ws_run(c, path, &ops, &sfd, 1, &err);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	return r < 0 ? cli_fail(&err) : 0;
+	if (r < 0)
+		return cli_fail(&err);
+	if (!stopped)
+		return cli_error("gureumd closed the event stream (it stopped?)");
+	return 0;
 }

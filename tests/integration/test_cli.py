@@ -547,6 +547,24 @@ def test_monitor_sees_lifecycle_events(cli):
             p.kill()
 
 
+def test_monitor_reports_the_daemon_going_away():
+    d = Gureumd().start()
+    try:
+        p = subprocess.Popen([GUREUM, "--socket", d.socket_path, "monitor"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.3)
+            d.stop()
+            _, err = p.communicate(timeout=TIMEOUT)
+            assert p.returncode == 1
+            assert err == b"gureum: gureumd closed the event stream (it stopped?)\n"
+        finally:
+            if p.poll() is None:
+                p.kill()
+    finally:
+        d.cleanup()
+
+
 def test_query(cli, c1):
     md = json.loads(cli.ok("query", "/1.0"))
     assert md["api_version"] == "1.0"
