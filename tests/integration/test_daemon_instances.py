@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from daemon import Gureumd, TIMEOUT, gureumd  # noqa: F401 (fixture)
+from daemon import Gureumd, TIMEOUT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -28,6 +28,29 @@ PREFIX = f"t{os.getpid() % 100000}-"
 
 def n(short):
     return PREFIX + short
+
+
+def delete_all(d):
+    """Instances outlive gureumd by design: every test deletes what it made before the daemon
+    stops, or its workloads would stay on the host."""
+    if not d.proc or d.proc.poll() is not None:
+        d.start()
+    for url in d.get("/1.0/instances", expect=200)["metadata"]:
+        st, _, env = d.request("DELETE", f"{url}?force=1")
+        if st == 202:
+            d.wait_operation(env["operation"])
+    assert d.get("/1.0/instances", expect=200)["metadata"] == []
+
+
+@pytest.fixture
+def gureumd():  # noqa: F811: daemon.py's, plus the deletion of every instance at the end
+    d = Gureumd().start()
+    try:
+        yield d
+        delete_all(d)
+        d.stop()
+    finally:
+        d.cleanup()
 
 def wait_for(pred, timeout=TIMEOUT, what="condition"):
     deadline = time.monotonic() + timeout
@@ -408,7 +431,11 @@ def test_daemon_restart_keeps_instances(sig):
         run_op(d, "DELETE", f"/1.0/instances/{n('p2')}")
         d.stop()
     finally:
-        d.cleanup()
+        try:
+            delete_all(d)
+            d.stop()
+        finally:
+            d.cleanup()
 
 
 def test_instance_that_died_while_daemon_was_down():
@@ -428,4 +455,63 @@ def test_instance_that_died_while_daemon_was_down():
         run_op(d, "DELETE", f"/1.0/instances/{n('p3')}")
         d.stop()
     finally:
+        try:
+            delete_all(d)
+            d.stop()
+        finally:
+            d.cleanup()
+
+
+def test_paused_instance_can_be_stopped_and_force_deleted(gureumd):
+    d = gureumd
+    create(d, n("f1"))
+    action(d, n("f1"), "pause")
+    action(d, n("f1"), "stop", timeout=1)
+    assert state(d, n("f1"))["status"] == "Stopped"
+    action(d, n("f1"), "start")
+    action(d, n("f1"), "pause")
+    pid = state(d, n("f1"))["pid"]
+    run_op(d, "DELETE", f"/1.0/instances/{n('f1')}?force=1")
+    wait_for(lambda: not pid_alive(pid), what="the frozen workload to go")
+
+
+def test_unknown_workload_is_reported_not_killed():
+    import sqlite3
+
+    d = Gureumd().start()
+    try:
+        create(d, n("u1"))
+        pid = state(d, n("u1"))["pid"]
+        d.stop()
+        db = sqlite3.connect(os.path.join(d.state_dir, "gureum.db"))
+        db.execute("DELETE FROM instances WHERE name = ?", (n("u1"),))
+        db.commit()
+        db.close()
+        d.start()
+        events = d.websocket("/1.0/events?type=lifecycle")  # after start-up: nothing to see
+        events.close()
+        assert f"'{n('u1')}' exists on this host but not in the database" in d.stderr()
+        assert pid_alive(pid), "reconciliation killed a workload it did not know"
+        assert d.get("/1.0/instances", expect=200)["metadata"] == []
+        # Put it back so the test can clean up through the API.
+        d.stop()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), what="the unknown workload to be killed by the test")
+        wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
+    finally:
+        sup = supervisor_alive(d, n("u1"))
+        if sup:  # the test failed half way: stop what it left (SIGTERM stops the container)
+            os.kill(sup, signal.SIGTERM)
+            wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
+        if d.proc and d.proc.poll() is None:
+            d.stop()
         d.cleanup()
+
+
+def supervisor_alive(d, name):
+    try:
+        with open(os.path.join(d.run_dir, "instances", name, "supervisor.pid")) as f:
+            pid = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pid if pid_alive(pid) else 0
