@@ -22,6 +22,7 @@
 struct exec_session {
 	bool tty;
 	bool stdin_open;
+	bool eof_sent;
 	int sfd;
 	bool out_broken, err_broken;
 };
@@ -41,15 +42,17 @@ static int send_eof(struct gr_ws *ws, struct exec_session *s)
 {
 	s->stdin_open = false;
 	gr_ws_unwatch(ws, STDIN_FILENO);
+	if (s->eof_sent)
+		return 0;
+	s->eof_sent = true;
 	return send_control(ws, json_pack("{s:b}", "eof", 1));
 }
 
+/* No stdin at all (closed descriptor): its end at once. */
 static int on_open(struct gr_ws *ws, void *user)
 {
 	struct exec_session *s = user;
-	if (!s->stdin_open)
-		return send_control(ws, json_pack("{s:b}", "eof", 1));
-	return 0;
+	return s->stdin_open ? 0 : send_eof(ws, s);
 }
 
 static int on_message(struct gr_ws *ws, const void *data, size_t len, bool binary, void *user)

@@ -365,6 +365,10 @@ def test_exec_stdin(cli, c1):
     assert (r.returncode, r.stdout) == (0, b"")
     r = cli.run("exec", c1, "--", "true", input=b"x" * 100000)
     assert r.returncode == 0
+    # No stdin at all (a closed descriptor): the command sees its end.
+    r = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh"] + cli.base + ["exec", c1, "--", "cat"],
+                       capture_output=True, timeout=TIMEOUT)
+    assert (r.returncode, r.stdout) == (0, b""), r.stderr
 
 
 def test_exec_environment_cwd_user(cli, c1):
