@@ -86,6 +86,26 @@ def mounts_under(path):
     return out
 
 
+def processes_of(d):
+    """{pid: argv} of every process but gureumd whose command line names our directories."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or (d.proc and int(entry) == d.proc.pid):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(d.run_dir in a or d.state_dir in a for a in argv) and pid_alive(int(entry)):
+            out[int(entry)] = argv
+    return out
+
+
+def named(argv):
+    return argv[argv.index("--name") + 1] if "--name" in argv[:-1] else None
+
+
 class Client:
     """The random workload: runs in a thread until the daemon dies under it."""
 
@@ -213,6 +233,10 @@ def find_problems(d, prefix, confirmed):
             glob.glob(f"/sys/fs/cgroup/{CGROUP_PARENT}/{prefix}*"):
         if os.path.basename(path) not in known:
             problems.append(f"orphaned cgroup {path}")
+    for pid, argv in processes_of(d).items():
+        name = named(argv)
+        if name is None or name not in known:
+            problems.append(f"orphaned process {pid}: {' '.join(argv)}")
     for mp in mounts_under(os.path.join(d.state_dir, "instances")):
         name = mp[len(os.path.join(d.state_dir, "instances")) + 1:].split("/")[0]
         if name not in known or known[name]["status"] == "Stopped":
@@ -258,6 +282,7 @@ def test_sigkill_during_random_lifecycle():
         check_consistent(d, prefix, set(), f"seed {seed}, after deleting everything")
         assert d.get("/1.0/instances", expect=200)["metadata"] == []
         assert not glob.glob(os.path.join(d.state_dir, "instances", prefix + "*"))
+        assert not processes_of(d), f"seed {seed}: processes left: {processes_of(d)}"
         d.stop()
         print(f"test_daemon_kill: {KILLS} kills, {total_ops} requests, {time.monotonic() - t_start:.1f} s")
     finally:
