@@ -339,3 +339,166 @@ def test_bad_flags_exit_1():
                       (["--state-dir"], "missing value"), (["extra"], "unexpected argument")):
         r = subprocess.run([GUREUMD] + args, capture_output=True, text=True, timeout=TIMEOUT)
         assert r.returncode == 1 and msg in r.stderr, (args, r.stderr)
+
+
+# --- operations, events and relays with real instances ----------------------------------------
+
+def launch(d, name):
+    env = d.post("/1.0/instances", {"name": name, "source": {"type": "image", "alias": "busybox"},
+                                    "start": True}, expect=202)
+    op = d.wait_operation(env["operation"])
+    assert op["status"] == "Success", op
+    return op
+
+
+def test_async_envelope_operation_list_and_events(gureumd):
+    ws = gureumd.websocket("/1.0/events?type=operation")
+    lc = gureumd.websocket("/1.0/events?type=lifecycle")
+    st, _, env = gureumd.request("POST", "/1.0/instances", body={
+        "name": "c1", "source": {"type": "image", "alias": "busybox"}, "start": True})
+    assert st == 202
+    assert set(env) == ENVELOPE_KEYS
+    assert env["type"] == "async" and env["status"] == "Operation created" and env["status_code"] == 100
+    assert env["error_code"] == 0 and env["error"] == ""
+    op = env["metadata"]
+    assert env["operation"] == f"/1.0/operations/{op['id']}"
+    assert op["class"] == "task" and op["status_code"] == 103 and op["status"] == "Running"
+    assert op["resources"]["instances"] == ["/1.0/instances/c1"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", op["id"])
+    done = gureumd.wait_operation(env["operation"])
+    assert done["status"] == "Success" and done["status_code"] == 200 and done["err"] == ""
+
+    # the operation stream: this operation from Running to Success, nothing of another type
+    seen = []
+    while not seen or seen[-1]["metadata"]["status_code"] < 200:
+        ev = json.loads(ws.recv())
+        assert ev["type"] == "operation" and ev["timestamp"].endswith("Z")
+        if ev["metadata"]["id"] == op["id"]:
+            seen.append(ev)
+    assert seen[0]["metadata"]["status"] == "Running" and seen[-1]["metadata"]["status"] == "Success"
+    # the lifecycle stream got the instance's events, and no operation event
+    actions = set()
+    while "instance-started" not in actions:
+        ev = json.loads(lc.recv())
+        assert ev["type"] == "lifecycle"
+        actions.add(ev["metadata"]["action"])
+    ws.close()
+    lc.close()
+
+    env = gureumd.get("/1.0/operations", expect=200)
+    assert env["operation"] == "" and f"/1.0/operations/{op['id']}" in env["metadata"]
+    env = gureumd.get("/1.0/operations?recursion=1", expect=200)
+    assert any(o["id"] == op["id"] and o["status"] == "Success" for o in env["metadata"])
+    env = gureumd.get(f"/1.0/operations/{op['id']}", expect=200)
+    assert env["metadata"]["status_code"] == 200
+    # finished: cancelling it is a conflict
+    st, _, env = gureumd.request("DELETE", f"/1.0/operations/{op['id']}")
+    assert st == 409
+    assert_error(env, 409, "already ended")
+    gureumd.wait_operation(gureumd.delete("/1.0/instances/c1?force=1", expect=202)["operation"])
+
+
+def test_wait_with_timeout_and_server_not_blocked(gureumd):
+    import threading
+    launch(gureumd, "w1")
+    env = gureumd.post("/1.0/instances/w1/exec", {"command": ["sleep", "2"]}, expect=202)
+    url = env["operation"]
+    t = time.monotonic()
+    env = gureumd.get(f"{url}/wait?timeout=0.3", expect=200)
+    took = time.monotonic() - t
+    assert env["metadata"]["status"] == "Running" and 0.25 <= took < 1.5, (env, took)
+    # a waiter without limit is pending; meanwhile the server answers others at once
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(op=gureumd.wait_operation(url)))
+    waiter.start()
+    for _ in range(5):
+        t = time.monotonic()
+        assert gureumd.get("/1.0", expect=200)["type"] == "sync"
+        assert time.monotonic() - t < 0.5
+    # not cancellable (exec): 403
+    st, _, env = gureumd.request("DELETE", url)
+    assert st == 403
+    assert_error(env, 403, "cannot be cancelled")
+    waiter.join(TIMEOUT)
+    assert result["op"]["status"] == "Success" and result["op"]["metadata"]["return"] == 0
+    assert gureumd.get(f"{url}/wait?timeout=0", expect=200)["metadata"]["status_code"] == 200
+
+
+def test_waiter_leaving_early_is_forgotten(gureumd):
+    launch(gureumd, "w2")
+    env = gureumd.post("/1.0/instances/w2/exec", {"command": ["sleep", "1"]}, expect=202)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(gureumd.socket_path)
+    s.sendall(f"GET {env['operation']}/wait HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.close()   # gone before the answer
+    op = gureumd.wait_operation(env["operation"])
+    assert op["status"] == "Success"
+
+
+def exec_ws(d, name, command, **extra):
+    env = d.post(f"/1.0/instances/{name}/exec", dict({"command": command, "wait-for-websocket": True}, **extra),
+                 expect=202)
+    op = env["metadata"]
+    assert op["class"] == "websocket"
+    return env["operation"], op["metadata"]["websocket"]
+
+
+def read_channels(ws):
+    """Frames until the server's close (1000). recv_frame, not recv_data: libwebsockets closes the
+    connection right after its close frame, and recv_data's close reply would hit a closed socket."""
+    import websocket
+    out = {1: bytearray(), 2: bytearray()}
+    while True:
+        frame = ws.recv_frame()
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            assert frame.data[:2] == b"\x03\xe8", frame.data   # 1000, normal closure
+            break
+        assert frame.opcode == websocket.ABNF.OPCODE_BINARY and frame.fin
+        out[frame.data[0]] += frame.data[1:]
+    return out
+
+
+def test_exec_websocket_channels_stdin_eof_and_code(gureumd):
+    launch(gureumd, "x1")
+    op_url, ws_url = exec_ws(gureumd, "x1", ["sh", "-c", "cat; echo bye >&2; exit 7"])
+    # wrong secret, then the right one; a second client is refused
+    import websocket
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket(ws_url[:-1] + ("0" if ws_url[-1] != "0" else "1"))
+    assert e.value.status_code == 403
+    ws = gureumd.websocket(ws_url)
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        gureumd.websocket(ws_url)
+    assert e.value.status_code == 409
+    payload = bytes(range(256)) * 1024   # 256 KiB, every byte value
+    for i in range(0, len(payload), 10000):
+        ws.send_binary(b"\x00" + payload[i:i + 10000])
+    ws.send_binary(b"\x03" + json.dumps({"eof": True}).encode())
+    out = read_channels(ws)
+    assert out[1] == payload and out[2] == b"bye\n"
+    op = gureumd.wait_operation(op_url)
+    assert op["status"] == "Success" and op["metadata"]["return"] == 7
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_exec_websocket_backpressure(gureumd):
+    """A client that does not read holds the process back: gureumd does not buffer its output."""
+    launch(gureumd, "x2")
+    size = 64 << 20
+    op_url, ws_url = exec_ws(gureumd, "x2", ["sh", "-c", f"head -c {size} /dev/zero"])
+    rss0 = vm_rss_kib(gureumd.proc.pid)
+    ws = gureumd.websocket(ws_url)
+    time.sleep(1.5)   # not reading
+    assert gureumd.get(op_url, expect=200)["metadata"]["status"] == "Running"
+    grown = vm_rss_kib(gureumd.proc.pid) - rss0
+    assert grown < 16 * 1024, f"gureumd grew by {grown} KiB while its client did not read"
+    out = read_channels(ws)
+    assert len(out[1]) == size and out[1].count(0) == size
+    assert gureumd.wait_operation(op_url)["metadata"]["return"] == 0

@@ -981,7 +981,10 @@ static void dispatch(struct conn *c, struct http_reply *rp)
 		snprintf(c->allow, sizeof(c->allow), "%s", allow);
 		return;
 	}
-	gr_debug("%s %s%s%s", c->method, c->path, rq.query[0] ? "?" : "", rq.query);
+	/* Logged without the secret of an exec WebSocket. */
+	const char *sec = strstr(rq.query, "secret=");
+	gr_debug("%s %s%s%.*s%s", c->method, c->path, rq.query[0] ? "?" : "",
+		 sec ? (int)(sec - rq.query) : (int)strlen(rq.query), rq.query, sec ? "secret=..." : "");
 	r->fn(d, &rq, rp);
 	if (rp->ws && !c->websocket) {
 		relay_spec_drop(rp->ws);
