@@ -5,6 +5,7 @@ restart (SIGTERM and SIGKILL) with running instances.
 
 Run: /usr/bin/python3 -m pytest -q tests/integration/test_daemon_instances.py
 """
+import glob
 import json
 import os
 import signal
@@ -42,6 +43,19 @@ def delete_all(d):
     assert d.get("/1.0/instances", expect=200)["metadata"] == []
 
 
+def remove_cgroup_parent(d):
+    """The daemon's (empty) cgroup parent, /gureum-HASH of its run directory (container driver)."""
+    run_dir = os.path.realpath(d.run_dir)
+    h = 2166136261
+    for b in run_dir.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    for root in glob.glob(f"/sys/fs/cgroup/*/gureum-{h:08x}") + glob.glob(f"/sys/fs/cgroup/gureum-{h:08x}"):
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def gureumd():  # noqa: F811: daemon.py's, plus the deletion of every instance at the end
     d = Gureumd().start()
@@ -50,6 +64,7 @@ def gureumd():  # noqa: F811: daemon.py's, plus the deletion of every instance a
         delete_all(d)
         d.stop()
     finally:
+        remove_cgroup_parent(d)
         d.cleanup()
 
 def wait_for(pred, timeout=TIMEOUT, what="condition"):
@@ -435,6 +450,7 @@ def test_daemon_restart_keeps_instances(sig):
             delete_all(d)
             d.stop()
         finally:
+            remove_cgroup_parent(d)
             d.cleanup()
 
 
@@ -459,6 +475,7 @@ def test_instance_that_died_while_daemon_was_down():
             delete_all(d)
             d.stop()
         finally:
+            remove_cgroup_parent(d)
             d.cleanup()
 
 
@@ -505,6 +522,7 @@ def test_unknown_workload_is_reported_not_killed():
             wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
         if d.proc and d.proc.poll() is None:
             d.stop()
+        remove_cgroup_parent(d)
         d.cleanup()
 
 

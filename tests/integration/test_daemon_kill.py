@@ -28,7 +28,24 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 
 KILLS = int(os.environ.get("GUREUM_KILLS", "50"))
 SLEEPER = ["sh", "-c", "exec sleep 100000"]
-CGROUP_PARENT = "gureum"   # src/daemon/instance/container.h: CONTAINER_CGROUP_PARENT
+
+
+def cgroup_parent(run_dir):
+    """src/daemon/instance/container_config.c: container_cgroup_parent (without the leading '/')."""
+    run_dir = os.path.realpath(run_dir)
+    if run_dir == "/run/gureum":
+        return "gureum"
+    h = 2166136261
+    for b in run_dir.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return f"gureum-{h:08x}"
+
+
+def cgroup_roots(d):
+    """This daemon's cgroup parent in every hierarchy (v1 controllers and the unified one)."""
+    parent = cgroup_parent(d.run_dir)
+    return [p for p in glob.glob(f"/sys/fs/cgroup/*/{parent}") + glob.glob(f"/sys/fs/cgroup/{parent}")
+            if os.path.isdir(p)]
 
 
 class Killed(Exception):
@@ -58,14 +75,9 @@ def supervisor_pid(d, name):
     return pid if pid_alive(pid) else 0
 
 
-def cgroup_dirs(name):
-    return [p for p in glob.glob(f"/sys/fs/cgroup/*/{CGROUP_PARENT}/{name}") +
-            glob.glob(f"/sys/fs/cgroup/{CGROUP_PARENT}/{name}") if os.path.isdir(p)]
-
-
-def cgroup_procs(name):
+def cgroup_procs(d, name):
     pids = set()
-    for cg in cgroup_dirs(name):
+    for cg in [os.path.join(r, name) for r in cgroup_roots(d) if os.path.isdir(os.path.join(r, name))]:
         for root, _, files in os.walk(cg):
             if "cgroup.procs" in files:
                 try:
@@ -203,7 +215,7 @@ def find_problems(d, prefix, confirmed):
         st = d.get(f"/1.0/instances/{name}/state", expect=200)["metadata"]
         status = st["status"]
         sup = supervisor_pid(d, name)
-        procs = cgroup_procs(name)
+        procs = cgroup_procs(d, name)
         if status in ("Pending", "Error"):
             problems.append(f"{name}: {status} after reconciliation: {st}")
         elif status in ("Running", "Frozen"):
@@ -211,8 +223,9 @@ def find_problems(d, prefix, confirmed):
                 problems.append(f"{name}: {status} but its pid {st['pid']} is gone")
             if not sup:
                 problems.append(f"{name}: {status} without a supervisor")
-            if procs and st["pid"] not in procs:
-                problems.append(f"{name}: pid {st['pid']} is not in its cgroup {sorted(procs)}")
+            if st["pid"] not in procs:
+                problems.append(f"{name}: pid {st['pid']} is not in its cgroup {cgroup_parent(d.run_dir)}/{name} "
+                                f"({sorted(procs)})")
         elif status == "Stopped":
             if sup:
                 problems.append(f"{name}: Stopped but its supervisor {sup} lives")
@@ -229,10 +242,11 @@ def find_problems(d, prefix, confirmed):
         name = os.path.basename(path)
         if name not in known and supervisor_pid(d, name):
             problems.append(f"orphaned supervisor {supervisor_pid(d, name)} for {name}")
-    for path in glob.glob(f"/sys/fs/cgroup/*/{CGROUP_PARENT}/{prefix}*") + \
-            glob.glob(f"/sys/fs/cgroup/{CGROUP_PARENT}/{prefix}*"):
-        if os.path.basename(path) not in known:
-            problems.append(f"orphaned cgroup {path}")
+    for root in cgroup_roots(d):  # this daemon's parent: every child must be a known instance
+        for entry in os.listdir(root):
+            path = os.path.join(root, entry)
+            if os.path.isdir(path) and entry not in known:
+                problems.append(f"orphaned cgroup {path}")
     for pid, argv in processes_of(d).items():
         name = named(argv)
         if name is None or name not in known:
@@ -304,4 +318,9 @@ def test_sigkill_during_random_lifecycle():
             pid = supervisor_pid(d, name)
             if pid:
                 os.kill(pid, signal.SIGKILL)
+        for root in cgroup_roots(d):  # the (empty) parent is ours too
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass
         d.cleanup()
