@@ -547,6 +547,19 @@ static void test_exec_recorded(void **state)
 		assert_int_equal(json_string_length(json_object_get(m, "stdout")), 1u << 20);
 	}
 	{
+		REQ(r, "POST", "/1.0/instances/c4/exec", NULL, "{\"command\":[\"echo\",\"x\"],\"record-output\":false}");
+		gr_autojson json_t *op = wait_op(&r);
+		json_t *m = json_object_get(op, "metadata");
+		assert_int_equal(json_integer_value(json_object_get(m, "return")), 0);
+		assert_null(json_object_get(m, "stdout"));
+	}
+	{
+		REQ(r, "POST", "/1.0/instances", NULL,
+		    "{\"name\":\"d1\",\"source\":{\"alias\":\"busybox\"},\"description\":\"x\"}");
+		assert_int_equal(r.status, 400);
+		assert_non_null(strstr(error_of(&r), "description"));
+	}
+	{
 		REQ(r, "POST", "/1.0/instances/c4/exec", NULL, "{\"command\":[]}");
 		assert_int_equal(r.status, 400);
 	}

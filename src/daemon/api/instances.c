@@ -221,11 +221,11 @@ static json_t *instance_json(struct daemon *d, struct loaded *l)
 	const char *status;
 	int code;
 	status_name(l->row, &st, rc, &status, &code);
-	return json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
+	return json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
 			 l->row->type, "status", status, "status_code", code, "config", l->row->config, "command",
 			 l->row->command ? l->row->command : json_null(), "image", l->row->image, "created_at",
 			 l->row->created_at, "last_used_at", l->row->last_used_at ? l->row->last_used_at : NEVER,
-			 "stop_reason", stop_reason_of(l->row, &st, rc), "description", "");
+			 "stop_reason", stop_reason_of(l->row, &st, rc));
 }
 
 /* --- request helpers ---------------------------------------------------------- */
@@ -422,19 +422,18 @@ static int op_create(struct daemon *d, struct operation *op, void *arg, struct g
 
 static void post_instances(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
 {
-	static const char *const keys[] = { "name", "type", "source", "config", "command", "start", "description", NULL };
+	static const char *const keys[] = { "name", "type", "source", "config", "command", "start", NULL };
 	static const char *const source_keys[] = { "type", "alias", NULL };
 	gr_autojson json_t *body = NULL;
 	if (request_json(rq, &body, rp) < 0)
 		return;
 	struct gr_error err = { 0 };
-	const char *name = NULL, *type = "container", *stype = NULL, *alias = NULL, *desc = NULL;
+	const char *name = NULL, *type = "container", *stype = NULL, *alias = NULL;
 	json_t *source = NULL, *config = NULL, *command = NULL;
 	bool start = false;
 	int rc;
 	if ((rc = check_keys(body, "", keys, &err)) < 0 || (rc = gr_json_get_string(body, "", "name", &name, &err)) < 0 ||
 	    (rc = gr_json_get_string(body, "", "type", &type, &err)) < 0 ||
-	    (rc = gr_json_get_string(body, "", "description", &desc, &err)) < 0 ||
 	    (rc = gr_json_get_object(body, "", "source", &source, &err)) < 0 ||
 	    (rc = gr_json_get_bool(body, "", "start", &start, &err)) < 0)
 		FAIL(rc);
@@ -836,7 +835,7 @@ struct exec_ctx {
 	char **argv, **env;
 	char *cwd;
 	uint32_t uid, gid;
-	bool tty, websocket;
+	bool tty, websocket, record;
 	unsigned width, height;
 	/* While the process runs (control messages from the service thread). */
 	pthread_mutex_t mu;
@@ -1111,6 +1110,12 @@ static int op_exec(struct daemon *d, struct operation *op, void *arg, struct gr_
 	json_t *errs = cap[1].buf ? utf8_string(cap[1].buf, cap[1].len) : json_string("");
 	free(cap[0].buf);
 	free(cap[1].buf);
+	if (!c->record) { /* "record-output": false: drained, not kept */
+		json_decref(out);
+		json_decref(errs);
+		op_set_metadata(op, json_pack("{s:i}", "return", code));
+		return 0;
+	}
 	op_set_metadata(op, json_pack("{s:i, s:o, s:o}", "return", code, "stdout", out ? out : json_string(""),
 				      "stderr", errs ? errs : json_string("")));
 	return 0;
@@ -1184,6 +1189,7 @@ static void post_exec(struct daemon *d, const struct http_request *rq, struct ht
 	c->gid = gid;
 	c->tty = interactive;
 	c->websocket = wait_ws;
+	c->record = record;
 	c->width = width;
 	c->height = height;
 	bool oom = !c->name || !c->argv || (cwd && !c->cwd);
