@@ -467,9 +467,17 @@ def test_exec_websocket_channels_stdin_eof_and_code(gureumd):
         gureumd.websocket(ws_url[:-1] + ("0" if ws_url[-1] != "0" else "1"))
     assert e.value.status_code == 403
     ws = gureumd.websocket(ws_url)
-    with pytest.raises(websocket.WebSocketBadStatusException) as e:
-        gureumd.websocket(ws_url)
-    assert e.value.status_code == 409
+    # A second client: 409 once the relay is taken; if it came while the process was still
+    # starting, its upgrade was accepted (pending) and it is closed with the reason instead.
+    try:
+        second = gureumd.websocket(ws_url)
+    except websocket.WebSocketBadStatusException as e:
+        assert e.status_code == 409
+    else:
+        frame = second.recv_frame()
+        assert frame.opcode == websocket.ABNF.OPCODE_CLOSE and frame.data[:2] == b"\x03\xf3"   # 1011
+        assert b"already connected" in frame.data
+        second.close()
     payload = bytes(range(256)) * 1024   # 256 KiB, every byte value
     for i in range(0, len(payload), 10000):
         ws.send_binary(b"\x00" + payload[i:i + 10000])

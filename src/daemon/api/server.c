@@ -739,12 +739,17 @@ static void deferred_poll(struct conn *c, bool timed_out);
 static void pending_add(struct conn *c)
 {
 	struct server *srv = c->srv;
+	/* Appended: pending requests are polled oldest first (the first client
+	 * of an exec WebSocket gets it). */
 	c->pending = true;
+	c->pend_next = NULL;
 	c->pend_prev = NULL;
-	c->pend_next = srv->pending;
-	if (srv->pending)
-		srv->pending->pend_prev = c;
-	srv->pending = c;
+	struct conn **pp = &srv->pending;
+	while (*pp) {
+		c->pend_prev = *pp;
+		pp = &(*pp)->pend_next;
+	}
+	*pp = c;
 	if (c->deferred->timeout_ms)
 		lws_sul_schedule(srv->ctx, 0, &c->sul, sul_timeout, (lws_usec_t)c->deferred->timeout_ms * LWS_US_PER_MS);
 	/* The answer may be ready already (the operation ended meanwhile). */
