@@ -50,6 +50,21 @@ def test_root_and_server_info(gureumd):
     assert gureumd.get("/1.0/", expect=200)["metadata"]["api_version"] == "1.0"
 
 
+def test_images_list_the_builtin_busybox(gureumd):
+    """The built-in image, made from Debian's busybox-static on first use: its real fingerprint
+    (the binary's SHA-256), size and source."""
+    import hashlib
+    assert gureumd.get("/1.0/images", expect=200)["metadata"] == ["/1.0/images/busybox"]
+    (img,) = gureumd.get("/1.0/images?recursion=1", expect=200)["metadata"]
+    with open("/bin/busybox", "rb") as f:
+        assert img["fingerprint"] == hashlib.sha256(f.read()).hexdigest()
+    assert img["aliases"] == [{"name": "busybox"}] and img["type"] == "container"
+    assert img["size"] > 0 and img["source"].startswith("debian busybox-static")
+    assert gureumd.get("/1.0/images/busybox", expect=200)["metadata"] == img
+    env = gureumd.get("/1.0/images/debian", expect=404)
+    assert "not found" in env["error"]
+
+
 def test_unknown_path_is_404(gureumd):
     for path in ("/2.0", "/1.0/nothing", "/1.0/operations/x/y/z"):
         st, _, env = gureumd.request("GET", path)

@@ -10,6 +10,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/api/server.h"
+#include "daemon/image_builtin.h"
 #include "daemon/events.h"
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
@@ -260,30 +261,39 @@ static void events_get(struct daemon *d, const struct http_request *rq, struct h
 /* images */
 
 /* Until the images issue there is one image, built in (image_builtin.c
- * makes its root file system from Debian's busybox-static on first use). */
-static json_t *builtin_image(void)
+ * makes its root file system from Debian's busybox-static on first use;
+ * asking for it here makes it if it is not there yet). */
+static int builtin_image(struct daemon *d, json_t **out, struct http_reply *rp)
 {
-	return json_pack("{s:[{s:s}], s:s, s:s, s:s}", "aliases", "name", "busybox", "type", "container",
-			 "description", "BusyBox (Debian's busybox-static), built in", "source", "builtin");
+	struct gr_error err = { 0 };
+	int r = image_builtin_ensure(d->env.state_dir, &err);
+	if (r == 0)
+		r = image_builtin_info(d->env.state_dir, out, &err);
+	if (r < 0)
+		reply_gr_error(rp, r, &err);
+	return r;
 }
 
 static void images_get(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
 {
-	(void)d;
-	if (http_query_bool(rq, "recursion"))
-		reply_sync(rp, json_pack("[o]", builtin_image()));
-	else
-		reply_sync(rp, json_pack("[s]", "/1.0/images/busybox"));
+	if (!http_query_bool(rq, "recursion")) {
+		reply_sync(rp, json_pack("[s]", "/1.0/images/" IMAGE_BUILTIN_ALIAS));
+		return;
+	}
+	json_t *img;
+	if (builtin_image(d, &img, rp) == 0)
+		reply_sync(rp, json_pack("[o]", img));
 }
 
 static void image_get(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
 {
-	(void)d;
-	if (strcmp(rq->route_args[0], "busybox") != 0) {
+	if (strcmp(rq->route_args[0], IMAGE_BUILTIN_ALIAS) != 0) {
 		reply_error(rp, 404, "image '%s' not found (the only image is the built-in busybox)", rq->route_args[0]);
 		return;
 	}
-	reply_sync(rp, builtin_image());
+	json_t *img;
+	if (builtin_image(d, &img, rp) == 0)
+		reply_sync(rp, img);
 }
 
 /* ------------------------------------------------------------------ */
