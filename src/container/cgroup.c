@@ -1328,6 +1328,26 @@ static void cg_enable_controllers(const char *mount, const char *path)
 	}
 }
 
+/* mkdir -p, again when an empty ancestor was removed between two of its
+ * steps (an owner of a shared parent cgroup, such as gureumd's container
+ * driver, removes it once empty: rmdir succeeds in the window between the
+ * parent's mkdir and the child's). */
+static int cg_mkdir_p(const char *dir, struct gr_error *err)
+{
+	int r = 0;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct gr_error e = { 0 };
+		if ((r = gr_mkdir_p(dir, 0755, &e)) != -ENOENT) {
+			if (r < 0 && err)
+				*err = e;
+			return r;
+		}
+		if (err)
+			*err = e;
+	}
+	return r;
+}
+
 int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_error *err)
 {
 	int r = cg_check_path(path, err);
@@ -1337,7 +1357,7 @@ int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_err
 		gr_autofree char *dir = cg_dir(l->v1[i].mount, path);
 		if (!dir)
 			return gr_error_set(err, ENOMEM, "out of memory");
-		if ((r = gr_mkdir_p(dir, 0755, err)) < 0)
+		if ((r = cg_mkdir_p(dir, err)) < 0)
 			return gr_error_prefix(err, "cannot create cgroup %s", path);
 		if (cg_strv_has(l->v1[i].controllers, "cpuset") &&
 		    (r = cg_cpuset_fill(l->v1[i].mount, path, err)) < 0)
@@ -1347,7 +1367,7 @@ int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_err
 		gr_autofree char *dir = cg_dir(l->unified_mount, path);
 		if (!dir)
 			return gr_error_set(err, ENOMEM, "out of memory");
-		if ((r = gr_mkdir_p(dir, 0755, err)) < 0)
+		if ((r = cg_mkdir_p(dir, err)) < 0)
 			return gr_error_prefix(err, "cannot create cgroup %s", path);
 		cg_enable_controllers(l->unified_mount, path);
 	}

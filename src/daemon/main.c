@@ -259,6 +259,11 @@ out:
 	if (d->store)
 		store_close(d->store);
 	d->store = NULL;
+	/* No operation runs any more: the drivers may drop what their instances
+	 * shared and no longer use (the container driver's empty cgroup parent). */
+	for (size_t i = 0; status == 0 && instance_drivers[i]; i++)
+		if (instance_drivers[i]->cleanup)
+			instance_drivers[i]->cleanup(&d->env);
 	pthread_cancel(sig_thread);
 	pthread_join(sig_thread, NULL);
 	if (status == 0)

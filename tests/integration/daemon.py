@@ -11,6 +11,15 @@
 The binary is GUREUMD, else $GUREUM_BUILD/src/daemon/gureumd (default build/). stop() sends
 SIGTERM and asserts that the daemon exited with status 0 and that its stderr holds no sanitizer
 report; the fixture does that at teardown, so every test also checks a clean shutdown.
+
+Instances outlive gureumd by design, so a test that forgets one would leave a supervisor, its
+container and its cgroups on the host for ever. The fixture's teardown therefore force-deletes
+every instance the daemon knows (through the API) before it stops the daemon, and cleanup()
+(which every test that makes a Gureumd of its own calls in a `finally`, or uses `with`) then
+asserts that nothing of that daemon remains: no gureum-supervisor whose --state-dir or
+--run-dir is this daemon's, no cgroup of its parent /gureum-HASH in any hierarchy, no process
+under its directories, no mount under them. What it finds is removed and the test fails, so a
+leak is reported once instead of accumulating on the host.
 """
 import http.client
 import json
@@ -20,6 +29,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sqlite3
 import tempfile
 import time
 
@@ -52,6 +62,151 @@ def _decode(resp_headers, data):
     return data
 
 
+# --- what a daemon leaves on the host --------------------------------------------------------
+
+def cgroup_parent(run_dir):
+    """The container driver's cgroup parent for a run directory, without the leading '/'
+    (src/daemon/instance/container_config.c: container_cgroup_parent, FNV-1a of the real path)."""
+    run_dir = os.path.realpath(run_dir)
+    if run_dir == "/run/gureum":
+        return "gureum"
+    h = 2166136261
+    for b in run_dir.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return f"gureum-{h:08x}"
+
+
+def cgroup_dirs(parent):
+    """The cgroup directories of `parent` (a name under the hierarchies' roots) in every
+    hierarchy, deepest first."""
+    found = []
+    roots = ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", h) for h in sorted(os.listdir("/sys/fs/cgroup"))]
+    for root in roots:
+        top = os.path.join(root, parent)
+        if os.path.isdir(top) and not os.path.islink(top):
+            for base, _, _ in os.walk(top):
+                found.append(base)
+    return sorted(set(found), key=lambda p: (-p.count("/"), p))
+
+
+def cgroup_processes(dirs):
+    pids = set()
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return sorted(pids)
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return []
+
+
+def supervisors_of(dirs):
+    """Pids of gureum-supervisor processes (run or exec) whose --state-dir or --run-dir is in
+    dirs (compared as given and as real paths)."""
+    want = set(dirs) | {os.path.realpath(x) for x in dirs}
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        argv = _cmdline(name)
+        if not argv or os.path.basename(argv[0]) != "gureum-supervisor":
+            continue
+        for i, a in enumerate(argv[:-1]):
+            if a in ("--state-dir", "--run-dir") and argv[i + 1] in want:
+                found.append(int(name))
+                break
+    return found
+
+
+def processes_under(dirs):
+    """Pids whose root, cwd or executable lives under one of dirs."""
+    roots = {os.path.realpath(x) for x in dirs}
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        for link in ("root", "cwd", "exe"):
+            try:
+                target = os.readlink(f"/proc/{name}/{link}")
+            except OSError:
+                continue
+            if any(target == r or target.startswith(r + "/") for r in roots):
+                found.append(int(name))
+                break
+    return found
+
+
+def mounts_under(dirs):
+    roots = {os.path.realpath(x) for x in dirs}
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if any(mp == r or mp.startswith(r + "/") for r in roots):
+                found.append(mp)
+    return found
+
+
+def _kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def residue(state_dir, run_dir, extra_dirs=()):
+    """What a (stopped) daemon with these directories left on the host, as readable lines."""
+    dirs = [state_dir, run_dir, *extra_dirs]
+    out = []
+    sup = supervisors_of([state_dir, run_dir])
+    if sup:
+        out.append(f"gureum-supervisor processes still running: {sorted(sup)}")
+    cg = cgroup_dirs(cgroup_parent(run_dir))
+    if cg:
+        out.append(f"cgroups left: {cg}")
+    procs = sorted(set(processes_under(dirs)) | set(cgroup_processes(cg)))
+    if procs:
+        out.append(f"processes left under its directories or in its cgroups: "
+                   f"{[(p, ' '.join(_cmdline(p))[:80]) for p in procs]}")
+    mnt = mounts_under(dirs)
+    if mnt:
+        out.append(f"mounts left: {mnt}")
+    return out
+
+
+def remove_residue(state_dir, run_dir, extra_dirs=()):
+    """Kills and removes what residue() reports (the test that leaked it has been judged)."""
+    dirs = [state_dir, run_dir, *extra_dirs]
+    parent = cgroup_parent(run_dir)
+    for _ in range(50):
+        pids = supervisors_of([state_dir, run_dir]) + processes_under(dirs) + \
+            cgroup_processes(cgroup_dirs(parent))
+        if not pids:
+            break
+        _kill_all(pids)
+        time.sleep(0.1)
+    for mp in sorted(set(mounts_under(dirs)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while cgroup_dirs(parent) and time.monotonic() < deadline:
+        for d in cgroup_dirs(parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        if cgroup_dirs(parent):
+            time.sleep(0.1)
+
+
 class Gureumd:
     def __init__(self, state_dir=None, run_dir=None, listen=None, args=(), env=None):
         self._tmp = tempfile.mkdtemp(prefix="gd-", dir="/tmp")  # short: unix socket paths
@@ -61,8 +216,16 @@ class Gureumd:
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
+        self.was_ready = False        # it served once: it may have made instances
         self.stdout_path = os.path.join(self._tmp, "stdout")
         self.stderr_path = os.path.join(self._tmp, "stderr")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
 
     @property
     def socket_path(self):
@@ -91,6 +254,7 @@ class Gureumd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gureumd exited with {self.proc.returncode}: {self.stderr()}")
             if "gureumd: ready" in self.stdout()[self._stdout_mark:]:
+                self.was_ready = True
                 return
             time.sleep(0.01)
         raise AssertionError(f"gureumd not ready after {timeout}s: {self.stderr()}")
@@ -124,11 +288,74 @@ class Gureumd:
             assert rc == expect_status, f"gureumd exited with {rc}: {self.stderr()}"
         return rc
 
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def delete_all_instances(self):
+        """Force-deletes every instance the (running) daemon knows, through the API."""
+        failures = []
+        for url in self.get("/1.0/instances", expect=200)["metadata"]:
+            st, _, env = self.request("DELETE", f"{url}?force=1")
+            if st != 202:
+                failures.append(f"DELETE {url}?force=1: HTTP {st}: {env}")
+                continue
+            op = self.wait_operation(env["operation"])
+            if op["status_code"] != 200:
+                failures.append(f"DELETE {url}?force=1: {op['err']}")
+        left = self.get("/1.0/instances", expect=200)["metadata"]
+        assert not failures and left == [], f"instances not deleted: {failures} {left}"
+
+    def finish(self):
+        """The fixture's teardown: every instance force-deleted, then a clean stop (status 0, no
+        sanitizer report)."""
+        if self.running():
+            self.delete_all_instances()
+        self.stop()
+
+    def _db_instances(self):
+        path = os.path.join(self.state_dir, "gureum.db")
+        if not os.path.exists(path):
+            return []
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+                return [r[0] for r in db.execute("SELECT name FROM instances")]
+        except sqlite3.Error:
+            return ["(unreadable database)"]
+
     def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Stops the daemon if it still runs (a failed start included) and checks that nothing of
+        it remains on the host: instances it still knows are force-deleted first (through the
+        API, restarting the daemon when a test left it stopped); anything left is removed and
+        reported as a test failure."""
+        problems = []
+        try:
+            if self.was_ready:
+                if not self.running() and self._db_instances():
+                    self.start()
+                if self.running():
+                    self.delete_all_instances()
+        except Exception as e:  # noqa: BLE001: reported below, after the host is cleaned
+            problems.append(f"deleting the instances failed: {e}")
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("gureumd did not stop on SIGTERM")
+        if self.was_ready:
+            extra = [self._tmp]
+            left = residue(self.state_dir, self.run_dir, extra)
+            deadline = time.monotonic() + 10  # generous: a supervisor may be ending its container
+            while left and time.monotonic() < deadline:
+                time.sleep(0.1)
+                left = residue(self.state_dir, self.run_dir, extra)
+            if left:
+                problems += left
+                remove_residue(self.state_dir, self.run_dir, extra)
         shutil.rmtree(self._tmp, ignore_errors=True)
+        assert not problems, "gureumd left things on the host (removed now):\n  " + "\n  ".join(problems)
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -218,10 +445,12 @@ def free_port():
 
 @pytest.fixture
 def gureumd():
-    """A running gureumd in fresh directories; stopped (and checked) at teardown."""
-    d = Gureumd().start()
+    """A running gureumd in fresh directories. At teardown its instances are force-deleted, it is
+    stopped (status 0, no sanitizer report) and nothing of it may remain on the host."""
+    d = Gureumd()
     try:
+        d.start()
         yield d
-        d.stop()
+        d.finish()
     finally:
         d.cleanup()

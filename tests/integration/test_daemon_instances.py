@@ -5,7 +5,6 @@ restart (SIGTERM and SIGKILL) with running instances.
 
 Run: /usr/bin/python3 -m pytest -q tests/integration/test_daemon_instances.py
 """
-import glob
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from daemon import Gureumd, TIMEOUT
+from daemon import Gureumd, TIMEOUT, gureumd  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -31,41 +30,10 @@ def n(short):
     return PREFIX + short
 
 
-def delete_all(d):
-    """Instances outlive gureumd by design: every test deletes what it made before the daemon
-    stops, or its workloads would stay on the host."""
-    if not d.proc or d.proc.poll() is not None:
-        d.start()
-    for url in d.get("/1.0/instances", expect=200)["metadata"]:
-        st, _, env = d.request("DELETE", f"{url}?force=1")
-        if st == 202:
-            d.wait_operation(env["operation"])
-    assert d.get("/1.0/instances", expect=200)["metadata"] == []
+# The fixture (daemon.py) force-deletes every instance before it stops the daemon, and fails the
+# test if anything of the daemon stays on the host (supervisors, cgroups, processes, mounts);
+# tests with a daemon of their own call its cleanup(), which checks the same.
 
-
-def remove_cgroup_parent(d):
-    """The daemon's (empty) cgroup parent, /gureum-HASH of its run directory (container driver)."""
-    run_dir = os.path.realpath(d.run_dir)
-    h = 2166136261
-    for b in run_dir.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    for root in glob.glob(f"/sys/fs/cgroup/*/gureum-{h:08x}") + glob.glob(f"/sys/fs/cgroup/gureum-{h:08x}"):
-        try:
-            os.rmdir(root)
-        except OSError:
-            pass
-
-
-@pytest.fixture
-def gureumd():  # noqa: F811: daemon.py's, plus the deletion of every instance at the end
-    d = Gureumd().start()
-    try:
-        yield d
-        delete_all(d)
-        d.stop()
-    finally:
-        remove_cgroup_parent(d)
-        d.cleanup()
 
 def wait_for(pred, timeout=TIMEOUT, what="condition"):
     deadline = time.monotonic() + timeout
@@ -411,7 +379,19 @@ def test_restart_on_failure_n(gureumd):
 def test_restart_always_with_backoff(gureumd):
     d = gureumd
     create(d, n('r2'), command=["sh", "-c", "exit 0"], config={"boot.restart": "always"})
-    wait_for(lambda: state(d, n('r2'))["restarts"] >= 3, what="restarts")
+    samples = []
+
+    def sample():
+        samples.append(state(d, n('r2')))
+        return samples[-1]["restarts"] >= 3
+    wait_for(sample, what="restarts")
+    # Honest status between two runs: "Starting" (106) with the last exit's reason; never
+    # "Running" without a workload.
+    assert not [s for s in samples if s["status"] == "Running" and s["pid"] == 0], samples
+    waiting = [s for s in samples if s["status"] == "Starting"]
+    assert waiting, samples
+    assert all(s["status_code"] == 106 for s in waiting), waiting
+    assert any(s["stop_reason"] for s in waiting), waiting
     # back-off: 100, 200, 400, 800 ms ... so far fewer than one restart per 10 ms
     n1 = state(d, n('r2'))["restarts"]
     time.sleep(1)
@@ -427,8 +407,9 @@ def test_restart_always_with_backoff(gureumd):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_daemon_restart_keeps_instances(sig):
-    d = Gureumd().start()
+    d = Gureumd()
     try:
+        d.start()
         create(d, n('p1'))
         create(d, n('p2'), start=False)
         pid = state(d, n('p1'))["pid"]
@@ -446,17 +427,13 @@ def test_daemon_restart_keeps_instances(sig):
         run_op(d, "DELETE", f"/1.0/instances/{n('p2')}")
         d.stop()
     finally:
-        try:
-            delete_all(d)
-            d.stop()
-        finally:
-            remove_cgroup_parent(d)
-            d.cleanup()
+        d.cleanup()
 
 
 def test_instance_that_died_while_daemon_was_down():
-    d = Gureumd().start()
+    d = Gureumd()
     try:
+        d.start()
         create(d, n('p3'))
         st = state(d, n('p3'))
         d.stop(sig=signal.SIGKILL, expect_status=None)
@@ -471,12 +448,7 @@ def test_instance_that_died_while_daemon_was_down():
         run_op(d, "DELETE", f"/1.0/instances/{n('p3')}")
         d.stop()
     finally:
-        try:
-            delete_all(d)
-            d.stop()
-        finally:
-            remove_cgroup_parent(d)
-            d.cleanup()
+        d.cleanup()
 
 
 def test_paused_instance_can_be_stopped_and_force_deleted(gureumd):
@@ -495,8 +467,9 @@ def test_paused_instance_can_be_stopped_and_force_deleted(gureumd):
 def test_unknown_workload_is_reported_not_killed():
     import sqlite3
 
-    d = Gureumd().start()
+    d = Gureumd()
     try:
+        d.start()
         create(d, n("u1"))
         pid = state(d, n("u1"))["pid"]
         d.stop()
@@ -515,14 +488,13 @@ def test_unknown_workload_is_reported_not_killed():
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), what="the unknown workload to be killed by the test")
         wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
+        d.start()  # its clean stop removes the (now empty) cgroup parent
+        d.stop()
     finally:
         sup = supervisor_alive(d, n("u1"))
         if sup:  # the test failed half way: stop what it left (SIGTERM stops the container)
             os.kill(sup, signal.SIGTERM)
             wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        remove_cgroup_parent(d)
         d.cleanup()
 
 

@@ -22,7 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("GUREUM_BUILD", os.path.join(REPO, "build"))
 SUPERVISOR = os.path.join(BUILD, "src", "daemon", "gureum-supervisor")
 MKBUNDLE = os.path.join(REPO, "scripts", "mkbundle.sh")
-CGROUP_PARENT = "gureum-sup-test"
+# Per run: cgroups are host-wide and another run of this suite (the ASan build) may be going on.
+CGROUP_PARENT = f"gureum-sup-test-{os.getpid()}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import daemon  # noqa: E402: the residue checks shared with the daemon's fixture
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,17 @@ def image(tmp_path_factory):
         base = json.load(f)
     yield os.path.join(d, "rootfs"), base
     shutil.rmtree(d, ignore_errors=True)
-    for h in os.listdir("/sys/fs/cgroup"):
+    # The instances' parent cgroup (made by the container library, removed by nobody): every
+    # instance is gone by now, so it must be empty.
+    left = daemon.cgroup_dirs(CGROUP_PARENT)
+    for c in left:
         try:
-            os.rmdir(os.path.join("/sys/fs/cgroup", h, CGROUP_PARENT))
+            os.rmdir(c)
         except OSError:
             pass
+    assert [c for c in left if c.rstrip("/").split("/")[-1] != CGROUP_PARENT] == [], \
+        f"instance cgroups left under /{CGROUP_PARENT}: {left}"
+    assert daemon.cgroup_dirs(CGROUP_PARENT) == [], f"cannot remove /{CGROUP_PARENT}"
 
 
 class Inst:
@@ -143,17 +152,49 @@ def inst(image, request):
     name = "t" + str(abs(hash(request.node.name)) % 10**8)
     i = Inst(root, name, lower, base)
     yield i
-    if i.proc and i.proc.poll() is None:
-        pid = i.pid()
-        if pid:
+    # A supervisor the test left running (i.proc, or a --daemonize'd one) is stopped the way
+    # gureumd stops one: stop.json, SIGTERM, and it must then end with nothing left behind.
+    problems = []
+    for pid in daemon.supervisors_of([i.state, i.run]):
+        if pid == i.pid():
             i.stop(0)
+    deadline = time.monotonic() + 20
+    while daemon.supervisors_of([i.state, i.run]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if i.proc:
         try:
-            i.proc.wait(timeout=15)
+            i.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             i.proc.kill()
+            i.proc.wait()
+            problems.append("the supervisor did not end on SIGTERM")
     subprocess.run([os.path.join(BUILD, "src", "runtime", "gureum-runtime"), "--root",
                     os.path.join(i.run, "containers"), "delete", "--force", name], capture_output=True)
+    # Nothing of it may remain: supervisors, processes, cgroups, mounts.
+    left = []
+    deadline = time.monotonic() + 10
+    while True:
+        sup = daemon.supervisors_of([i.state, i.run])
+        cg = [c for c in daemon.cgroup_dirs(CGROUP_PARENT) if c.endswith("/" + name)]
+        procs = sorted(set(daemon.processes_under([root])) | set(daemon.cgroup_processes(cg)))
+        mnt = daemon.mounts_under([root])
+        left = [x for x in (sup and f"supervisors {sup}", cg and f"cgroups {cg}",
+                            procs and f"processes {procs}", mnt and f"mounts {mnt}") if x]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if left:
+        daemon._kill_all(sup + procs)
+        for m in sorted(mnt, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        time.sleep(0.2)
+        for c in cg:
+            try:
+                os.rmdir(c)
+            except OSError:
+                pass
     shutil.rmtree(root, ignore_errors=True)
+    assert not (problems + left), f"left on the host (removed now): {problems + left}"
 
 
 def test_exit_code_log_and_exit_json(inst):

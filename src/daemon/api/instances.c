@@ -190,7 +190,13 @@ static void status_name(const struct store_instance *row, const struct instance_
 		return;
 	}
 	switch (st->state) {
-	case INSTANCE_RUNNING: *name = "Running"; *code = 103; return;
+	case INSTANCE_RUNNING:
+		if (st->starting) {
+			*name = "Starting";
+			*code = 106;
+			return;
+		}
+		*name = "Running"; *code = 103; return;
 	case INSTANCE_PAUSED: *name = "Frozen"; *code = 110; return;
 	case INSTANCE_STOPPED: *name = "Stopped"; *code = 102; return;
 	default: *name = "Error"; *code = 112; return;
@@ -206,7 +212,8 @@ static int driver_status(struct daemon *d, struct loaded *l, struct instance_sta
 
 static const char *stop_reason_of(const struct store_instance *row, const struct instance_status *st, int st_rc)
 {
-	if (st_rc == 0 && st->state == INSTANCE_STOPPED && st->stop_reason[0])
+	/* Also while the restart policy waits to run it again: why it stopped last. */
+	if (st_rc == 0 && (st->state == INSTANCE_STOPPED || st->restarting) && st->stop_reason[0])
 		return st->stop_reason;
 	return row->stop_reason ? row->stop_reason : "";
 }
@@ -597,7 +604,7 @@ static int op_delete(struct daemon *d, struct operation *op, void *arg, struct g
 	rc = driver_status(d, &l, &st, &e);
 	bool active = rc < 0 || st.state != INSTANCE_STOPPED;
 	if (active && !a->force)
-		return gr_error_set(err, EBUSY, "instance %s is %s: stop it first or delete with force", a->name,
+		return gr_error_set(err, EBUSY, "instance %s is %s: stop it first or delete it with force", a->name,
 				    rc < 0 ? "in an unknown state" : st.state == INSTANCE_PAUSED ? "paused" : "running");
 	if ((rc = store_instance_set_state(d->store, a->name, STORE_DELETING, err)) < 0)
 		return rc;
@@ -632,7 +639,7 @@ static void delete_instance(struct daemon *d, const struct http_request *rq, str
 	struct instance_status st;
 	rc = driver_status(d, &l, &st, &err);
 	if (!force && (rc < 0 || st.state != INSTANCE_STOPPED)) {
-		reply_error(rp, 409, "instance %s is %s: stop it first or delete with ?force=1", l.row->name,
+		reply_error(rp, 409, "instance %s is %s: stop it first or delete it with force", l.row->name,
 			    rc < 0 ? "in an unknown state" : st.state == INSTANCE_PAUSED ? "paused" : "running");
 		return;
 	}
@@ -683,7 +690,8 @@ static int check_action(const char *name, const char *action, int st_rc, const s
 	if (st_rc < 0)
 		return gr_error_set(err, EBUSY, "instance %s: its state cannot be determined: %s", name, st_err->msg);
 	enum instance_run_state s = st->state;
-	const char *now = s == INSTANCE_RUNNING ? "running" : s == INSTANCE_PAUSED ? "paused" : s == INSTANCE_STOPPED ? "stopped" : "in an unknown state";
+	const char *now = s == INSTANCE_RUNNING ? (st->restarting ? "waiting to be restarted" : st->starting ? "starting" : "running")
+			  : s == INSTANCE_PAUSED ? "paused" : s == INSTANCE_STOPPED ? "stopped" : "in an unknown state";
 	bool ok;
 	if (strcmp(action, "start") == 0)
 		ok = s == INSTANCE_STOPPED;
@@ -692,7 +700,7 @@ static int check_action(const char *name, const char *action, int st_rc, const s
 	else if (strcmp(action, "restart") == 0)
 		ok = s == INSTANCE_RUNNING || s == INSTANCE_PAUSED;
 	else if (strcmp(action, "pause") == 0)
-		ok = s == INSTANCE_RUNNING;
+		ok = s == INSTANCE_RUNNING && !st->starting;
 	else if (strcmp(action, "resume") == 0)
 		ok = s == INSTANCE_PAUSED;
 	else
@@ -1026,7 +1034,7 @@ static int op_exec(struct daemon *d, struct operation *op, void *arg, struct gr_
 		struct instance_status st;
 		struct gr_error st_err = { 0 };
 		rc = driver_status(d, &l, &st, &st_err);
-		if (rc < 0 || st.state != INSTANCE_RUNNING)
+		if (rc < 0 || st.state != INSTANCE_RUNNING || st.starting)
 			return gr_error_set(err, EBUSY, "instance %s is not running", c->name);
 		struct exec_request req = { .argv = c->argv, .env = c->env, .cwd = c->cwd, .uid = c->uid,
 					    .gid = c->gid, .tty = c->tty, .width = c->width, .height = c->height };
@@ -1169,9 +1177,10 @@ static void post_exec(struct daemon *d, const struct http_request *rq, struct ht
 	}
 	struct instance_status st;
 	rc = driver_status(d, &l, &st, &err);
-	if (rc < 0 || st.state != INSTANCE_RUNNING) {
+	if (rc < 0 || st.state != INSTANCE_RUNNING || st.starting) {
 		reply_error(rp, 409, "instance %s is %s: exec needs it running", l.row->name,
-			    rc < 0 ? "in an unknown state" : st.state == INSTANCE_PAUSED ? "paused" : "stopped");
+			    rc < 0 ? "in an unknown state" : st.state == INSTANCE_PAUSED ? "paused"
+			    : st.restarting ? "waiting to be restarted" : st.starting ? "starting" : "stopped");
 		return;
 	}
 	struct exec_ctx *c = calloc(1, sizeof(*c));

@@ -16,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "container/cgroup.h"
 #include "container/container.h"
 #include "container/terminal.h"
@@ -227,16 +228,22 @@ static int container_status_(const struct driver_env *env, const struct instance
 	container_view(&p, spec->name, &cs, &out->pid, &cg);
 	switch (cs) {
 	case STATUS_RUNNING:
+		out->state = INSTANCE_RUNNING;
+		break;
 	case STATUS_CREATED:
 	case STATUS_CREATING:
+		/* The container is being made: its command does not run yet. */
 		out->state = INSTANCE_RUNNING;
+		out->starting = true;
 		break;
 	case STATUS_PAUSED:
 		out->state = INSTANCE_PAUSED;
 		break;
 	case STATUS_STOPPED:
-		/* A living supervisor between two runs (back-off) or starting. */
+		/* A living supervisor between two runs (back-off) or starting:
+		 * meant to run, not running. */
 		out->state = alive ? INSTANCE_RUNNING : INSTANCE_STOPPED;
+		out->starting = alive;
 		break;
 	}
 	if (cg && cs != STATUS_STOPPED) {
@@ -258,6 +265,7 @@ static int container_status_(const struct driver_env *env, const struct instance
 		out->exit_code = ex.exit_code;
 		snprintf(out->stop_reason, sizeof(out->stop_reason), "%s", ex.reason);
 		out->restarts = ex.restarts;
+		out->restarting = out->starting && ex.restarting;
 	} else if (r != -ENOENT) {
 		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
 	}
@@ -446,6 +454,34 @@ static int container_resume_(const struct driver_env *env, const struct instance
 	return r < 0 ? r : container_pause(p.containers, spec->name, false, err);
 }
 
+/* The instances' cgroup parent (/gureum, or /gureum-HASH for another run
+ * directory) is removed from every hierarchy once empty: rmdir fails with
+ * EBUSY/ENOTEMPTY while an instance still has a cgroup under it, which is
+ * fine. A start racing with this recreates it (cgroup_create retries when an
+ * ancestor vanishes under it). */
+static void remove_cgroup_parent(const struct driver_env *env)
+{
+	char parent[96];
+	container_cgroup_parent(env->run_dir, parent, sizeof(parent));
+	struct cgroup_layout l;
+	if (cgroup_layout_detect(NULL, &l, NULL) < 0)
+		return;
+	for (size_t i = 0; i <= l.n_v1; i++) {
+		const char *mount = i < l.n_v1 ? l.v1[i].mount : l.unified_mount;
+		char dir[PATH_MAX];
+		if (!mount || snprintf(dir, sizeof(dir), "%s%s", mount, parent) >= (int)sizeof(dir))
+			continue;
+		if (rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY)
+			gr_debug("cannot remove the cgroup %s: %s", dir, strerror(errno));
+	}
+	cgroup_layout_free(&l);
+}
+
+static void container_cleanup_(const struct driver_env *env)
+{
+	remove_cgroup_parent(env);
+}
+
 static int container_remove_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
 	struct instance_paths p;
@@ -464,6 +500,7 @@ static int container_remove_(const struct driver_env *env, const struct instance
 	remove_tmp_bundles(instances, spec->name);
 	if ((r = gr_rm_rf(p.bundle, err)) < 0 || (r = gr_rm_rf(p.run, err)) < 0)
 		return r;
+	remove_cgroup_parent(env);
 	return 0;
 }
 
@@ -742,4 +779,5 @@ const struct instance_driver container_driver = {
 	.console = container_console_,
 	.log_path = container_log_path_,
 	.scan = container_scan_,
+	.cleanup = container_cleanup_,
 };

@@ -3,9 +3,12 @@
 
 #include <string.h>
 
+const struct instance_driver *const instance_drivers[] = { &container_driver, NULL };
+
 const struct instance_driver *instance_driver_for(const char *type)
 {
-	if (type && strcmp(type, container_driver.type) == 0)
-		return &container_driver;
+	for (size_t i = 0; type && instance_drivers[i]; i++)
+		if (strcmp(type, instance_drivers[i]->type) == 0)
+			return instance_drivers[i];
 	return NULL;
 }

@@ -45,6 +45,13 @@ enum instance_run_state {
 /* What is really running. */
 struct instance_status {
 	enum instance_run_state state;
+	/* With state RUNNING (what the instance is meant to be, and what stop,
+	 * restart and delete act on): its supervisor lives but the workload does
+	 * not run yet: a start under way, or the restart policy's back-off
+	 * between two runs (restarting). pid is 0 or the not yet started init.
+	 * The API reports it as "Starting" (106). */
+	bool starting;
+	bool restarting;              /* starting because of the restart policy (back-off) */
 	pid_t pid;                    /* the workload's init, 0 when stopped */
 	pid_t supervisor_pid;         /* 0 when none */
 	uint64_t cpu_ns;              /* CPU time used (cgroup), 0 if unknown */
@@ -111,7 +118,14 @@ struct instance_driver {
 	 * ones its database does not know. */
 	int (*scan)(const struct driver_env *env, void (*found)(void *opaque, const char *name), void *opaque,
 		    struct gr_error *err);
+	/* At gureumd's clean exit (optional): removes what the driver shares
+	 * between instances once nothing uses it (the container driver: its empty
+	 * cgroup parent). Never touches a running workload. */
+	void (*cleanup)(const struct driver_env *env);
 };
+
+/* Every driver, NULL-terminated. */
+extern const struct instance_driver *const instance_drivers[];
 
 extern const struct instance_driver container_driver;
 
