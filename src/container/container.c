@@ -1294,12 +1294,15 @@ static __attribute__((noreturn)) void exec_child(int sync_fd, int ns_fds[OCI_NS_
 	if (o->process->terminal) {
 		int master = -1, slave = -1;
 		char slave_path[64];
-		if (terminal_open_pty(&master, &slave, slave_path, sizeof(slave_path), &err) < 0 ||
-		    terminal_send_fd(console_fd, master, &err) < 0 || terminal_make_controlling(slave, &err) < 0)
+		if (terminal_open_pty(&master, &slave, slave_path, sizeof(slave_path), &err) < 0)
 			child_fail(sync_fd, &err);
+		/* The size first: once the master is sent, its receiver may
+		 * resize the terminal, and a later initial size would undo that. */
 		if (o->process->console_size.set)
 			(void)terminal_set_size(slave, o->process->console_size.v.height,
 						o->process->console_size.v.width, NULL);
+		if (terminal_send_fd(console_fd, master, &err) < 0 || terminal_make_controlling(slave, &err) < 0)
+			child_fail(sync_fd, &err);
 		close(master);
 		close(slave);
 		close(console_fd);

@@ -315,14 +315,51 @@ def test_exec_websocket_tty(gureumd):
     ws.send_binary(b"\x00stty size\n")
     while b"24 80" not in first:  # the initial size from the request
         first += ws.recv_data()[1][1:]
+    # Frames are handled in order: the resize is applied before the next input is written.
     ws.send_binary(b"\x03" + json.dumps({"resize": {"width": 100, "height": 30}}).encode())
-    time.sleep(0.2)
     ws.send_binary(b"\x00stty size; [ -t 0 ] && echo tty-yes; echo $((6*7)); exit 5\n")
     out, _ = ws_collect(ws)
     text = out.decode(errors="replace")
     assert "30 100" in text and "tty-yes" in text and "42" in text, text
     op = d.wait_operation(env["operation"])
     assert op["metadata"]["return"] == 5
+
+
+def test_exec_tty_resize_right_after_connecting(gureumd):
+    """A resize sent at once, while the process may still be starting (the server has accepted the
+    WebSocket but not attached its relay yet), is kept and applied, not dropped or undone by the
+    initial size (the exec used to set that after handing the terminal over: 1 in 40 failed)."""
+    d = gureumd
+    create(d, n('e4'))
+    for i in range(10):
+        st, _, env = d.request("POST", f"/1.0/instances/{n('e4')}/exec",
+                               body=json.dumps({"command": ["sh", "-c", "read x; stty size; echo $x"],
+                                                "interactive": True, "width": 80, "height": 24,
+                                                "wait-for-websocket": True}).encode())
+        assert st == 202, env
+        ws = d.websocket(env["metadata"]["metadata"]["websocket"])
+        ws.send_binary(b"\x03" + json.dumps({"resize": {"width": 123 + i, "height": 45}}).encode())
+        ws.send_binary(b"\x00go\n")
+        out, _ = ws_collect(ws)
+        text = out.decode(errors="replace")
+        assert f"45 {123 + i}" in text and "go" in text, text
+        assert d.wait_operation(env["operation"])["metadata"]["return"] == 0
+
+
+def test_exec_tty_command_not_found_is_said(gureumd):
+    """With a TTY the process's output is the terminal; an exec that cannot start its command says
+    why on stderr (channel 2, or the recorded stderr), not only with 127."""
+    d = gureumd
+    create(d, n('e5'))
+    tty = {"command": ["no-such-command"], "interactive": True, "width": 80, "height": 24}
+    st, _, env = d.request("POST", f"/1.0/instances/{n('e5')}/exec", body=dict(tty, **{"wait-for-websocket": True}))
+    assert st == 202, env
+    out, err = ws_collect(d.websocket(env["metadata"]["metadata"]["websocket"]))
+    assert b"no-such-command" in err and b"not found" in err, (out, err)
+    assert d.wait_operation(env["operation"])["metadata"]["return"] == 127
+    st, _, env = d.request("POST", f"/1.0/instances/{n('e5')}/exec", body=tty)
+    md = d.wait_operation(env["operation"])["metadata"]
+    assert md["return"] == 127 and "not found" in md["stderr"], md
 
 
 # --- logs and console -------------------------------------------------------------------------

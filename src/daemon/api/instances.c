@@ -1066,7 +1066,7 @@ static int op_exec(struct daemon *d, struct operation *op, void *arg, struct gr_
 		if (c->tty) {
 			relay->chan_fd[0] = s.pty_fd;
 			relay->chan_fd[1] = s.pty_fd;
-			relay->chan_fd[2] = -1;
+			relay->chan_fd[2] = s.stderr_fd; /* errors starting the process, -1 */
 		} else {
 			relay->chan_fd[0] = s.stdin_fd;
 			relay->chan_fd[1] = s.stdout_fd;
@@ -1100,7 +1100,7 @@ static int op_exec(struct daemon *d, struct operation *op, void *arg, struct gr_
 		close(s.stdin_fd);
 	struct capture cap[2] = {
 		{ .fd = c->tty ? s.pty_fd : s.stdout_fd, .buf = malloc(EXEC_OUTPUT_MAX) },
-		{ .fd = c->tty ? -1 : s.stderr_fd, .buf = malloc(EXEC_OUTPUT_MAX) },
+		{ .fd = s.stderr_fd, .buf = malloc(EXEC_OUTPUT_MAX) },
 	};
 	for (int i = 0; i < 2; i++)
 		cap[i].done = cap[i].fd < 0;

@@ -49,6 +49,11 @@
 #define RELAY_HIGH (256 * 1024)
 #define RELAY_LOW (64 * 1024)
 #define CONTROL_MAX (64 * 1024)
+/* Client input that arrives on a pending WebSocket before its relay exists
+ * (lws may deliver what came with or right after the upgrade even with rx
+ * flow control off) is kept, in order, up to this much, and replayed into
+ * the relay once attached; beyond it the connection is closed (1009). */
+#define EARLY_MAX (256 * 1024)
 #define LINE_MAX_BYTES (2u << 20)
 /* Bodies declared up to this size are read and dropped before the 413, so
  * the client sees the reply instead of a reset; larger ones are refused at
@@ -138,8 +143,18 @@ struct conn {
 	/* WebSocket */
 	struct ws_relay *relay_spec;  /* accepted, not yet established */
 	struct relay *relay;
+	struct early_frag *early_head, *early_tail;   /* input before the relay (EARLY_MAX) */
+	size_t early_len;
 	int close_status;
 	char close_msg[124];
+};
+
+/* A received WebSocket fragment kept until the relay exists. */
+struct early_frag {
+	struct early_frag *next;
+	size_t len;
+	bool msg_end;                 /* the message's last fragment */
+	char data[];
 };
 
 static struct server *g_srv;      /* for the callbacks */
@@ -418,10 +433,14 @@ static void relay_control(struct server *srv, struct relay *r)
 	json_decref(msg);
 }
 
-static void relay_receive(struct server *srv, struct relay *r, const char *data, size_t len)
+/* Whether the fragment being received ends its message. */
+static bool ws_msg_end(struct lws *wsi)
 {
-	struct lws *wsi = r->c->wsi;
-	bool msg_end = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+	return lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+}
+
+static void relay_receive(struct server *srv, struct relay *r, const char *data, size_t len, bool msg_end)
+{
 	switch (r->spec.mode) {
 	case WS_RAW:
 		relay_append_input(srv, r, data, len);
@@ -573,6 +592,49 @@ static void pending_remove(struct conn *c)
 	lws_sul_cancel(&c->sul);
 }
 
+static void early_free(struct conn *c)
+{
+	for (struct early_frag *f = c->early_head, *next; f; f = next) {
+		next = f->next;
+		free(f);
+	}
+	c->early_head = c->early_tail = NULL;
+	c->early_len = 0;
+}
+
+/* Keeps input that came before the relay; false when over EARLY_MAX. */
+static bool early_keep(struct conn *c, const void *in, size_t len, bool msg_end)
+{
+	if (c->early_len + len > EARLY_MAX)
+		return false;
+	struct early_frag *f = malloc(sizeof(*f) + len);
+	if (!f)
+		return false;
+	f->next = NULL;
+	f->len = len;
+	f->msg_end = msg_end;
+	if (len)
+		memcpy(f->data, in, len);
+	if (c->early_tail)
+		c->early_tail->next = f;
+	else
+		c->early_head = f;
+	c->early_tail = f;
+	c->early_len += len;
+	return true;
+}
+
+/* Feeds the kept input to the newly attached relay, in order. */
+static void early_replay(struct server *srv, struct conn *c)
+{
+	if (c->early_head)
+		gr_debug("websocket %s: %zu bytes received before the relay existed, now relayed", c->path ? c->path : "",
+			 c->early_len);
+	for (struct early_frag *f = c->early_head; f && c->relay; f = f->next)
+		relay_receive(srv, c->relay, f->data, f->len, f->msg_end);
+	early_free(c);
+}
+
 static void deferred_free(struct conn *c)
 {
 	pending_remove(c);
@@ -608,6 +670,7 @@ static void conn_free(struct conn *c)
 	}
 	relay_free(c->srv, c->relay);
 	c->relay = NULL;
+	early_free(c);
 	conn_reset_request(c);
 	free(c);
 }
@@ -789,8 +852,10 @@ static void deferred_poll(struct conn *c, bool timed_out)
 				c->close_status = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
 				snprintf(c->close_msg, sizeof(c->close_msg), "%s", err.msg);
 			}
+			early_replay(c->srv, c);
 			lws_rx_flow_control(c->wsi, 1);
 		} else {
+			early_free(c);
 			const char *msg = json_string_value(json_object_get(rp.envelope, "error"));
 			c->close_status = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
 			snprintf(c->close_msg, sizeof(c->close_msg), "%s", msg && *msg ? msg : "no relay");
@@ -1203,8 +1268,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 	case LWS_CALLBACK_RECEIVE:
 		c = lws_get_opaque_user_data(wsi);
-		if (c && c->relay)
-			relay_receive(srv, c->relay, in, len);
+		if (!c)
+			return 0;
+		if (c->relay) {
+			relay_receive(srv, c->relay, in, len, ws_msg_end(wsi));
+		} else if (c->deferred && !c->close_status) {
+			/* Accepted, relay not attached yet (its process is starting). */
+			if (!early_keep(c, in, len, ws_msg_end(wsi))) {
+				early_free(c);
+				c->close_status = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+				snprintf(c->close_msg, sizeof(c->close_msg),
+					 "more than %d KiB of input before the process started", EARLY_MAX / 1024);
+				lws_callback_on_writable(wsi);
+			}
+		}
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE: {
@@ -1246,6 +1323,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (c) {
 			relay_free(srv, c->relay);
 			c->relay = NULL;
+			early_free(c);
 			deferred_free(c);
 		}
 		return 0;

@@ -653,6 +653,9 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 				break;
 			}
 			out->pty_fd = master;
+			/* The helper's own errors after this point (a command
+			 * that cannot be executed) are not on the terminal. */
+			out->stderr_fd = gr_steal_fd(err_r);
 			out->pid = child;
 			r = 0;
 			break;

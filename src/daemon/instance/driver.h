@@ -77,7 +77,10 @@ struct exec_request {
  * calls wait to collect the exit code. */
 struct exec_session {
 	int stdin_fd;                 /* write end; -1 when tty (use pty_fd) */
-	int stdout_fd, stderr_fd;     /* read ends; -1 when tty */
+	int stdout_fd;                /* read end; -1 when tty */
+	int stderr_fd;                /* read end; when tty (may be -1): only errors starting the
+				       * process (e.g. its command not found), which the
+				       * terminal does not carry */
 	int pty_fd;                   /* the terminal's master side when tty, else -1 */
 	pid_t pid;                    /* a host process the daemon can wait for (exits with the exec's code) */
 };
