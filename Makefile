@@ -27,12 +27,13 @@ build: $(BUILD)/build.ninja
 asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-# The main job: gureumd in the foreground, state in /var/lib/gureum and sockets in /run/gureum
-# (its built-in defaults); Ctrl-C stops it (instances keep running). It prints how to launch an
-# instance from another terminal.
+# The main job: gureumd in the foreground with its built-in defaults (SQLite state in
+# /var/lib/gureum, sockets in /run/gureum, the built-in busybox image); Ctrl-C stops it
+# (instances keep running). Once ready it prints the command that launches an instance from
+# another terminal (the CLI of this build tree, by its full path).
 GUREUMD = $(BUILD)/src/daemon/gureumd
 run: deps build
-	@echo "make run: starting gureumd; from another terminal: PATH=$(CURDIR)/$(BUILD)/src/cli:\$$PATH gureum launch busybox c1"
+	@echo "make run: starting gureumd in the foreground (Ctrl-C stops it; instances keep running)"
 	$(GUREUMD)
 
 unit: build asan

@@ -112,20 +112,58 @@ static int take_lock(const char *run_dir, int *fd_out, struct gr_error *err)
 }
 
 /* Where gureum-supervisor is: $GUREUM_LIBEXEC_DIR, else next to gureumd. */
-static char *libexec_dir(void)
+#ifndef GUREUM_INSTALLED_LIBEXEC
+#define GUREUM_INSTALLED_LIBEXEC "/usr/local/libexec/gureum"
+#endif
+#ifndef GUREUM_INSTALLED_BINDIR
+#define GUREUM_INSTALLED_BINDIR "/usr/local/bin"
+#endif
+
+/* The directory of gureumd's own executable (malloc'd), or NULL. */
+static char *exe_dir(void)
 {
-	const char *env = getenv("GUREUM_LIBEXEC_DIR");
-	if (env && *env)
-		return strdup(env);
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return strdup("/usr/libexec/gureum");
+		return NULL;
 	exe[n] = '\0';
 	char *slash = strrchr(exe, '/');
 	if (slash)
 		*slash = '\0';
 	return strdup(exe);
+}
+
+/* Where gureum-supervisor is: $GUREUM_LIBEXEC_DIR, else next to gureumd (the
+ * build tree: build/src/daemon), else the installed libexec directory. */
+static char *libexec_dir(void)
+{
+	const char *env = getenv("GUREUM_LIBEXEC_DIR");
+	if (env && *env)
+		return strdup(env);
+	char *dir = exe_dir(), path[PATH_MAX];
+	if (dir && snprintf(path, sizeof(path), "%s/gureum-supervisor", dir) < (int)sizeof(path) &&
+	    access(path, X_OK) == 0)
+		return dir;
+	free(dir);
+	return strdup(GUREUM_INSTALLED_LIBEXEC);
+}
+
+/* How to call the CLI, for the start-up hint: "gureum" when the one on PATH
+ * is ours, else the full path of the build tree's or the installed one. */
+static void cli_command(char *out, size_t n)
+{
+	gr_autofree char *dir = exe_dir();
+	char path[PATH_MAX];
+	/* The build tree: build/src/daemon/gureumd -> build/src/cli/gureum. */
+	if (dir && snprintf(path, sizeof(path), "%s/../cli/gureum", dir) < (int)sizeof(path) &&
+	    access(path, X_OK) == 0) {
+		gr_autofree char *real = realpath(path, NULL);
+		snprintf(out, n, "%s", real ? real : path);
+		return;
+	}
+	snprintf(out, n, "%s/gureum", GUREUM_INSTALLED_BINDIR);
+	if (access(out, X_OK) < 0)
+		snprintf(out, n, "gureum");
 }
 
 /* --print-routes (for tests/integration/test_daemon_openapi.py): every route
@@ -238,7 +276,12 @@ int main(int argc, char **argv)
 
 	printf("gureumd: ready; state %s, run %s, API on %s/gureum.sock%s%s\n", state_dir, run_dir, run_dir,
 	       listen ? " and https://" : "", listen ? listen : "");
-	printf("gureumd: launch an instance with:  gureum launch busybox c1\n");
+	char cli[PATH_MAX + 16];
+	cli_command(cli, sizeof(cli));
+	if (strcmp(run_dir, DEFAULT_RUN_DIR) == 0)
+		printf("gureumd: launch an instance with:  %s launch busybox c1\n", cli);
+	else
+		printf("gureumd: launch an instance with:  %s --socket %s/gureum.sock launch busybox c1\n", cli, run_dir);
 	fflush(stdout);
 	if (!d->stopping && server_run(d) < 0)
 		gr_warn("gureumd: the service loop failed");
