@@ -5,7 +5,6 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
-BUNDLE     ?= $(BUILD)/busybox-bundle
 RUNTIME     = $(BUILD)/src/runtime/gureum-runtime
 PYTEST      = /usr/bin/python3 -m pytest
 
@@ -28,10 +27,14 @@ build: $(BUILD)/build.ninja
 asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-# The main job: until gureumd exists, gureum-runtime runs the built-in busybox bundle.
+# The main job: gureumd in the foreground with its built-in defaults (SQLite state in
+# /var/lib/gureum, sockets in /run/gureum, the built-in busybox image); Ctrl-C stops it
+# (instances keep running). Once ready it prints the command that launches an instance from
+# another terminal (the CLI of this build tree, by its full path).
+GUREUMD = $(BUILD)/src/daemon/gureumd
 run: deps build
-	@bash scripts/mkbundle.sh $(BUNDLE) sh -c 'echo "hello from a gureum container: pid $$$$, hostname $$(hostname), kernel $$(uname -r)"; ls /'
-	$(RUNTIME) --root $(BUILD)/run-state run --bundle $(BUNDLE) gureum-hello-$$$$
+	@echo "make run: starting gureumd in the foreground (Ctrl-C stops it; instances keep running)"
+	$(GUREUMD)
 
 unit: build asan
 	meson test -C $(BUILD) --print-errorlogs

@@ -14,7 +14,14 @@ static struct {
 	int fd;
 	enum gr_log_format format;
 	bool debug;
-} g_log = { .fd = -1, .format = GR_LOG_TEXT, .debug = false };
+	int stderr_min;              /* -1: the default rule in log_line */
+} g_log = { .fd = -1, .format = GR_LOG_TEXT, .debug = false, .stderr_min = -1 };
+
+void gr_log_set_stderr_level(enum gr_log_level min)
+{
+	g_log.stderr_min = (int)min;
+	g_log.debug = min == GR_LOG_DEBUG;
+}
 
 static const char *const level_names[] = { "debug", "info", "warning", "error" };
 
@@ -92,8 +99,10 @@ static void log_line(enum gr_log_level level, const char *msg)
 		}
 	}
 	/* Errors always reach stderr; debug output only when asked and no log file. */
-	if (level == GR_LOG_ERROR || (level >= GR_LOG_WARN && g_log.fd < 0) ||
-	    (g_log.debug && g_log.fd < 0)) {
+	bool to_stderr = g_log.stderr_min >= 0 ? (level == GR_LOG_ERROR || (g_log.fd < 0 && (int)level >= g_log.stderr_min))
+					       : (level == GR_LOG_ERROR || (level >= GR_LOG_WARN && g_log.fd < 0) ||
+						  (g_log.debug && g_log.fd < 0));
+	if (to_stderr) {
 		char line[GR_ERROR_MSG_MAX + 64];
 		int len = snprintf(line, sizeof(line), "%s%s\n",
 				   level == GR_LOG_ERROR ? "error: " :

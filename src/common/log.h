@@ -17,6 +17,10 @@ void gr_log(enum gr_log_level level, const char *fmt, ...) __attribute__((format
 #define gr_debug(...) gr_log(GR_LOG_DEBUG, __VA_ARGS__)
 #define gr_info(...) gr_log(GR_LOG_INFO, __VA_ARGS__)
 #define gr_warn(...) gr_log(GR_LOG_WARN, __VA_ARGS__)
+/* Long-running programs without a log file (gureumd in the foreground):
+ * every message at min or above goes to stderr, and debug messages are
+ * produced when min is GR_LOG_DEBUG. */
+void gr_log_set_stderr_level(enum gr_log_level min);
 /* Logs err->msg at error level. */
 void gr_log_error(const struct gr_error *err);
 /* Parses "text"/"json"; returns -EINVAL for anything else. */

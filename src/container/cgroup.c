@@ -1328,6 +1328,26 @@ static void cg_enable_controllers(const char *mount, const char *path)
 	}
 }
 
+/* mkdir -p, again when an empty ancestor was removed between two of its
+ * steps (an owner of a shared parent cgroup, such as gureumd's container
+ * driver, removes it once empty: rmdir succeeds in the window between the
+ * parent's mkdir and the child's). */
+static int cg_mkdir_p(const char *dir, struct gr_error *err)
+{
+	int r = 0;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct gr_error e = { 0 };
+		if ((r = gr_mkdir_p(dir, 0755, &e)) != -ENOENT) {
+			if (r < 0 && err)
+				*err = e;
+			return r;
+		}
+		if (err)
+			*err = e;
+	}
+	return r;
+}
+
 int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_error *err)
 {
 	int r = cg_check_path(path, err);
@@ -1337,7 +1357,7 @@ int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_err
 		gr_autofree char *dir = cg_dir(l->v1[i].mount, path);
 		if (!dir)
 			return gr_error_set(err, ENOMEM, "out of memory");
-		if ((r = gr_mkdir_p(dir, 0755, err)) < 0)
+		if ((r = cg_mkdir_p(dir, err)) < 0)
 			return gr_error_prefix(err, "cannot create cgroup %s", path);
 		if (cg_strv_has(l->v1[i].controllers, "cpuset") &&
 		    (r = cg_cpuset_fill(l->v1[i].mount, path, err)) < 0)
@@ -1347,7 +1367,7 @@ int cgroup_create(const struct cgroup_layout *l, const char *path, struct gr_err
 		gr_autofree char *dir = cg_dir(l->unified_mount, path);
 		if (!dir)
 			return gr_error_set(err, ENOMEM, "out of memory");
-		if ((r = gr_mkdir_p(dir, 0755, err)) < 0)
+		if ((r = cg_mkdir_p(dir, err)) < 0)
 			return gr_error_prefix(err, "cannot create cgroup %s", path);
 		cg_enable_controllers(l->unified_mount, path);
 	}
@@ -1787,4 +1807,78 @@ bool cgroup_exists(const struct cgroup_layout *l, const char *path)
 			return true;
 	}
 	return false;
+}
+
+/* ------------------------------------------------------------------- stats */
+
+static int cg_read_u64_at(const char *dir, const char *name, uint64_t *out)
+{
+	gr_autofree char *s = NULL;
+	if (cg_read(dir, name, &s, NULL) < 0)
+		return -ENOENT;
+	return gr_parse_u64(s, out);
+}
+
+/* "usage_usec 123" from cpu.stat (v2). */
+static int cg_cpu_stat_usec(const char *dir, uint64_t *out)
+{
+	gr_autofree char *s = NULL;
+	if (cg_read(dir, "cpu.stat", &s, NULL) < 0)
+		return -ENOENT;
+	for (char *line = s; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, "usage_usec ", 11) == 0)
+			return gr_parse_u64(line + 11, out);
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int cgroup_stats(const struct cgroup_layout *l, const char *path, struct cgroup_stats *out, struct gr_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	int r = cg_check_path(path, err);
+	if (r < 0)
+		return r;
+	gr_autofree char *v2 = l->unified_mount ? cg_dir(l->unified_mount, path) : NULL;
+	const struct cgroup_v1_hierarchy *h;
+	uint64_t v;
+	if ((h = cg_v1_find(l, "cpuacct"))) {
+		gr_autofree char *d = cg_dir(h->mount, path);
+		if (d && cg_read_u64_at(d, "cpuacct.usage", &v) == 0) {
+			out->cpu_ns = v;
+			out->has_cpu = true;
+		}
+	}
+	if (!out->has_cpu && v2 && cg_cpu_stat_usec(v2, &v) == 0) {
+		out->cpu_ns = v * 1000;
+		out->has_cpu = true;
+	}
+	if ((h = cg_v1_find(l, "memory"))) {
+		gr_autofree char *d = cg_dir(h->mount, path);
+		if (d && cg_read_u64_at(d, "memory.usage_in_bytes", &v) == 0) {
+			out->memory_bytes = v;
+			out->has_memory = true;
+		}
+	}
+	if (!out->has_memory && v2 && cg_read_u64_at(v2, "memory.current", &v) == 0) {
+		out->memory_bytes = v;
+		out->has_memory = true;
+	}
+	if ((h = cg_v1_find(l, "pids"))) {
+		gr_autofree char *d = cg_dir(h->mount, path);
+		if (d && cg_read_u64_at(d, "pids.current", &v) == 0) {
+			out->pids = v;
+			out->has_pids = true;
+		}
+	}
+	if (!out->has_pids && v2 && cg_read_u64_at(v2, "pids.current", &v) == 0) {
+		out->pids = v;
+		out->has_pids = true;
+	}
+	if (!out->has_cpu && !out->has_memory && !out->has_pids && !cgroup_exists(l, path))
+		return gr_error_set(err, ENOENT, "cgroup %s does not exist", path);
+	return 0;
 }

@@ -76,6 +76,16 @@ int cgroup_destroy(const struct cgroup_layout *l, const char *path, struct gr_er
 /* Does the cgroup exist in at least one hierarchy? */
 bool cgroup_exists(const struct cgroup_layout *l, const char *path);
 
+/* Usage counters of a cgroup (cpuacct.usage or cpu.stat usage_usec,
+ * memory.usage_in_bytes or memory.current, pids.current); a counter the host
+ * does not have is left at 0 with its has_ flag false. -ENOENT when the
+ * cgroup does not exist. */
+struct cgroup_stats {
+	uint64_t cpu_ns, memory_bytes, pids;
+	bool has_cpu, has_memory, has_pids;
+};
+int cgroup_stats(const struct cgroup_layout *l, const char *path, struct cgroup_stats *out, struct gr_error *err);
+
 /* Conversions used on v2 (exposed for tests). */
 uint64_t cgroup_shares_to_weight(uint64_t shares);      /* cpu.shares -> cpu.weight */
 uint64_t cgroup_blkio_to_io_weight(uint64_t weight);    /* blkio.weight -> io.weight */

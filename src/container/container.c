@@ -1180,14 +1180,27 @@ static void forward_signal(int sig)
 		kill(g_forward_pid, sig);
 }
 
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
 static void forward_signals(pid_t pid)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 	g_forward_pid = pid;
 	struct sigaction sa = { .sa_handler = forward_signal };
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
+		sigaction(forwarded_signals[i], &sa, NULL);
+}
+
+/* Holds the forwarded signals back (into *old the mask to restore) until
+ * the process they are for exists: one that arrives meanwhile is delivered
+ * to it once forward_signals() is set, instead of killing us. */
+static void block_forwarded_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
+		sigaddset(&set, forwarded_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, old);
 }
 
 static int wait_exit_code(pid_t pid, int master, struct gr_error *err)
@@ -1281,12 +1294,15 @@ static __attribute__((noreturn)) void exec_child(int sync_fd, int ns_fds[OCI_NS_
 	if (o->process->terminal) {
 		int master = -1, slave = -1;
 		char slave_path[64];
-		if (terminal_open_pty(&master, &slave, slave_path, sizeof(slave_path), &err) < 0 ||
-		    terminal_send_fd(console_fd, master, &err) < 0 || terminal_make_controlling(slave, &err) < 0)
+		if (terminal_open_pty(&master, &slave, slave_path, sizeof(slave_path), &err) < 0)
 			child_fail(sync_fd, &err);
+		/* The size first: once the master is sent, its receiver may
+		 * resize the terminal, and a later initial size would undo that. */
 		if (o->process->console_size.set)
 			(void)terminal_set_size(slave, o->process->console_size.v.height,
 						o->process->console_size.v.width, NULL);
+		if (terminal_send_fd(console_fd, master, &err) < 0 || terminal_make_controlling(slave, &err) < 0)
+			child_fail(sync_fd, &err);
 		close(master);
 		close(slave);
 		close(console_fd);
@@ -1311,6 +1327,8 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 	_cleanup_(oci_config_freep) struct oci_config *c = cp;
 
 	int ns_fds[OCI_NS_TYPES];
+	sigset_t saved_mask;
+	bool mask_saved = false;
 	gr_autoclose int console_fd = -1, console_peer = -1;
 	for (int t = 0; t < OCI_NS_TYPES; t++)
 		ns_fds[t] = -1;
@@ -1350,6 +1368,10 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 		goto out;
 	}
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	if (!o->detach) {
+		block_forwarded_signals(&saved_mask);
+		mask_saved = true;
+	}
 	pid_t child = fork();
 	if (child < 0) {
 		r = gr_error_sys(err, errno, "fork");
@@ -1358,6 +1380,8 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 		goto out;
 	}
 	if (child == 0) {
+		if (mask_saved)
+			sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 		close(sp[0]);
 		exec_child(sp[1], ns_fds, c, o, console_fd);
 	}
@@ -1415,6 +1439,8 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 		goto out;
 	}
 	forward_signals(pid);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);   /* what arrived meanwhile goes to pid now */
+	mask_saved = false;
 	int code = wait_exit_code(pid, master, err);
 	if (master >= 0)
 		close(master);
@@ -1423,6 +1449,8 @@ int container_exec(const char *root, const char *id, const struct exec_opts *o, 
 	else
 		*exit_code = code;
 out:
+	if (mask_saved)
+		sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 	for (int t = 0; t < OCI_NS_TYPES; t++)
 		if (ns_fds[t] >= 0)
 			close(ns_fds[t]);

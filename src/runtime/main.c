@@ -1,6 +1,7 @@
 /* gureum-runtime entry point: global flags, then one verb. */
 #include "runtime.h"
 #include "common/log.h"
+#include "container/sealed_exe.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -127,9 +128,9 @@ int main(int argc, char **argv)
 	}
 	const char *verb = argv[optind];
 	/* Verbs that start processes inside a container never let them see
-	 * this binary's file (see cloned_exe.c). */
+	 * this binary's file (see container/sealed_exe.h). */
 	if ((strcmp(verb, "create") == 0 || strcmp(verb, "run") == 0 || strcmp(verb, "exec") == 0) &&
-	    runtime_reexec_sealed(argv, &err) < 0)
+	    sealed_exe_reexec("gureum-runtime", argv, &err) < 0)
 		return runtime_fail(&err);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].name, verb) == 0) {

@@ -30,10 +30,6 @@ int cmd_update(struct globals *g, int argc, char **argv);
 int cmd_spec(struct globals *g, int argc, char **argv);
 int cmd_features(struct globals *g, int argc, char **argv);
 
-/* Re-executes the runtime from a sealed memfd copy of itself unless it
- * already runs from one (see cloned_exe.c). Returns only on error. */
-int runtime_reexec_sealed(char **argv, struct gr_error *err);
-
 /* Logs the error (stderr and --log) and returns 1. */
 int runtime_fail(const struct gr_error *err);
 /* Logs a usage error ("VERB: MESSAGE") and returns 1. */

@@ -298,7 +298,7 @@ def linux_skip_reason():
     kernel = cloud_kernel()
     if not kernel:
         reasons.append("no Debian cloud kernel: /boot/vmlinuz-*-cloud-amd64 is absent (install "
-                       "linux-image-cloud-amd64: scripts/install-deps.sh; or set GUREUM_LINUX_KERNEL)")
+                       "linux-image-cloud-amd64, or set GUREUM_LINUX_KERNEL)")
     elif not kernel_modules_dir(kernel):
         reasons.append(f"no modules for {kernel}: /lib/modules/VERSION/kernel is absent "
                        "(set GUREUM_LINUX_MODULES to the kernel's /lib/modules/VERSION)")

@@ -25,7 +25,15 @@ struct http_request {
 	size_t body_len;
 	bool websocket;               /* the client asked for a WebSocket upgrade */
 	const char *route_args[4];    /* the path's variable parts, in order (e.g. NAME, ID) */
+	bool trusted_socket;          /* came over the unix socket (not TCP/TLS) */
 };
+
+/* The decoded value of a query parameter (?force=1&recursion=1): 1 found
+ * (copied into buf, NUL-terminated; a key without '=' gives ""), 0 absent,
+ * -E2BIG when it does not fit. */
+int http_query_get(const struct http_request *rq, const char *key, char *buf, size_t len);
+/* True when the parameter is present with value "1" or "true" or without a value. */
+bool http_query_bool(const struct http_request *rq, const char *key);
 
 /* A WebSocket relay the handler asks for (reply->ws). The server owns the
  * descriptors from then on and closes them when the connection ends.
@@ -36,7 +44,16 @@ struct http_request {
  *             channel 1 and 2; channel 3 (control JSON) goes to control().
  *             The connection closes once both output channels ended.
  *   LINES:    events: each '\n'-terminated line read from from_fd is one text
- *             frame; nothing is accepted from the client. */
+ *             frame; nothing is accepted from the client.
+ * The same descriptor may fill two roles (a console or pty is read and
+ * written): the server dup()s it. Descriptors become non-blocking. Reading
+ * follows the client: a descriptor is not read while more than 256 KiB of
+ * frames wait for the client, and the client is not read while more than
+ * 256 KiB wait to be written to a descriptor. End of input is read() = 0 or
+ * EIO (a pty whose other side closed). CHANNELS: the server itself handles
+ * the control message {"eof":true} (closes chan_fd[0] once what the client
+ * sent before it is written) and passes every control message (eof
+ * included) to control(). */
 enum ws_mode { WS_RAW, WS_CHANNELS, WS_LINES };
 
 struct ws_relay {
@@ -57,6 +74,25 @@ struct http_reply {
 	char *raw_body;               /* malloc'd, sent as is when content_type is set */
 	size_t raw_len;
 	struct ws_relay *ws;          /* malloc'd; upgrade the connection to this relay */
+	struct http_deferred *deferred; /* malloc'd; answer later (below) */
+	const char *allow;            /* 405: the Allow header (set by the router) */
+};
+
+/* A reply that is not ready yet (GET /1.0/operations/ID/wait, the exec
+ * WebSocket before its process runs). The handler fills rp->deferred instead
+ * of an envelope; the server keeps the request pending without blocking and
+ * calls poll() on the service thread after every server_wake() and once
+ * more when timeout_ms (0: none) has passed (timed_out true), until it
+ * returns true having filled rp: an envelope, or for a WebSocket request a
+ * relay in rp->ws (an error envelope then closes the WebSocket with the
+ * message as the close reason: WebSocket requests are accepted at once and
+ * the client's input waits until the relay exists). free_opaque runs once
+ * when the request is answered or the client is gone. */
+struct http_deferred {
+	bool (*poll)(struct daemon *d, void *opaque, struct http_reply *rp, bool timed_out);
+	void (*free_opaque)(void *opaque);
+	void *opaque;
+	unsigned timeout_ms;
 };
 
 /* Envelope builders (README "REST API"); they steal metadata. */
@@ -82,12 +118,26 @@ struct route {
 extern const struct route instance_routes[];    /* api/instances.c, ends with {0} */
 extern const struct route core_routes[];        /* api/core.c: /, /1.0, operations, events, images, tokens */
 
+/* Route lookup in NULL-terminated tables, searched in order (the server's:
+ * instance_routes, core_routes): 0 with *out and args filled (pointers into
+ * path_buf, a writable copy of the path that is split in place); -ENOENT for
+ * an unknown path; -EOPNOTSUPP when the path is known for other methods
+ * (allow gets them, ", "-separated). A trailing '/' is ignored. */
+int route_lookup(const struct route *const tables[], const char *method, char *path_buf,
+		 const struct route **out, const char *args[4], char *allow, size_t allow_len);
+/* The error message of a JSON parse failure, as request_json words it. */
+void json_error_message(const json_error_t *jerr, char *buf, size_t len);
+
 int server_start(struct daemon *d, struct gr_error *err);
 /* Runs the service loop until d->stopping. */
 int server_run(struct daemon *d);
 void server_stop(struct daemon *d);
-/* Wakes the service loop from another thread (a finished operation, an event). */
+/* Wakes the service loop from another thread (a finished operation, an event).
+ * Safe from any thread at any time (a no-op while no server runs). */
 void server_wake(struct daemon *d);
+/* The TLS certificate's SHA-256 fingerprint (hex, ':'-separated), or NULL
+ * without --listen. */
+const char *server_tls_fingerprint(struct daemon *d);
 
 /* JSON body parsing with errors that name the position ("line 1, column 7,
  * position 6: ..."): 400 in *rp and -EINVAL when malformed or not an object. */

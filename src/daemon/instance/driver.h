@@ -45,6 +45,13 @@ enum instance_run_state {
 /* What is really running. */
 struct instance_status {
 	enum instance_run_state state;
+	/* With state RUNNING (what the instance is meant to be, and what stop,
+	 * restart and delete act on): its supervisor lives but the workload does
+	 * not run yet: a start under way, or the restart policy's back-off
+	 * between two runs (restarting). pid is 0 or the not yet started init.
+	 * The API reports it as "Starting" (106). */
+	bool starting;
+	bool restarting;              /* starting because of the restart policy (back-off) */
 	pid_t pid;                    /* the workload's init, 0 when stopped */
 	pid_t supervisor_pid;         /* 0 when none */
 	uint64_t cpu_ns;              /* CPU time used (cgroup), 0 if unknown */
@@ -70,7 +77,10 @@ struct exec_request {
  * calls wait to collect the exit code. */
 struct exec_session {
 	int stdin_fd;                 /* write end; -1 when tty (use pty_fd) */
-	int stdout_fd, stderr_fd;     /* read ends; -1 when tty */
+	int stdout_fd;                /* read end; -1 when tty */
+	int stderr_fd;                /* read end; when tty (may be -1): only errors starting the
+				       * process (e.g. its command not found), which the
+				       * terminal does not carry */
 	int pty_fd;                   /* the terminal's master side when tty, else -1 */
 	pid_t pid;                    /* a host process the daemon can wait for (exits with the exec's code) */
 };
@@ -111,7 +121,14 @@ struct instance_driver {
 	 * ones its database does not know. */
 	int (*scan)(const struct driver_env *env, void (*found)(void *opaque, const char *name), void *opaque,
 		    struct gr_error *err);
+	/* At gureumd's clean exit (optional): removes what the driver shares
+	 * between instances once nothing uses it (the container driver: its empty
+	 * cgroup parent). Never touches a running workload. */
+	void (*cleanup)(const struct driver_env *env);
 };
+
+/* Every driver, NULL-terminated. */
+extern const struct instance_driver *const instance_drivers[];
 
 extern const struct instance_driver container_driver;
 

@@ -1,13 +1,6 @@
-/* Protection against a container overwriting this binary (the runc
- * CVE-2019-5736 class): a container whose entry point is a script starting
- * "#!/proc/self/exe" makes the kernel run *this* binary inside the container,
- * where another container process can reopen it through /proc/PID/exe and
- * write to it once it is no longer executing. So the verbs that put
- * processes into a container first re-execute themselves from a sealed
- * memfd copy: /proc/self/exe then names an anonymous file that nobody can
- * write to. */
-#include "runtime.h"
-#include "common/cleanup.h"
+/* See sealed_exe.h. */
+#include "sealed_exe.h"
+#include "../common/cleanup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +12,7 @@
 
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
-static bool running_from_sealed_copy(void)
+bool sealed_exe_running(void)
 {
 	gr_autoclose int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -28,9 +21,9 @@ static bool running_from_sealed_copy(void)
 	return seals >= 0 && (seals & SEALS) == SEALS;
 }
 
-int runtime_reexec_sealed(char **argv, struct gr_error *err)
+int sealed_exe_reexec(const char *name, char **argv, struct gr_error *err)
 {
-	if (running_from_sealed_copy())
+	if (sealed_exe_running())
 		return 0;
 	gr_autoclose int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (src < 0)
@@ -38,7 +31,7 @@ int runtime_reexec_sealed(char **argv, struct gr_error *err)
 	struct stat st;
 	if (fstat(src, &st) < 0)
 		return gr_error_sys(err, errno, "cannot stat /proc/self/exe");
-	gr_autoclose int mfd = memfd_create("gureum-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	gr_autoclose int mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return gr_error_sys(err, errno, "memfd_create");
 	for (off_t left = st.st_size; left > 0;) {
@@ -50,8 +43,8 @@ int runtime_reexec_sealed(char **argv, struct gr_error *err)
 		left -= n;
 	}
 	if (fcntl(mfd, F_ADD_SEALS, SEALS) < 0)
-		return gr_error_sys(err, errno, "cannot seal the memfd copy of the runtime");
+		return gr_error_sys(err, errno, "cannot seal the memfd copy of %s", name);
 	extern char **environ;
 	fexecve(mfd, argv, environ);
-	return gr_error_sys(err, errno, "cannot re-execute the runtime from its sealed copy");
+	return gr_error_sys(err, errno, "cannot re-execute %s from its sealed copy", name);
 }

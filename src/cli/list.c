@@ -1,0 +1,138 @@
+/* gureum list [--format table|json|yaml|csv]: the instances
+ * (GET /1.0/instances?recursion=1) with name, type, state, IPv4 and
+ * creation time. json and yaml print the daemon's objects; csv has no
+ * header (one instance per line, for scripts and completion). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/format.h"
+#include "common/cleanup.h"
+
+enum list_format { FMT_TABLE, FMT_JSON, FMT_YAML, FMT_CSV };
+
+static const char *str_or(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : dflt;
+}
+
+/* IPv4 addresses, once instances have networks: state.network.*.addresses
+ * with family inet (Incus's shape); empty until then. */
+static char *ipv4_of(const json_t *inst)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	const json_t *net = json_object_get(json_object_get(inst, "state"), "network");
+	const char *ifname;
+	json_t *iface;
+	bool first = true;
+	json_object_foreach((json_t *)net, ifname, iface) {
+		size_t i;
+		json_t *a;
+		json_array_foreach(json_object_get(iface, "addresses"), i, a) {
+			const char *fam = json_string_value(json_object_get(a, "family"));
+			const char *addr = json_string_value(json_object_get(a, "address"));
+			if (!fam || !addr || strcmp(fam, "inet") != 0 || strcmp(ifname, "lo") == 0)
+				continue;
+			fprintf(f, "%s%s (%s)", first ? "" : "\n", addr, ifname);
+			first = false;
+		}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ 0 },
+	};
+	enum list_format fmt = FMT_TABLE;
+	int opt;
+	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
+		switch (opt) {
+		case 'h': return cli_help(cli);
+		case 'f':
+			if (strcmp(optarg, "table") == 0)
+				fmt = FMT_TABLE;
+			else if (strcmp(optarg, "json") == 0)
+				fmt = FMT_JSON;
+			else if (strcmp(optarg, "yaml") == 0)
+				fmt = FMT_YAML;
+			else if (strcmp(optarg, "csv") == 0)
+				fmt = FMT_CSV;
+			else
+				return cli_usage_error(cli, "--format %s: expected table, json, yaml or csv", optarg);
+			break;
+		default: return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+	struct gr_client *c = cli_client(cli);
+	if (!c)
+		return CLI_EXIT_FAIL;
+	struct gr_error err = { 0 };
+	gr_autojson json_t *list = NULL;
+	if (gr_client_query(c, "GET", "/1.0/instances?recursion=1", NULL, &list, &err) < 0)
+		return cli_fail(&err);
+	if (!json_is_array(list))
+		return cli_error("GET /1.0/instances?recursion=1: gureumd did not answer with a list");
+
+	if (fmt == FMT_JSON) {
+		if (json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+			return cli_error("writing JSON failed");
+		putchar('\n');
+		return 0;
+	}
+	if (fmt == FMT_YAML) {
+		cli_yaml_dump(stdout, list, 0);
+		return 0;
+	}
+	static const char *const headers[] = { "NAME", "TYPE", "STATE", "IPV4", "CREATED" };
+	struct cli_table *t = fmt == FMT_TABLE ? cli_table_new(5, headers) : NULL;
+	if (fmt == FMT_TABLE && !t)
+		return cli_error("out of memory");
+	size_t i;
+	json_t *inst;
+	int status = 0;
+	json_array_foreach(list, i, inst) {
+		char created[64];
+		cli_format_timestamp(str_or(inst, "created_at", ""), created, sizeof(created));
+		gr_autofree char *ipv4 = ipv4_of(inst);
+		const char *status_text = str_or(inst, "status", "");
+		const char *row[5] = { str_or(inst, "name", ""), str_or(inst, "type", ""), status_text,
+				       ipv4 ? ipv4 : "", created };
+		if (fmt == FMT_CSV) {
+			/* Machine-readable: the timestamp as the daemon gave it. */
+			row[4] = str_or(inst, "created_at", "");
+			cli_csv_row(stdout, row, 5);
+		} else {
+			char upper[64];
+			size_t k;
+			for (k = 0; status_text[k] && k + 1 < sizeof(upper); k++)
+				upper[k] = (char)toupper((unsigned char)status_text[k]);
+			upper[k] = '\0';
+			row[2] = upper;
+			if (cli_table_add(t, row) == 0)
+				continue;
+			status = cli_error("out of memory");
+			break;
+		}
+	}
+	if (t && status == 0)
+		cli_table_print(t, stdout);
+	cli_table_free(t);
+	return status;
+}

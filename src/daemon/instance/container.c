@@ -1,0 +1,786 @@
+/* The container driver (driver.h): instances as OCI containers run by the
+ * container library under one gureum-supervisor each.
+ *
+ * Files: see supervisor/supervisor.h. The rootfs is an overlay of the image's
+ * rootfs (lower, shared, never written) and the instance's upper/work
+ * directories; the supervisor mounts it in a mount namespace of its own at
+ * start, so a launch copies nothing and a dead supervisor leaves no mount on
+ * the host. config.json is generated from the instance (container_config.c)
+ * at create and again at every start, so it follows the database.
+ *
+ * Everything here is rebuilt from files on each call: gureumd keeps nothing
+ * in memory about running instances. */
+#include "daemon/instance/container.h"
+#include "daemon/image_builtin.h"
+#include "daemon/supervisor/supervisor.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "container/cgroup.h"
+#include "container/container.h"
+#include "container/terminal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_TIMEOUT_MS 30000      /* for the supervisor's report */
+#define STOP_GRACE_MS 10000         /* beyond the stop timeout, before the driver kills it itself */
+#define EXEC_PTY_TIMEOUT_MS 10000
+
+extern char **environ;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+static int paths_for(const struct driver_env *env, const struct instance_spec *spec, struct instance_paths *p,
+		     struct gr_error *err)
+{
+	return instance_paths_init(p, env->state_dir, env->run_dir, spec->name, err);
+}
+
+/* A descriptor moved to >= 10 (close-on-exec), so that posix_spawn's dup2
+ * onto 0..3 always clears close-on-exec on the copy. */
+static int fd_high(int fd)
+{
+	if (fd < 0 || fd >= 10)
+		return fd;
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n;
+}
+
+/* posix_spawn with a clean signal state (gureumd's threads block signals). */
+static int spawn(pid_t *pid, const char *path, posix_spawn_file_actions_t *fa, char **argv, bool setsid_,
+		 struct gr_error *err)
+{
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setflags(&at, (short)(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      (setsid_ ? POSIX_SPAWN_SETSID : 0)));
+	int r = posix_spawn(pid, path, fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	if (r != 0)
+		return gr_error_sys(err, r, "cannot run %s", path);
+	return 0;
+}
+
+static int supervisor_path(const struct driver_env *env, char *out, struct gr_error *err)
+{
+	if (snprintf(out, PATH_MAX, "%s/gureum-supervisor", env->libexec_dir ? env->libexec_dir : ".") >= PATH_MAX)
+		return gr_error_set(err, ENAMETOOLONG, "libexec directory path too long");
+	if (access(out, X_OK) < 0)
+		return gr_error_sys(err, errno, "gureum-supervisor not found at %s", out);
+	return 0;
+}
+
+/* ---- validate, create ---- */
+
+static int container_validate(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	char rootfs[PATH_MAX];
+	gr_autojson json_t *cfg = NULL;
+	int r = container_config_generate(spec, NULL, &cfg, err);
+	if (r < 0)
+		return r;
+	if (!spec->image || strcmp(spec->image, IMAGE_BUILTIN_ALIAS) != 0)
+		return image_rootfs_path(env->state_dir, spec->image, rootfs, sizeof(rootfs), err);
+	return 0;
+}
+
+static int write_config(const struct driver_env *env, const struct instance_paths *p, const char *dir,
+			const struct instance_spec *spec, struct gr_error *err)
+{
+	gr_autojson json_t *cfg = NULL;
+	char parent[96];
+	container_cgroup_parent(env->run_dir, parent, sizeof(parent));
+	int r = container_config_generate(spec, parent, &cfg, err);
+	if (r < 0)
+		return r;
+	gr_autofree char *text = json_dumps(cfg, JSON_INDENT(2));
+	if (!text)
+		return gr_error_set(err, ENOMEM, "cannot encode config.json");
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/config.json", dir ? dir : p->bundle);
+	return gr_write_file_atomic(path, text, strlen(text), 0600, err);
+}
+
+static void remove_tmp_bundles(const char *instances, const char *name)
+{
+	gr_autoclosedir DIR *d = opendir(instances);
+	struct dirent *e;
+	char prefix[96], path[PATH_MAX];
+	snprintf(prefix, sizeof(prefix), ".%s.tmp-", name);
+	while (d && (e = readdir(d)))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", instances, e->d_name);
+			(void)gr_rm_rf(path, NULL);
+		}
+}
+
+static int container_create_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	char rootfs[PATH_MAX], instances[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
+	int r;
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = container_validate(env, spec, err)) < 0)
+		return r;
+	if ((r = image_builtin_ensure(env->state_dir, err)) < 0 ||
+	    (r = image_rootfs_path(env->state_dir, spec->image, rootfs, sizeof(rootfs), err)) < 0)
+		return r;
+	snprintf(instances, sizeof(instances), "%s/instances", env->state_dir);
+	if ((r = gr_mkdir_p(instances, 0700, err)) < 0)
+		return r;
+	remove_tmp_bundles(instances, spec->name);
+	/* The bundle is made aside and renamed into place: all or nothing. A
+	 * bundle already there is what a failed delete left of this name
+	 * (the daemon holds the name): replaced. */
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp-XXXXXX", instances, spec->name) >= (int)sizeof(tmp) ||
+	    !mkdtemp(tmp))
+		return gr_error_sys(err, errno, "cannot create a directory in %s", instances);
+	chmod(tmp, 0700);
+	static const char *const dirs[] = { "rootfs", "upper", "work", "logs" };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", tmp, dirs[i]);
+		if (mkdir(sub, i < 2 ? 0755 : 0700) < 0) {
+			r = gr_error_sys(err, errno, "cannot create %s", sub);
+			goto fail;
+		}
+	}
+	if ((r = write_config(env, &p, tmp, spec, err)) < 0)
+		goto fail;
+	if (access(p.bundle, F_OK) == 0 && (r = gr_rm_rf(p.bundle, err)) < 0)
+		goto fail;
+	if (rename(tmp, p.bundle) < 0) {
+		r = gr_error_sys(err, errno, "cannot rename %s to %s", tmp, p.bundle);
+		goto fail;
+	}
+	return 0;
+fail:
+	(void)gr_rm_rf(tmp, NULL);
+	return r;
+}
+
+/* ---- status ---- */
+
+/* The container library's view: status and init pid; STOPPED when absent. */
+static void container_view(const struct instance_paths *p, const char *name, enum container_status *s, pid_t *pid,
+			   char **cgroup_path)
+{
+	*s = STATUS_STOPPED;
+	*pid = 0;
+	if (cgroup_path)
+		*cgroup_path = NULL;
+	_cleanup_(state_free) struct container_state st = { 0 };
+	if (state_load(p->containers, name, &st, NULL) < 0)
+		return;
+	container_status(p->containers, &st, s);
+	if (*s != STATUS_STOPPED)
+		*pid = st.pid;
+	if (cgroup_path && st.cgroup_path)
+		*cgroup_path = strdup(st.cgroup_path);
+}
+
+static int container_status_(const struct driver_env *env, const struct instance_spec *spec,
+			     struct instance_status *out, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	out->exit_code = -1;
+	bool alive = supervisor_alive(&p, &out->supervisor_pid);
+	enum container_status cs;
+	gr_autofree char *cg = NULL;
+	container_view(&p, spec->name, &cs, &out->pid, &cg);
+	switch (cs) {
+	case STATUS_RUNNING:
+		out->state = INSTANCE_RUNNING;
+		break;
+	case STATUS_CREATED:
+	case STATUS_CREATING:
+		/* The container is being made: its command does not run yet. */
+		out->state = INSTANCE_RUNNING;
+		out->starting = true;
+		break;
+	case STATUS_PAUSED:
+		out->state = INSTANCE_PAUSED;
+		break;
+	case STATUS_STOPPED:
+		/* A living supervisor between two runs (back-off) or starting:
+		 * meant to run, not running. */
+		out->state = alive ? INSTANCE_RUNNING : INSTANCE_STOPPED;
+		out->starting = alive;
+		break;
+	}
+	if (cg && cs != STATUS_STOPPED) {
+		struct cgroup_layout l;
+		if (cgroup_layout_detect(NULL, &l, NULL) == 0) {
+			struct cgroup_stats cst;
+			if (cgroup_stats(&l, cg, &cst, NULL) == 0) {
+				out->cpu_ns = cst.cpu_ns;
+				out->memory_bytes = cst.memory_bytes;
+				out->pids = cst.pids;
+			}
+			cgroup_layout_free(&l);
+		}
+	}
+	struct exit_info ex;
+	struct gr_error xerr = { 0 };
+	r = exit_info_read(p.exit_file, &ex, &xerr);
+	if (r == 0) {
+		out->exit_code = ex.exit_code;
+		snprintf(out->stop_reason, sizeof(out->stop_reason), "%s", ex.reason);
+		out->restarts = ex.restarts;
+		out->restarting = out->starting && ex.restarting;
+	} else if (r != -ENOENT) {
+		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+static int read_ready(int fd, pid_t child, char *msg, size_t n, struct gr_error *err)
+{
+	size_t got = 0;
+	int64_t end = now_ms() + START_TIMEOUT_MS;
+	for (;;) {
+		int64_t left = end - now_ms();
+		if (left <= 0)
+			return gr_error_set(err, ETIMEDOUT, "the supervisor did not report within %d s",
+					    START_TIMEOUT_MS / 1000);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int k = poll(&pfd, 1, (int)left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return gr_error_sys(err, errno, "poll");
+		if (k == 0)
+			continue;
+		ssize_t m = read(fd, msg + got, n - 1 - got);
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m < 0)
+			return gr_error_sys(err, errno, "cannot read the supervisor's report");
+		if (m == 0 || (got += (size_t)m) >= n - 1 || memchr(msg, '\n', got))
+			break;
+	}
+	(void)child;
+	msg[got] = '\0';
+	return 0;
+}
+
+static int container_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	char sup[PATH_MAX], lower[PATH_MAX], instances_run[PATH_MAX];
+	int r;
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
+		return r;
+	pid_t spid;
+	if (supervisor_alive(&p, &spid))
+		return gr_error_set(err, EBUSY, "instance %s is already running (supervisor pid %d)", spec->name,
+				    (int)spid);
+	if (access(p.bundle, F_OK) < 0)
+		return gr_error_set(err, ENOENT, "instance %s has no bundle at %s (was it created?)", spec->name,
+				    p.bundle);
+	if ((r = image_builtin_ensure(env->state_dir, err)) < 0 ||
+	    (r = image_rootfs_path(env->state_dir, spec->image, lower, sizeof(lower), err)) < 0 ||
+	    (r = write_config(env, &p, NULL, spec, err)) < 0)
+		return r;
+	const char *restart = spec->config ? json_string_value(json_object_get(spec->config, "boot.restart")) : NULL;
+	struct restart_policy rp;
+	if ((r = restart_policy_parse(restart, &rp, err)) < 0)
+		return r;
+	snprintf(instances_run, sizeof(instances_run), "%s/instances", env->run_dir);
+	if ((r = gr_mkdir_p(instances_run, 0700, err)) < 0)
+		return r;
+
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return gr_error_sys(err, errno, "pipe");
+	gr_autoclose int rd = fd_high(pfd[0]), wr = fd_high(pfd[1]);
+	if (rd < 0 || wr < 0)
+		return gr_error_sys(err, errno, "pipe");
+	char *argv[] = { sup, (char *)"run", (char *)"--state-dir", (char *)env->state_dir,
+			 (char *)"--run-dir", (char *)env->run_dir, (char *)"--name", (char *)spec->name,
+			 (char *)"--lower", lower, (char *)"--restart", (char *)(restart ? restart : "no"),
+			 (char *)"--ready-fd", (char *)"3", (char *)"--daemonize", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, wr, 3);
+	pid_t child;
+	r = spawn(&child, sup, &fa, argv, true, err);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		return r;
+	close(wr);
+	wr = -1;
+	/* It forks the real supervisor (not our child) and exits at once. */
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	char msg[GR_ERROR_MSG_MAX + 16];
+	if ((r = read_ready(rd, child, msg, sizeof(msg), err)) < 0)
+		return r;
+	if (strncmp(msg, "ok\n", 3) == 0)
+		return 0;
+	if (strncmp(msg, "error: ", 7) == 0) {
+		msg[strcspn(msg, "\n")] = '\0';
+		return gr_error_set(err, EIO, "cannot start instance %s: %s", spec->name, msg + 7);
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		return gr_error_set(err, EIO, "cannot start instance %s: gureum-supervisor exited with %d (bad arguments?)",
+				    spec->name, WEXITSTATUS(st));
+	return gr_error_set(err, EIO, "cannot start instance %s: its supervisor ended without a report", spec->name);
+}
+
+/* ---- stop ---- */
+
+static bool wait_supervisor_gone(const struct instance_paths *p, int64_t until)
+{
+	pid_t pid;
+	while (supervisor_alive(p, &pid)) {
+		if (now_ms() >= until)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
+static int container_stop_(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
+			   struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	if (timeout < 0)
+		timeout = 0;
+	pid_t pid;
+	int64_t until = now_ms() + (force ? 0 : (int64_t)timeout * 1000) + STOP_GRACE_MS;
+	if (supervisor_alive(&p, &pid)) {
+		char buf[64];
+		int n = snprintf(buf, sizeof(buf), "{\"timeout\":%d}\n", force ? 0 : timeout);
+		if ((r = gr_write_file_atomic(p.stop_file, buf, (size_t)n, 0600, err)) < 0)
+			return r;
+		/* Starting: the pid is written just after the lock is taken. */
+		for (int i = 0; pid == 0 && i < 100 && supervisor_alive(&p, &pid); i++)
+			sleep_ms(10);
+		if (pid > 0 && kill(pid, SIGTERM) < 0 && errno != ESRCH)
+			return gr_error_sys(err, errno, "cannot signal the supervisor of %s (pid %d)", spec->name, (int)pid);
+		if (wait_supervisor_gone(&p, until))
+			return 0;
+		/* It did not end in time: its container is killed from here. */
+		(void)container_kill(p.containers, spec->name, SIGKILL, true, NULL);
+		if (wait_supervisor_gone(&p, now_ms() + STOP_GRACE_MS))
+			return 0;
+		return gr_error_set(err, ETIMEDOUT, "the supervisor of %s (pid %d) did not stop", spec->name, (int)pid);
+	}
+	/* No supervisor (it was killed): the container itself, if any. */
+	enum container_status cs;
+	container_view(&p, spec->name, &cs, &pid, NULL);
+	if (cs == STATUS_STOPPED) {
+		struct gr_error derr = { 0 };
+		(void)container_delete(p.containers, spec->name, true, &derr);
+		return 0;
+	}
+	if (!force && pid > 0) {
+		(void)container_pause(p.containers, spec->name, false, NULL);
+		kill(pid, SIGTERM);
+		int64_t end = now_ms() + (int64_t)timeout * 1000;
+		while (now_ms() < end && gr_proc_state(pid) && gr_proc_state(pid) != 'Z')
+			sleep_ms(10);
+	}
+	if ((r = container_delete(p.containers, spec->name, true, err)) < 0)
+		return r;
+	struct exit_info ex = { .exit_code = 128 + SIGKILL, .signal = SIGKILL, .stopped = true };
+	exit_info_from_status(&ex, SIGKILL, true);
+	snprintf(ex.reason, sizeof(ex.reason), "stopped: killed (its supervisor was gone)");
+	(void)exit_info_write(p.exit_file, &ex, NULL);
+	return 0;
+}
+
+/* ---- pause, resume, remove ---- */
+
+static int container_pause_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	return r < 0 ? r : container_pause(p.containers, spec->name, true, err);
+}
+
+static int container_resume_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	return r < 0 ? r : container_pause(p.containers, spec->name, false, err);
+}
+
+/* The instances' cgroup parent (/gureum, or /gureum-HASH for another run
+ * directory) is removed from every hierarchy once empty: rmdir fails with
+ * EBUSY/ENOTEMPTY while an instance still has a cgroup under it, which is
+ * fine. A start racing with this recreates it (cgroup_create retries when an
+ * ancestor vanishes under it). */
+static void remove_cgroup_parent(const struct driver_env *env)
+{
+	char parent[96];
+	container_cgroup_parent(env->run_dir, parent, sizeof(parent));
+	struct cgroup_layout l;
+	if (cgroup_layout_detect(NULL, &l, NULL) < 0)
+		return;
+	for (size_t i = 0; i <= l.n_v1; i++) {
+		const char *mount = i < l.n_v1 ? l.v1[i].mount : l.unified_mount;
+		char dir[PATH_MAX];
+		if (!mount || snprintf(dir, sizeof(dir), "%s%s", mount, parent) >= (int)sizeof(dir))
+			continue;
+		if (rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY)
+			gr_debug("cannot remove the cgroup %s: %s", dir, strerror(errno));
+	}
+	cgroup_layout_free(&l);
+}
+
+static void container_cleanup_(const struct driver_env *env)
+{
+	remove_cgroup_parent(env);
+}
+
+static int container_remove_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	pid_t pid;
+	if (supervisor_alive(&p, &pid))
+		return gr_error_set(err, EBUSY, "instance %s is running (supervisor pid %d): stop it first", spec->name,
+				    (int)pid);
+	if ((r = container_delete(p.containers, spec->name, true, err)) < 0 && r != -ENOENT)
+		return r;
+	gr_error_clear(err);
+	char instances[PATH_MAX];
+	snprintf(instances, sizeof(instances), "%s/instances", env->state_dir);
+	remove_tmp_bundles(instances, spec->name);
+	if ((r = gr_rm_rf(p.bundle, err)) < 0 || (r = gr_rm_rf(p.run, err)) < 0)
+		return r;
+	remove_cgroup_parent(env);
+	return 0;
+}
+
+/* ---- exec ---- */
+
+static json_t *exec_request_json(const struct exec_request *req)
+{
+	json_t *args = json_array(), *env = json_array();
+	for (char **a = req->argv; a && *a; a++)
+		json_array_append_new(args, json_string(*a));
+	for (char **e = req->env; e && *e; e++)
+		json_array_append_new(env, json_string(*e));
+	json_t *j = json_pack("{s:o, s:o, s:I, s:I, s:b, s:I, s:I}", "args", args, "env", env, "uid",
+			      (json_int_t)req->uid, "gid", (json_int_t)req->gid, "terminal", req->tty, "width",
+			      (json_int_t)req->width, "height", (json_int_t)req->height);
+	if (j && req->cwd)
+		json_object_set_new(j, "cwd", json_string(req->cwd));
+	return j;
+}
+
+static int memfd_with(const char *text, int *out, struct gr_error *err)
+{
+	int fd = memfd_create("gureum-exec", MFD_CLOEXEC);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "memfd_create");
+	int r = gr_write_all(fd, text, strlen(text));
+	if (r < 0) {
+		close(fd);
+		return gr_error_sys(err, -r, "cannot write the exec request");
+	}
+	*out = fd_high(fd);
+	return 0;
+}
+
+static atomic_uint exec_counter;
+
+static int container_exec_(const struct driver_env *env, const struct instance_spec *spec,
+			   const struct exec_request *req, struct exec_session *out, struct gr_error *err)
+{
+	struct instance_paths p;
+	char sup[PATH_MAX];
+	int r;
+	*out = (struct exec_session){ .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1, .pid = 0 };
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
+		return r;
+	if (!req->argv || !req->argv[0] || !req->argv[0][0])
+		return gr_error_set(err, EINVAL, "exec: a command is required");
+	enum container_status cs;
+	pid_t init;
+	container_view(&p, spec->name, &cs, &init, NULL);
+	if (cs == STATUS_PAUSED)
+		return gr_error_set(err, EBUSY, "instance %s is paused: resume it first", spec->name);
+	if (cs != STATUS_RUNNING)
+		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
+	gr_autojson json_t *rq = exec_request_json(req);
+	gr_autofree char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+	if (!text)
+		return gr_error_set(err, ENOMEM, "cannot encode the exec request");
+	gr_autoclose int reqfd = -1, in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
+	gr_autoclose int lfd = -1, dirfd = -1;
+	if ((r = memfd_with(text, &reqfd, err)) < 0)
+		return r;
+	int pp[2];
+	char sockname[64] = "", console_arg[128] = "";
+	if (!req->tty) {
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		in_r = fd_high(pp[0]);
+		in_w = fd_high(pp[1]);
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		out_r = fd_high(pp[0]);
+		out_w = fd_high(pp[1]);
+	} else {
+		/* The helper sends the pty master to a socket of ours, reached
+		 * through /proc/OURPID/fd/DIRFD (no sun_path length limit). */
+		dirfd = open(p.run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			return gr_error_sys(err, errno, "cannot open %s", p.run);
+		snprintf(sockname, sizeof(sockname), "exec-%d-%u.sock", (int)getpid(), atomic_fetch_add(&exec_counter, 1));
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dirfd, sockname);
+		snprintf(console_arg, sizeof(console_arg), "/proc/%d/fd/%d/%s", (int)getpid(), dirfd, sockname);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		(void)unlinkat(dirfd, sockname, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
+			return gr_error_sys(err, errno, "cannot listen on %s/%s", p.run, sockname);
+		fchmodat(dirfd, sockname, 0600, 0);
+	}
+	if (pipe2(pp, O_CLOEXEC) < 0) {
+		r = gr_error_sys(err, errno, "pipe");
+		goto out;
+	}
+	err_r = fd_high(pp[0]);
+	err_w = fd_high(pp[1]);
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", 3);
+	char *argv[] = { sup, (char *)"exec", (char *)"--run-dir", (char *)env->run_dir, (char *)"--name",
+			 (char *)spec->name, (char *)"--request-fd", fdarg, req->tty ? (char *)"--console-socket" : NULL,
+			 console_arg, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (req->tty) {
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	} else {
+		posix_spawn_file_actions_adddup2(&fa, in_r, 0);
+		posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+	}
+	posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+	posix_spawn_file_actions_adddup2(&fa, reqfd, 3);
+	pid_t child;
+	r = spawn(&child, sup, &fa, argv, false, err);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		goto out;
+	if (!req->tty) {
+		out->stdin_fd = gr_steal_fd(in_w);
+		out->stdout_fd = gr_steal_fd(out_r);
+		out->stderr_fd = gr_steal_fd(err_r);
+		out->pid = child;
+		r = 0;
+		goto out;
+	}
+	/* tty: wait for the pty, or for the helper's failure (its stderr). */
+	close(err_w);
+	err_w = -1;
+	int64_t end = now_ms() + EXEC_PTY_TIMEOUT_MS;
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
+		int64_t left = end - now_ms();
+		int k = left > 0 ? poll(pf, 2, (int)left) : 0;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			r = gr_error_set(err, ETIMEDOUT, "exec: the process's terminal did not arrive");
+			break;
+		}
+		if (pf[0].revents & POLLIN) {
+			gr_autoclose int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			int master = -1;
+			if (conn < 0 || terminal_recv_fd(conn, &master, err) < 0) {
+				if (conn < 0)
+					gr_error_sys(err, errno, "exec: cannot accept the terminal");
+				kill(child, SIGKILL);
+				waitpid(child, NULL, 0);
+				r = -err->code;
+				break;
+			}
+			out->pty_fd = master;
+			/* The helper's own errors after this point (a command
+			 * that cannot be executed) are not on the terminal. */
+			out->stderr_fd = gr_steal_fd(err_r);
+			out->pid = child;
+			r = 0;
+			break;
+		}
+		if (pf[1].revents) {
+			char msg[GR_ERROR_MSG_MAX];
+			ssize_t n = gr_read_all(err_r, msg, sizeof(msg) - 1);
+			msg[n > 0 ? n : 0] = '\0';
+			msg[strcspn(msg, "\n")] = '\0';
+			int st;
+			waitpid(child, &st, 0);
+			const char *m = strncmp(msg, "gureum-supervisor: ", 19) == 0 ? msg + 19 : msg;
+			r = gr_error_set(err, WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ENOENT : EIO, "%s",
+					 m[0] ? m : "exec: the process could not be started");
+			break;
+		}
+	}
+out:
+	if (dirfd >= 0 && sockname[0])
+		(void)unlinkat(dirfd, sockname, 0);
+	return r;
+}
+
+/* ---- console, log, scan ---- */
+
+static int container_console_(const struct driver_env *env, const struct instance_spec *spec, int *fd,
+			      struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	pid_t pid;
+	if (!supervisor_alive(&p, &pid))
+		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
+	gr_autoclose int dirfd = open(p.run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return gr_error_sys(err, errno, "cannot open %s", p.run);
+	if (faccessat(dirfd, "console.sock", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return gr_error_set(err, ENOTSUP, "instance %s has no console", spec->name);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/console.sock", dirfd);
+	gr_autoclose int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return gr_error_sys(err, errno, "cannot connect to the console of %s", spec->name);
+	*fd = gr_steal_fd(s);
+	return 0;
+}
+
+static int container_log_path_(const struct driver_env *env, const struct instance_spec *spec, char **path,
+			       struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	*path = strdup(p.log);
+	return *path ? 0 : gr_error_set(err, ENOMEM, "out of memory");
+}
+
+struct names {
+	char **v;
+	size_t n;
+};
+
+static void names_add(struct names *ns, const char *name)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return;
+	char **nv = realloc(ns->v, (ns->n + 1) * sizeof(char *));
+	if (!nv)
+		return;
+	ns->v = nv;
+	if ((ns->v[ns->n] = strdup(name)))
+		ns->n++;
+}
+
+static int container_scan_(const struct driver_env *env, void (*found)(void *opaque, const char *name), void *opaque,
+			   struct gr_error *err)
+{
+	(void)err;
+	struct names ns = { 0 };
+	char dir[PATH_MAX];
+	const char *const subs[] = { "instances", "containers" };
+	for (size_t k = 0; k < 2; k++) {
+		snprintf(dir, sizeof(dir), "%s/%s", env->run_dir, subs[k]);
+		gr_autoclosedir DIR *d = opendir(dir);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!instance_name_valid(e->d_name))
+				continue;
+			struct instance_spec spec = { .name = e->d_name };
+			struct instance_paths p;
+			if (paths_for(env, &spec, &p, NULL) < 0)
+				continue;
+			pid_t pid;
+			enum container_status cs;
+			pid_t init;
+			container_view(&p, e->d_name, &cs, &init, NULL);
+			if (supervisor_alive(&p, &pid) || cs != STATUS_STOPPED)
+				names_add(&ns, e->d_name);
+		}
+	}
+	for (size_t i = 0; i < ns.n; i++) {
+		found(opaque, ns.v[i]);
+		free(ns.v[i]);
+	}
+	free(ns.v);
+	return 0;
+}
+
+const struct instance_driver container_driver = {
+	.type = "container",
+	.validate = container_validate,
+	.create = container_create_,
+	.start = container_start_,
+	.stop = container_stop_,
+	.pause = container_pause_,
+	.resume = container_resume_,
+	.remove = container_remove_,
+	.status = container_status_,
+	.exec = container_exec_,
+	.console = container_console_,
+	.log_path = container_log_path_,
+	.scan = container_scan_,
+	.cleanup = container_cleanup_,
+};

@@ -1,0 +1,211 @@
+/* gureum-supervisor: a thin command line over supervisor.h.
+ *
+ *   gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME
+ *                         [--lower DIR] [--restart POLICY] [--ready-fd N] [--daemonize]
+ *                         [--log-max BYTES] [--log-files N] [--no-cgroups]
+ *   gureum-supervisor exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
+ *
+ * Both first re-execute themselves from a sealed copy (CVE-2019-5736 class)
+ * and close every inherited descriptor they were not given. */
+#include "daemon/supervisor/supervisor.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "container/sealed_exe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gureum-supervisor: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nusage: gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME [--lower DIR] "
+			"[--restart POLICY] [--ready-fd N] [--daemonize] [--log-max BYTES] [--log-files N] "
+			"[--no-cgroups]\n"
+			"       gureum-supervisor exec --run-dir DIR --name NAME --request-fd N "
+			"[--console-socket PATH]\n");
+	return 2;
+}
+
+static int parse_fd(const char *s, int *out)
+{
+	uint64_t v;
+	if (gr_parse_u64(s, &v) < 0 || v < 3 || v > INT_MAX)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Closes every descriptor from 3 up, except keep (-1: none). */
+static void close_inherited(int keep)
+{
+	if (keep < 3) {
+		close_range(3, ~0u, 0);
+		return;
+	}
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range((unsigned)keep + 1, ~0u, 0);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_RUN, O_NAME, O_LOWER, O_RESTART, O_READY, O_DAEMON, O_LOGMAX, O_LOGFILES, O_NOCG };
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, O_STATE }, { "run-dir", required_argument, NULL, O_RUN },
+		{ "name", required_argument, NULL, O_NAME }, { "lower", required_argument, NULL, O_LOWER },
+		{ "restart", required_argument, NULL, O_RESTART }, { "ready-fd", required_argument, NULL, O_READY },
+		{ "daemonize", no_argument, NULL, O_DAEMON }, { "log-max", required_argument, NULL, O_LOGMAX },
+		{ "log-files", required_argument, NULL, O_LOGFILES }, { "no-cgroups", no_argument, NULL, O_NOCG },
+		{ 0 },
+	};
+	struct supervisor_opts o = { .ready_fd = -1 };
+	bool daemonize = false;
+	struct gr_error err = { 0 };
+	uint64_t v;
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE: o.state_dir = optarg; break;
+		case O_RUN: o.run_dir = optarg; break;
+		case O_NAME: o.name = optarg; break;
+		case O_LOWER: o.lower = optarg; break;
+		case O_RESTART:
+			if (restart_policy_parse(optarg, &o.restart, &err) < 0)
+				return usage("%s", err.msg);
+			break;
+		case O_READY:
+			if (parse_fd(optarg, &o.ready_fd) < 0 || fcntl(o.ready_fd, F_GETFD) < 0)
+				return usage("--ready-fd: \"%s\" is not an open descriptor >= 3", optarg);
+			break;
+		case O_DAEMON: daemonize = true; break;
+		case O_LOGMAX:
+			if (gr_parse_u64(optarg, &v) < 0 || v < 4096 || v > (1ull << 40))
+				return usage("--log-max: expected bytes from 4096, got \"%s\"", optarg);
+			o.log_max = v;
+			break;
+		case O_LOGFILES:
+			if (gr_parse_u64(optarg, &v) < 0 || v < 1 || v > 100)
+				return usage("--log-files: expected 1 to 100, got \"%s\"", optarg);
+			o.log_files = (unsigned)v;
+			break;
+		case O_NOCG: o.no_cgroups = true; break;
+		default: return usage("run: unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage("run: unexpected argument \"%s\"", argv[optind]);
+	if (!o.state_dir || !o.run_dir || !o.name)
+		return usage("run: --state-dir, --run-dir and --name are required%s", "");
+	if (!instance_name_valid(o.name))
+		return usage("--name: \"%s\" is not an instance name ([a-z0-9][a-z0-9-]*, at most 63)", o.name);
+	close_inherited(o.ready_fd);
+	if (daemonize) {
+		/* Not the starter's child: the starter waits for this fork's parent. */
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("gureum-supervisor: fork");
+			return 1;
+		}
+		if (pid > 0)
+			_exit(0);
+	}
+	if (getsid(0) != getpid())
+		(void)setsid();
+	if (chdir("/") < 0)
+		return 1;
+	umask(022);
+	if (supervisor_run(&o, &err) < 0) {
+		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_exec(int argc, char **argv)
+{
+	enum { O_RUN = 256, O_NAME, O_REQ, O_CONSOLE };
+	static const struct option opts[] = {
+		{ "run-dir", required_argument, NULL, O_RUN }, { "name", required_argument, NULL, O_NAME },
+		{ "request-fd", required_argument, NULL, O_REQ }, { "console-socket", required_argument, NULL, O_CONSOLE },
+		{ 0 },
+	};
+	const char *run_dir = NULL, *name = NULL, *console = NULL;
+	int req_fd = -1, c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case O_RUN: run_dir = optarg; break;
+		case O_NAME: name = optarg; break;
+		case O_REQ:
+			if (parse_fd(optarg, &req_fd) < 0 || fcntl(req_fd, F_GETFD) < 0)
+				return usage("--request-fd: \"%s\" is not an open descriptor >= 3", optarg);
+			break;
+		case O_CONSOLE: console = optarg; break;
+		default: return usage("exec: unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (!run_dir || !name || req_fd < 0)
+		return usage("exec: --run-dir, --name and --request-fd are required%s", "");
+	if (!instance_name_valid(name))
+		return usage("--name: \"%s\" is not an instance name", name);
+	close_inherited(req_fd);
+	struct gr_error err = { 0 };
+	char text[1 << 16];
+	ssize_t n = pread(req_fd, text, sizeof(text) - 1, 0);
+	if (n < 0)
+		n = gr_read_all(req_fd, text, sizeof(text) - 1);
+	close(req_fd);
+	if (n < 0) {
+		fprintf(stderr, "gureum-supervisor: exec: cannot read the request\n");
+		return 126;
+	}
+	text[n] = '\0';
+	gr_autojson json_t *req = NULL;
+	char root[PATH_MAX];
+	if (snprintf(root, sizeof(root), "%s/containers", run_dir) >= (int)sizeof(root)) {
+		fprintf(stderr, "gureum-supervisor: exec: --run-dir too long\n");
+		return 126;
+	}
+	if (gr_json_load_string("exec request", text, &req, &err) < 0) {
+		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
+		return 126;
+	}
+	int code = supervisor_exec(root, name, req, console, &err);
+	if (code < 0) {
+		fprintf(stderr, "gureum-supervisor: exec: %s\n", err.msg);
+		return err.code == ENOENT ? 127 : 126;
+	}
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage("a command is required (run or exec)%s", "");
+	struct gr_error err = { 0 };
+	/* Both commands put processes into a container. */
+	if (sealed_exe_reexec("gureum-supervisor", argv, &err) < 0) {
+		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
+		return 1;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "exec") == 0)
+		return cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--help") == 0) {
+		usage("%s", "help");
+		return 0;
+	}
+	return usage("unknown command \"%s\" (run or exec)", argv[1]);
+}
