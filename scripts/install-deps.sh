@@ -8,9 +8,11 @@ packages=(
   build-essential meson ninja-build pkg-config
   libjansson-dev libseccomp-dev libcap-dev libmicrohttpd-dev
   libwebsockets-dev libsqlite3-dev libssl-dev  # gureumd
+  libarchive-dev  # gureumd's image layers (tar, gzip, xz, zstd)
   # tests
   libcmocka-dev python3 python3-pytest
   python3-websocket python3-yaml  # gureumd's WebSocket and OpenAPI tests
+  zstd xz-utils  # compressed layer fixtures
   # built-in busybox bundle, integration tests
   busybox-static iproute2 util-linux procps
   # peers for side-by-side tests and benchmarks
