@@ -124,6 +124,16 @@ class Inst:
             return json.load(f)["pid"]
 
 
+def alive(pid):
+    """Whether pid is a live process (a zombie waiting for a slow reaper is not: orphans go to
+    this machine's pid 1, which may reap late)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def cgroup_dirs(name):
     found = []
     for base, dirs, _ in os.walk("/sys/fs/cgroup"):
@@ -253,9 +263,9 @@ def test_stop_graceful(inst):
     inst.start()
     inst.wait_log("up")
     t0 = time.time()
-    inst.stop(10)
+    inst.stop(30)
     assert inst.wait_end() == 0
-    assert time.time() - t0 < 5
+    assert time.time() - t0 < 25  # it ended on SIGTERM, not at the 30 s timeout
     assert "got-term" in inst.log_text()
     e = inst.exit_json()
     assert e["reason"] == "stopped: exited with 0" and e["stopped"]
@@ -272,11 +282,11 @@ def test_stop_timeout_kills(inst):
     inst.stop(1)
     assert inst.wait_end() == 0
     took = time.time() - t0
-    assert 0.9 <= took < 5, took
+    assert took >= 0.9, took  # not before the timeout (no upper bound: the machine may be loaded)
     e = inst.exit_json()
     assert e["reason"] == "stopped: killed by SIGKILL" and e["exit_code"] == 137
     assert e["restarts"] == 0  # a stop never restarts
-    assert not os.path.exists(f"/proc/{init}")
+    assert not alive(init)
     assert_clean(inst)
 
 
@@ -318,7 +328,7 @@ time.sleep(1000)
     os.killpg(starter.pid, signal.SIGKILL)
     starter.wait()
     time.sleep(0.3)
-    assert os.path.exists(f"/proc/{sup}")
+    assert alive(sup)
     with open(f"/proc/{sup}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     assert int(fields[1]) != starter.pid           # not its child
@@ -329,10 +339,10 @@ time.sleep(1000)
     with open(os.path.join(inst.rundir, "stop.json"), "w") as f:
         json.dump({"timeout": 0}, f)
     os.kill(sup, signal.SIGTERM)
-    end = time.time() + 10
-    while os.path.exists(f"/proc/{sup}") and time.time() < end:
+    end = time.time() + 60
+    while alive(sup) and time.time() < end:
         time.sleep(0.02)
-    assert not os.path.exists(f"/proc/{sup}")
+    assert not alive(sup)
     assert_clean(inst)
 
 
