@@ -110,24 +110,30 @@ static int supervisor_path(const struct driver_env *env, char *out, struct gr_er
 
 static int container_validate(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
-	char rootfs[PATH_MAX];
 	gr_autojson json_t *cfg = NULL;
+	_cleanup_(container_image_clear) struct container_image img = { 0 };
 	int r = container_config_generate(spec, NULL, &cfg, err);
 	if (r < 0)
 		return r;
+	if (image_hex_valid(spec->image))
+		return (r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0
+			       ? r
+			       : container_config_apply_image(cfg, spec, &img, err);
 	if (!spec->image || strcmp(spec->image, IMAGE_BUILTIN_ALIAS) != 0)
-		return image_rootfs_path(env->state_dir, spec->image, rootfs, sizeof(rootfs), err);
+		return image_rootfs_path(env->state_dir, spec->image, img.lower, sizeof(img.lower), err);
 	return 0;
 }
 
+/* config.json: the instance's, the image's config, the volumes. */
 static int write_config(const struct driver_env *env, const struct instance_paths *p, const char *dir,
-			const struct instance_spec *spec, struct gr_error *err)
+			const struct instance_spec *spec, const struct container_image *img, struct gr_error *err)
 {
 	gr_autojson json_t *cfg = NULL;
 	char parent[96];
 	container_cgroup_parent(env->run_dir, parent, sizeof(parent));
 	int r = container_config_generate(spec, parent, &cfg, err);
-	if (r < 0)
+	if (r < 0 || (r = container_config_apply_image(cfg, spec, img, err)) < 0 ||
+	    (spec->volumes && (r = container_config_add_volumes(cfg, spec->volumes, err)) < 0))
 		return r;
 	gr_autofree char *text = json_dumps(cfg, JSON_INDENT(2));
 	if (!text)
@@ -153,12 +159,11 @@ static void remove_tmp_bundles(const char *instances, const char *name)
 static int container_create_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
 	struct instance_paths p;
-	char rootfs[PATH_MAX], instances[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
+	char instances[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
+	_cleanup_(container_image_clear) struct container_image img = { 0 };
 	int r;
-	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = container_validate(env, spec, err)) < 0)
-		return r;
-	if ((r = image_builtin_ensure(env->state_dir, err)) < 0 ||
-	    (r = image_rootfs_path(env->state_dir, spec->image, rootfs, sizeof(rootfs), err)) < 0)
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = container_validate(env, spec, err)) < 0 ||
+	    (r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0)
 		return r;
 	snprintf(instances, sizeof(instances), "%s/instances", env->state_dir);
 	if ((r = gr_mkdir_p(instances, 0700, err)) < 0)
@@ -179,7 +184,7 @@ static int container_create_(const struct driver_env *env, const struct instance
 			goto fail;
 		}
 	}
-	if ((r = write_config(env, &p, tmp, spec, err)) < 0)
+	if ((r = write_config(env, &p, tmp, spec, &img, err)) < 0)
 		goto fail;
 	if (access(p.bundle, F_OK) == 0 && (r = gr_rm_rf(p.bundle, err)) < 0)
 		goto fail;
@@ -307,7 +312,8 @@ static int read_ready(int fd, pid_t child, char *msg, size_t n, struct gr_error 
 static int container_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
 	struct instance_paths p;
-	char sup[PATH_MAX], lower[PATH_MAX], instances_run[PATH_MAX];
+	char sup[PATH_MAX], instances_run[PATH_MAX];
+	_cleanup_(container_image_clear) struct container_image img = { 0 };
 	int r;
 	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
 		return r;
@@ -318,9 +324,8 @@ static int container_start_(const struct driver_env *env, const struct instance_
 	if (access(p.bundle, F_OK) < 0)
 		return gr_error_set(err, ENOENT, "instance %s has no bundle at %s (was it created?)", spec->name,
 				    p.bundle);
-	if ((r = image_builtin_ensure(env->state_dir, err)) < 0 ||
-	    (r = image_rootfs_path(env->state_dir, spec->image, lower, sizeof(lower), err)) < 0 ||
-	    (r = write_config(env, &p, NULL, spec, err)) < 0)
+	if ((r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0 ||
+	    (r = write_config(env, &p, NULL, spec, &img, err)) < 0)
 		return r;
 	const char *restart = spec->config ? json_string_value(json_object_get(spec->config, "boot.restart")) : NULL;
 	struct restart_policy rp;
@@ -338,7 +343,8 @@ static int container_start_(const struct driver_env *env, const struct instance_
 		return gr_error_sys(err, errno, "pipe");
 	char *argv[] = { sup, (char *)"run", (char *)"--state-dir", (char *)env->state_dir,
 			 (char *)"--run-dir", (char *)env->run_dir, (char *)"--name", (char *)spec->name,
-			 (char *)"--lower", lower, (char *)"--restart", (char *)(restart ? restart : "no"),
+			 img.fingerprint[0] ? (char *)"--image" : (char *)"--lower",
+			 img.fingerprint[0] ? img.fingerprint : img.lower, (char *)"--restart", (char *)(restart ? restart : "no"),
 			 (char *)"--ready-fd", (char *)"3", (char *)"--daemonize", NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);

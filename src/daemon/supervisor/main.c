@@ -1,13 +1,14 @@
 /* gureum-supervisor: a thin command line over supervisor.h.
  *
  *   gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME
- *                         [--lower DIR] [--restart POLICY] [--ready-fd N] [--daemonize]
+ *                         [--lower DIR | --image FINGERPRINT] [--restart POLICY] [--ready-fd N] [--daemonize]
  *                         [--log-max BYTES] [--log-files N] [--no-cgroups]
  *   gureum-supervisor exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
  *
  * Both first re-execute themselves from a sealed copy (CVE-2019-5736 class)
  * and close every inherited descriptor they were not given. */
 #include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/image.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -28,7 +29,7 @@ static int usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "gureum-supervisor: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nusage: gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME [--lower DIR] "
+	fprintf(stderr, "\nusage: gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME [--lower DIR | --image FP] "
 			"[--restart POLICY] [--ready-fd N] [--daemonize] [--log-max BYTES] [--log-files N] "
 			"[--no-cgroups]\n"
 			"       gureum-supervisor exec --run-dir DIR --name NAME --request-fd N "
@@ -59,14 +60,14 @@ static void close_inherited(int keep)
 
 static int cmd_run(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_RUN, O_NAME, O_LOWER, O_RESTART, O_READY, O_DAEMON, O_LOGMAX, O_LOGFILES, O_NOCG };
+	enum { O_STATE = 256, O_RUN, O_NAME, O_LOWER, O_RESTART, O_READY, O_DAEMON, O_LOGMAX, O_LOGFILES, O_NOCG, O_IMAGE };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, O_STATE }, { "run-dir", required_argument, NULL, O_RUN },
 		{ "name", required_argument, NULL, O_NAME }, { "lower", required_argument, NULL, O_LOWER },
 		{ "restart", required_argument, NULL, O_RESTART }, { "ready-fd", required_argument, NULL, O_READY },
 		{ "daemonize", no_argument, NULL, O_DAEMON }, { "log-max", required_argument, NULL, O_LOGMAX },
 		{ "log-files", required_argument, NULL, O_LOGFILES }, { "no-cgroups", no_argument, NULL, O_NOCG },
-		{ 0 },
+		{ "image", required_argument, NULL, O_IMAGE }, { 0 },
 	};
 	struct supervisor_opts o = { .ready_fd = -1 };
 	bool daemonize = false;
@@ -80,6 +81,11 @@ static int cmd_run(int argc, char **argv)
 		case O_RUN: o.run_dir = optarg; break;
 		case O_NAME: o.name = optarg; break;
 		case O_LOWER: o.lower = optarg; break;
+		case O_IMAGE:
+			if (!image_hex_valid(optarg))
+				return usage("--image: \"%s\" is not an image fingerprint (64 hex digits)", optarg);
+			o.image = optarg;
+			break;
 		case O_RESTART:
 			if (restart_policy_parse(optarg, &o.restart, &err) < 0)
 				return usage("%s", err.msg);
@@ -109,6 +115,8 @@ static int cmd_run(int argc, char **argv)
 		return usage("run: --state-dir, --run-dir and --name are required%s", "");
 	if (!instance_name_valid(o.name))
 		return usage("--name: \"%s\" is not an instance name ([a-z0-9][a-z0-9-]*, at most 63)", o.name);
+	if (o.lower && o.image)
+		return usage("run: --lower and --image exclude each other%s", "");
 	close_inherited(o.ready_fd);
 	if (daemonize) {
 		/* Not the starter's child: the starter waits for this fork's parent. */

@@ -2,6 +2,7 @@
  * log (and a console client), reap it, record the exit, restart it per
  * policy, stop it on SIGTERM. See supervisor.h and src/daemon/README.md. */
 #include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/image.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -142,19 +143,107 @@ static bool overlay_path_ok(const char *p)
 	return !strpbrk(p, ",:\\\n");
 }
 
-/* The rootfs: an overlay of the image (lower) and the instance's upper
- * layer, mounted in a mount namespace of the supervisor's own, so that it
- * goes away with the supervisor and its container (nothing to unmount on
- * the host after a crash) while the container (created from here) sees it. */
+/* The kernel's messages about a failed fsconfig (the fs context's log),
+ * appended to err's message. */
+static void fs_context_log(int fsfd, struct gr_error *err)
+{
+	char line[512];
+	ssize_t n;
+	size_t used = strlen(err->msg);
+	while ((n = read(fsfd, line, sizeof(line) - 1)) > 0 && used + 4 < sizeof(err->msg)) {
+		line[n] = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used, " (%s)", line);
+	}
+}
+
+/* overlay through the new mount API: one fsconfig per lower layer
+ * ("lowerdir+", Linux 6.8), so the number of layers is not limited by the
+ * one page mount(2) takes for its options. -EINVAL from "lowerdir+" (an
+ * older kernel) gives -ENOTSUP (err untouched): the caller falls back. */
+static int mount_overlay_fsconfig(const struct image_layers *img, const char *upper, const char *work,
+				  const char *target, struct gr_error *err)
+{
+	gr_autoclose int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return errno == ENOSYS ? -ENOTSUP : gr_error_sys(err, errno, "fsopen(overlay)");
+	char dir[sizeof(img->layers_dir) + 80];
+	for (size_t i = img->n; i-- > 0;) {
+		snprintf(dir, sizeof(dir), "%s/%s", img->layers_dir, img->hex[i]);
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0) < 0) {
+			if (errno == EINVAL && i == img->n - 1)
+				return -ENOTSUP; /* no lowerdir+ here */
+			int e = errno;
+			gr_error_sys(err, e, "overlay: lower layer %s", dir);
+			fs_context_log(fsfd, err);
+			return -e;
+		}
+	}
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		int e = errno;
+		gr_error_sys(err, e, "cannot mount the overlay of %zu layers (upper %s)", img->n, upper);
+		fs_context_log(fsfd, err);
+		return -e;
+	}
+	gr_autoclose int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+	if (mfd < 0)
+		return gr_error_sys(err, errno, "fsmount(overlay)");
+	if (move_mount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return gr_error_sys(err, errno, "cannot attach the overlay on %s", target);
+	return 0;
+}
+
+/* overlay through mount(2), for kernels without "lowerdir+": the layers by
+ * their names relative to the layers directory (the working directory
+ * meanwhile), 65 bytes each, so about 60 layers fit in the page. */
+static int mount_overlay_legacy(const struct image_layers *img, const char *upper, const char *work,
+				const char *target, struct gr_error *err)
+{
+	size_t cap = 4096;
+	gr_autofree char *data = malloc(cap);
+	if (!data)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	size_t o = (size_t)snprintf(data, cap, "lowerdir=");
+	for (size_t i = img->n; i-- > 0 && o < cap;)
+		o += (size_t)snprintf(data + o, cap - o, "%s%s", img->hex[i], i ? ":" : "");
+	if (o < cap)
+		o += (size_t)snprintf(data + o, cap - o, ",upperdir=%s,workdir=%s", upper, work);
+	if (o >= cap - 1)
+		return gr_error_set(err, E2BIG, "overlay: %zu layers do not fit in mount(2)'s options on this kernel "
+				    "(Linux 6.8 or later takes any number): flatten the image", img->n);
+	if (chdir(img->layers_dir) < 0)
+		return gr_error_sys(err, errno, "cannot enter %s", img->layers_dir);
+	int r = mount("overlay", target, "overlay", MS_NODEV, data);
+	int e = errno;
+	if (chdir("/") < 0 && r == 0)
+		return gr_error_sys(err, errno, "chdir /");
+	if (r < 0)
+		return gr_error_sys(err, e, "cannot mount the overlay of %zu layers (upper %s) on %s", img->n, upper,
+				    target);
+	return 0;
+}
+
+/* The rootfs: an overlay of the image (its layers from image.json, or the
+ * single --lower directory) and the instance's upper layer, mounted in a
+ * mount namespace of the supervisor's own, so that it goes away with the
+ * supervisor and its container (nothing to unmount on the host after a
+ * crash) while the container (created from here) sees it. */
 static int mount_rootfs(struct sup *s, struct gr_error *err)
 {
 	const char *lower = s->o->lower;
-	if (!lower)
+	if (!lower && !s->o->image)
 		return 0;
-	if (!overlay_path_ok(lower) || !overlay_path_ok(s->p.upper) || !overlay_path_ok(s->p.work))
+	if ((lower && !overlay_path_ok(lower)) || !overlay_path_ok(s->p.upper) || !overlay_path_ok(s->p.work))
 		return gr_error_set(err, EINVAL, "overlay: the paths %s, %s and %s must not contain ',', ':' or '\\'",
-				    lower, s->p.upper, s->p.work);
+				    lower ? lower : "", s->p.upper, s->p.work);
+	_cleanup_(image_layers_free) struct image_layers img = { 0 };
 	int r;
+	if (s->o->image && (r = image_layers_load(s->o->state_dir, s->o->image, &img, err)) < 0)
+		return r;
+	if (s->o->image && !overlay_path_ok(img.layers_dir))
+		return gr_error_set(err, EINVAL, "overlay: the path %s must not contain ',', ':' or '\\'", img.layers_dir);
 	if ((r = gr_mkdir_p(s->p.upper, 0755, err)) < 0 || (r = gr_mkdir_p(s->p.work, 0700, err)) < 0 ||
 	    (r = gr_mkdir_p(s->p.rootfs, 0755, err)) < 0)
 		return r;
@@ -162,6 +251,15 @@ static int mount_rootfs(struct sup *s, struct gr_error *err)
 		return gr_error_sys(err, errno, "cannot create the supervisor's mount namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return gr_error_sys(err, errno, "cannot make the supervisor's mounts slaves of the host");
+	if (s->o->image) {
+		r = mount_overlay_fsconfig(&img, s->p.upper, s->p.work, s->p.rootfs, err);
+		if (r == -ENOTSUP)
+			r = mount_overlay_legacy(&img, s->p.upper, s->p.work, s->p.rootfs, err);
+		if (r < 0)
+			return r;
+		s->mounted = true;
+		return 0;
+	}
 	char data[3 * PATH_MAX + 64];
 	if (snprintf(data, sizeof(data), "lowerdir=%s,upperdir=%s,workdir=%s", lower, s->p.upper, s->p.work) >=
 	    (int)sizeof(data))

@@ -129,6 +129,8 @@ bool supervisor_alive(const struct instance_paths *p, pid_t *pid);
 struct supervisor_opts {
 	const char *state_dir, *run_dir, *name;
 	const char *lower;          /* image rootfs: overlay lowerdir; NULL: bundle/rootfs as it is */
+	const char *image;          /* image fingerprint: its layers (image.json) are the lowerdirs
+				     * (instead of lower) */
 	struct restart_policy restart;
 	int ready_fd;               /* gets "ok\n" once running, or "error: MESSAGE\n"; -1: none */
 	uint64_t log_max;           /* 0: SUPERVISOR_LOG_MAX */
