@@ -894,11 +894,11 @@ static int unpack_run(struct unpack *u, const struct layer_opts *o)
 	archive_read_support_filter_bzip2(u->outer);
 	archive_read_support_filter_lzma(u->outer);
 	archive_read_support_format_raw(u->outer);
-	if (archive_read_open(u->outer, u, NULL, outer_read_cb, NULL) != ARCHIVE_OK)
-		return archive_failure(u, u->outer, "cannot read the layer");
-	struct archive_entry *e;
-	int r = archive_read_next_header(u->outer, &e);
-	if (r == ARCHIVE_EOF)
+	int r = archive_read_open(u->outer, u, NULL, outer_read_cb, NULL);
+	struct archive_entry *e = NULL;
+	if (r == ARCHIVE_OK)
+		r = archive_read_next_header(u->outer, &e);
+	if ((r == ARCHIVE_EOF || r < ARCHIVE_WARN) && u->res->blob_size == 0 && !u->read_errno)
 		return gr_error_set(u->err, EINVAL, "%s: empty file: not a layer", u->name);
 	if (r < ARCHIVE_WARN)
 		return archive_failure(u, u->outer, "cannot read the layer");
@@ -1479,6 +1479,18 @@ static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel)
 	return 0;
 }
 
+/* A directory's entries in the order they are written: by the name they
+ * get in the tar (a whiteout NAME sorts as .wh.NAME). */
+struct wname {
+	char *key;        /* the tar name */
+	const char *name; /* the name in the directory (key or key + 4) */
+};
+
+static int cmp_wnames(const void *a, const void *b)
+{
+	return strcmp(((const struct wname *)a)->key, ((const struct wname *)b)->key);
+}
+
 static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat *dst)
 {
 	int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
@@ -1489,7 +1501,7 @@ static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat 
 		close(dup_fd);
 		return wtar_sys(w, errno, rel, "opendir");
 	}
-	char **names = NULL;
+	struct wname *names = NULL;
 	size_t n = 0, cap = 0;
 	int r = 0;
 	struct dirent *de;
@@ -1498,17 +1510,21 @@ static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat 
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 32;
-			char **v = realloc(names, cap * sizeof(*v));
+			struct wname *v = realloc(names, cap * sizeof(*v));
 			if (!v) {
 				r = gr_error_set(w->err, ENOMEM, "out of memory");
 				break;
 			}
 			names = v;
 		}
-		if (!(names[n] = strdup(de->d_name))) {
+		struct stat st;
+		bool wh = de->d_type == DT_CHR && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		          is_whiteout(&st);
+		if (asprintf(&names[n].key, "%s%s", wh ? WH_PREFIX : "", de->d_name) < 0) {
 			r = gr_error_set(w->err, ENOMEM, "out of memory");
 			break;
 		}
+		names[n].name = names[n].key + (wh ? strlen(WH_PREFIX) : 0);
 		n++;
 	}
 	closedir(d);
@@ -1527,17 +1543,17 @@ static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat 
 			archive_entry_free(e);
 		}
 	}
-	if (r == 0)
-		qsort(names, n, sizeof(*names), cmp_names);
+	if (r == 0 && n)
+		qsort(names, n, sizeof(*names), cmp_wnames);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		char child[PATH_MAX];
-		if (join(child, sizeof(child), rel, names[i]) < 0)
-			r = wtar_sys(w, ENAMETOOLONG, rel, names[i]);
+		if (join(child, sizeof(child), rel, names[i].name) < 0)
+			r = wtar_sys(w, ENAMETOOLONG, rel, names[i].name);
 		else
-			r = wtar_one(w, dfd, names[i], child);
+			r = wtar_one(w, dfd, names[i].name, child);
 	}
 	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+		free(names[i].key);
 	free(names);
 	return r;
 }
