@@ -510,6 +510,13 @@ static void test_sanitize(void **state)
 	t = tb_new();
 	tb_file(t, longname, "x");
 	assert_refused(f, t, NULL, ENAMETOOLONG, "a component of 256 bytes");
+	char deep[600] = "";
+	for (int i = 0; i < 129; i++)
+		strcat(deep, "d/");
+	strcat(deep, "f");
+	t = tb_new();
+	tb_file(t, deep, "x");
+	assert_refused(f, t, NULL, ELOOP, "nested more than 128 directories deep");
 	struct layer_opts o = { .max_path = 20 };
 	t = tb_new();
 	tb_file(t, "0123456789/0123456789/x", "x");
@@ -1058,8 +1065,18 @@ static void test_write_tar_round_trip(void **state)
 	assert_string_equal(r3.diff_id, d1);
 	assert_same_tree(f->dest, f->dest3, "");
 
-	/* A real file named .wh.* cannot be carried: refused, named. */
+	/* Device nodes and sockets are left out. */
 	char p[200];
+	snprintf(p, sizeof(p), "%s/run/null", f->dest3);
+	assert_int_equal(mknod(p, S_IFCHR | 0666, makedev(1, 3)), 0);
+	{
+		gr_autoclose int fd = open(tar2, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		if (layer_write_tar(f->dest3, fd, d2, &s2, &err) < 0)
+			fail_msg("%s", err.msg);
+	}
+	assert_string_equal(d1, d2);
+
+	/* A real file named .wh.* cannot be carried: refused, named. */
 	snprintf(p, sizeof(p), "%s/etc/.wh.real", f->dest3);
 	assert_int_equal(gr_write_file_new(p, "", 0, 0644, &err), 0);
 	gr_autoclose int null = open("/dev/null", O_WRONLY | O_CLOEXEC);

@@ -429,6 +429,7 @@ static int entry_error(struct unpack *u, int code, const char *fmt, ...)
 static int sanitize(struct unpack *u, const char *in, char *out, size_t outsz, const char *what)
 {
 	size_t o = 0;
+	unsigned depth = 0;
 	const char *p = in;
 	while (*p) {
 		while (*p == '/')
@@ -449,6 +450,8 @@ static int sanitize(struct unpack *u, const char *in, char *out, size_t outsz, c
 		if (o + (o ? 1 : 0) + len >= outsz || o + (o ? 1 : 0) + len > u->max_path)
 			return entry_error(u, ENAMETOOLONG, "%s is longer than %llu bytes", what,
 			                   (unsigned long long)u->max_path);
+		if (++depth > LAYER_MAX_DEPTH)
+			return entry_error(u, ELOOP, "%s is nested more than %u directories deep", what, LAYER_MAX_DEPTH);
 		if (o)
 			out[o++] = '/';
 		memcpy(out + o, p, len);
@@ -1120,15 +1123,11 @@ static int flat_meta_fd(int sfd, int dfd, const struct stat *st, bool times)
 	return 0;
 }
 
-static int join(char *out, size_t n, const char *rel, const char *name)
-{
-	int len = snprintf(out, n, "%s%s%s", rel, *rel ? "/" : "", name);
-	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
-}
+static int flatten_dir(struct flat *f, int sfd, int dfd, const char *rel, unsigned depth);
+static int flatten_leaf(struct flat *f, int sfd, int dfd, const char *name, const char *rel,
+                        const struct stat *st, bool exists);
 
-static int flatten_dir(struct flat *f, int sfd, int dfd, const char *rel);
-
-static int flatten_one(struct flat *f, int sfd, int dfd, const char *name, const char *rel)
+static int flatten_one(struct flat *f, int sfd, int dfd, const char *name, const char *rel, unsigned depth)
 {
 	struct stat st;
 	if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -1161,8 +1160,16 @@ static int flatten_one(struct flat *f, int sfd, int dfd, const char *name, const
 		struct timespec ts[2] = { st.st_atim, st.st_mtim };
 		if (dir_times_add(&f->dirs, rel, ts) < 0)
 			return gr_error_set(f->err, ENOMEM, "out of memory");
-		return flatten_dir(f, s, d, rel);
+		return flatten_dir(f, s, d, rel, depth + 1);
 	}
+	return flatten_leaf(f, sfd, dfd, name, rel, &st, exists);
+}
+
+/* Not inlined: its buffers stay off the recursion's frames. */
+static __attribute__((noinline)) int flatten_leaf(struct flat *f, int sfd, int dfd, const char *name,
+                                                  const char *rel, const struct stat *stp, bool exists)
+{
+	const struct stat st = *stp;
 	if (exists) {
 		int r = remove_at(dfd, name);
 		if (r < 0)
@@ -1219,8 +1226,10 @@ static int flatten_one(struct flat *f, int sfd, int dfd, const char *name, const
 	return r < 0 ? flat_err(f, -r, rel, "metadata") : 0;
 }
 
-static int flatten_dir(struct flat *f, int sfd, int dfd, const char *rel)
+static int flatten_dir(struct flat *f, int sfd, int dfd, const char *rel, unsigned depth)
 {
+	if (depth > LAYER_MAX_DEPTH)
+		return flat_err(f, ELOOP, rel, "directories nested too deep");
 	int dup_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
 		return flat_err(f, errno, rel, "dup");
@@ -1235,12 +1244,13 @@ static int flatten_dir(struct flat *f, int sfd, int dfd, const char *rel)
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		char child[PATH_MAX];
-		if (join(child, sizeof(child), rel, de->d_name) < 0) {
-			r = flat_err(f, ENAMETOOLONG, rel, de->d_name);
+		gr_autofree char *child = NULL;
+		if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
+			child = NULL;
+			r = gr_error_set(f->err, ENOMEM, "out of memory");
 			break;
 		}
-		r = flatten_one(f, sfd, dfd, de->d_name, child);
+		r = flatten_one(f, sfd, dfd, de->d_name, child, depth);
 		if (r < 0)
 			break;
 	}
@@ -1286,7 +1296,7 @@ int layer_flatten(const char *const *layer_dirs, size_t n, const char *dest_dir,
 			r = gr_error_set(err, ENOMEM, "out of memory");
 			break;
 		}
-		r = flatten_dir(&f, s, f.rootfd, "");
+		r = flatten_dir(&f, s, f.rootfd, "", 1);
 		links_free(&f.links);
 	}
 	if (r == 0)
@@ -1386,14 +1396,50 @@ static int wtar_header(struct wtar *w, struct archive_entry *e, const char *rel)
 	return r < ARCHIVE_WARN ? wtar_fail(w, rel) : 0;
 }
 
-static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat *dst);
+static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat *dst, unsigned depth);
+static int wtar_leaf(struct wtar *w, int dfd, const char *name, const char *rel, const struct stat *st);
 
-static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel)
+/* A directory's header; not inlined: its buffers stay off the recursion. */
+static __attribute__((noinline)) int wtar_dir_header(struct wtar *w, int fd, const char *rel, const struct stat *st)
+{
+	char path[PATH_MAX + 2];
+	snprintf(path, sizeof(path), "%s/", rel);
+	_cleanup_(entry_freep) struct archive_entry *e = archive_entry_new();
+	if (!e)
+		return gr_error_set(w->err, ENOMEM, "out of memory");
+	entry_from_stat(e, path, st);
+	archive_entry_set_filetype(e, AE_IFDIR);
+	int r = entry_add_xattrs(e, fd);
+	if (r < 0)
+		return wtar_sys(w, -r, rel, "xattrs");
+	return wtar_header(w, e, rel);
+}
+
+static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel, unsigned depth)
 {
 	struct stat st;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return wtar_sys(w, errno, rel, "stat");
-	if (S_ISSOCK(st.st_mode))
+	if (!S_ISDIR(st.st_mode))
+		return wtar_leaf(w, dfd, name, rel, &st);
+	if (!strncmp(name, WH_PREFIX, strlen(WH_PREFIX)))
+		return wtar_sys(w, EINVAL, rel, "a name starting with .wh. cannot be carried by an OCI layer");
+	gr_autoclose int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return wtar_sys(w, errno, rel, "open");
+	int r = wtar_dir_header(w, fd, rel, &st);
+	if (r < 0)
+		return r;
+	return wtar_dir(w, fd, rel, &st, depth + 1);
+}
+
+static __attribute__((noinline)) int wtar_leaf(struct wtar *w, int dfd, const char *name, const char *rel,
+                                               const struct stat *stp)
+{
+	const struct stat st = *stp;
+	/* Sockets cannot be in a tar; device nodes are not carried by images
+	 * (layer_unpack refuses them): both left out. */
+	if (S_ISSOCK(st.st_mode) || ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && !is_whiteout(&st)))
 		return 0;
 	char path[PATH_MAX + 2];
 	_cleanup_(entry_freep) struct archive_entry *e = archive_entry_new();
@@ -1411,19 +1457,6 @@ static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel)
 	if (!strncmp(name, WH_PREFIX, strlen(WH_PREFIX)))
 		return wtar_sys(w, EINVAL, rel, "a name starting with .wh. cannot be carried by an OCI layer");
 	int r;
-	if (S_ISDIR(st.st_mode)) {
-		gr_autoclose int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return wtar_sys(w, errno, rel, "open");
-		snprintf(path, sizeof(path), "%s/", rel);
-		entry_from_stat(e, path, &st);
-		archive_entry_set_filetype(e, AE_IFDIR);
-		if ((r = entry_add_xattrs(e, fd)) < 0)
-			return wtar_sys(w, -r, rel, "xattrs");
-		if ((r = wtar_header(w, e, rel)) < 0)
-			return r;
-		return wtar_dir(w, fd, rel, &st);
-	}
 	entry_from_stat(e, rel, &st);
 	if (S_ISLNK(st.st_mode)) {
 		char target[PATH_MAX];
@@ -1435,12 +1468,8 @@ static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel)
 		archive_entry_set_symlink(e, target);
 		return wtar_header(w, e, rel);
 	}
-	if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
-		archive_entry_set_filetype(e, st.st_mode & S_IFMT);
-		if (!S_ISFIFO(st.st_mode)) {
-			archive_entry_set_rdevmajor(e, major(st.st_rdev));
-			archive_entry_set_rdevminor(e, minor(st.st_rdev));
-		}
+	if (S_ISFIFO(st.st_mode)) {
+		archive_entry_set_filetype(e, AE_IFIFO);
 		return wtar_header(w, e, rel);
 	}
 	/* A regular file; a second name of a hard link refers to the first. */
@@ -1479,6 +1508,22 @@ static int wtar_one(struct wtar *w, int dfd, const char *name, const char *rel)
 	return 0;
 }
 
+/* The opaque marker of directory rel: first of its entries, with its
+ * owner and mtime. */
+static __attribute__((noinline)) int wtar_opaque(struct wtar *w, const char *rel, const struct stat *dst)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s%s" WH_OPAQUE, rel, *rel ? "/" : "");
+	_cleanup_(entry_freep) struct archive_entry *e = archive_entry_new();
+	if (!e)
+		return gr_error_set(w->err, ENOMEM, "out of memory");
+	entry_from_stat(e, path, dst);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, 0);
+	return wtar_header(w, e, path);
+}
+
 /* A directory's entries in the order they are written: by the name they
  * get in the tar (a whiteout NAME sorts as .wh.NAME). */
 struct wname {
@@ -1491,8 +1536,10 @@ static int cmp_wnames(const void *a, const void *b)
 	return strcmp(((const struct wname *)a)->key, ((const struct wname *)b)->key);
 }
 
-static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat *dst)
+static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat *dst, unsigned depth)
 {
+	if (depth > LAYER_MAX_DEPTH)
+		return wtar_sys(w, ELOOP, rel, "directories nested too deep");
 	int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
 		return wtar_sys(w, errno, rel, "dup");
@@ -1518,7 +1565,7 @@ static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat 
 			names = v;
 		}
 		struct stat st;
-		bool wh = de->d_type == DT_CHR && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		bool wh = (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		          is_whiteout(&st);
 		if (asprintf(&names[n].key, "%s%s", wh ? WH_PREFIX : "", de->d_name) < 0) {
 			r = gr_error_set(w->err, ENOMEM, "out of memory");
@@ -1528,29 +1575,18 @@ static int wtar_dir(struct wtar *w, int dfd, const char *rel, const struct stat 
 		n++;
 	}
 	closedir(d);
-	if (r == 0 && is_opaque(dfd)) {
-		char path[PATH_MAX + 16];
-		snprintf(path, sizeof(path), "%s%s" WH_OPAQUE, rel, *rel ? "/" : "");
-		struct archive_entry *e = archive_entry_new();
-		if (!e) {
-			r = gr_error_set(w->err, ENOMEM, "out of memory");
-		} else {
-			entry_from_stat(e, path, dst);
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_perm(e, 0644);
-			archive_entry_set_size(e, 0);
-			r = wtar_header(w, e, path);
-			archive_entry_free(e);
-		}
-	}
+	if (r == 0 && is_opaque(dfd))
+		r = wtar_opaque(w, rel, dst);
 	if (r == 0 && n)
 		qsort(names, n, sizeof(*names), cmp_wnames);
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		char child[PATH_MAX];
-		if (join(child, sizeof(child), rel, names[i].name) < 0)
-			r = wtar_sys(w, ENAMETOOLONG, rel, names[i].name);
-		else
-			r = wtar_one(w, dfd, names[i].name, child);
+		gr_autofree char *child = NULL;
+		if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", names[i].name) < 0) {
+			child = NULL;
+			r = gr_error_set(w->err, ENOMEM, "out of memory");
+		} else {
+			r = wtar_one(w, dfd, names[i].name, child, depth);
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i].key);
@@ -1584,7 +1620,7 @@ int layer_write_tar(const char *layer_dir, int out_fd, char digest_hex[LAYER_DIG
 	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
 	    archive_write_open(a, &w, NULL, wtar_write_cb, NULL) != ARCHIVE_OK)
 		return gr_error_set(err, EIO, "layer tar: %s", archive_error_string(a) ? archive_error_string(a) : "setup");
-	int r = wtar_dir(&w, root, "", &st);
+	int r = wtar_dir(&w, root, "", &st, 1);
 	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = wtar_fail(&w, "(end)");
 	links_free(&w.links);

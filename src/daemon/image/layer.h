@@ -31,6 +31,7 @@
 #define LAYER_DEFAULT_MAX_BYTES (64ull << 30)   /* file data, 64 GiB */
 #define LAYER_DEFAULT_MAX_ENTRIES 1000000u
 #define LAYER_DEFAULT_MAX_PATH 4096u            /* bytes of a sanitized path */
+#define LAYER_MAX_DEPTH 128u                    /* directories nested in a layer */
 
 /* Device nodes in an archive (other than whiteouts, which are not devices in
  * the tar). Containers must not get arbitrary host devices from images: their
@@ -98,6 +99,9 @@ int layer_flatten(const char *const *layer_dirs, size_t n, const char *dest_dir,
  * whiteout devices become `.wh.NAME`, the opaque xattr `.wh..wh..opq`;
  * entries sorted byte-wise per directory (the opaque marker first), no root
  * entry, numeric ids only, so the same tree always gives the same bytes.
+ * Device nodes (other than whiteouts) and sockets are left out: images carry
+ * none (layer_unpack refuses devices), so a builder's rootfs with a /dev can
+ * be written as is.
  * digest_hex (may be NULL) gets the sha256 of what was written, size (may be
  * NULL) its length. */
 int layer_write_tar(const char *layer_dir, int out_fd, char digest_hex[LAYER_DIGEST_HEX],
