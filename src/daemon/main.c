@@ -22,8 +22,11 @@
 #include "daemon/api/server.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
+#include "daemon/image/builder.h"
+#include "daemon/image/store.h"
 #include "daemon/operations.h"
 #include "daemon/reconcile.h"
+#include "daemon/store/images.h"
 #include "daemon/store/store.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/gureum"
@@ -170,8 +173,8 @@ static void cli_command(char *out, size_t n)
  * the server serves, "METHOD PATTERN" per line. */
 static void print_routes(void)
 {
-	const struct route *const tables[] = { instance_routes, core_routes };
-	for (size_t t = 0; t < 2; t++)
+	const struct route *const tables[] = { instance_routes, core_routes, image_routes };
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct route *r = tables[t]; r->method; r++)
 			printf("%s %s\n", r->method, r->pattern);
 }
@@ -269,6 +272,18 @@ int main(int argc, char **argv)
 		goto out;
 	if (reconcile(d, &err) < 0) {
 		gr_error_prefix(&err, "reconciliation");
+	/* The image store (cleans STATE/images/tmp, checks files against rows)
+	 * and the busybox image, built on first start; instances made before
+	 * images were pinned get their fingerprint. Without busybox-static the
+	 * daemon still runs: imports work, launch busybox says what is missing. */
+	if (image_store_open(state_dir, d->store, &d->images, &err) < 0) {
+		gr_error_prefix(&err, "image store");
+		goto out;
+	}
+	if (image_builder_ensure(d->images, &err) < 0)
+		gr_warn("gureumd: %s", err.msg);
+	if (store_instances_pin_images(d->store, NULL, &err) < 0)
+		gr_warn("gureumd: %s", err.msg);
 		goto out;
 	}
 	if (server_start(d, &err) < 0)
@@ -302,6 +317,8 @@ out:
 	if (d->store)
 		store_close(d->store);
 	d->store = NULL;
+	image_store_close(d->images);
+	d->images = NULL;
 	/* No operation runs any more: the drivers may drop what their instances
 	 * shared and no longer use (the container driver's empty cgroup parent). */
 	for (size_t i = 0; status == 0 && instance_drivers[i]; i++)

@@ -1,4 +1,4 @@
-/* The core routes: /, /1.0, operations, events, images, tokens. */
+/* The core routes: /, /1.0, operations, events, tokens (images: api/images.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 
 #include "common/cleanup.h"
 #include "daemon/api/server.h"
-#include "daemon/image_builtin.h"
 #include "daemon/events.h"
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
@@ -258,45 +257,6 @@ static void events_get(struct daemon *d, const struct http_request *rq, struct h
 }
 
 /* ------------------------------------------------------------------ */
-/* images */
-
-/* Until the images issue there is one image, built in (image_builtin.c
- * makes its root file system from Debian's busybox-static on first use;
- * asking for it here makes it if it is not there yet). */
-static int builtin_image(struct daemon *d, json_t **out, struct http_reply *rp)
-{
-	struct gr_error err = { 0 };
-	int r = image_builtin_ensure(d->env.state_dir, &err);
-	if (r == 0)
-		r = image_builtin_info(d->env.state_dir, out, &err);
-	if (r < 0)
-		reply_gr_error(rp, r, &err);
-	return r;
-}
-
-static void images_get(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
-{
-	if (!http_query_bool(rq, "recursion")) {
-		reply_sync(rp, json_pack("[s]", "/1.0/images/" IMAGE_BUILTIN_ALIAS));
-		return;
-	}
-	json_t *img;
-	if (builtin_image(d, &img, rp) == 0)
-		reply_sync(rp, json_pack("[o]", img));
-}
-
-static void image_get(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
-{
-	if (strcmp(rq->route_args[0], IMAGE_BUILTIN_ALIAS) != 0) {
-		reply_error(rp, 404, "image '%s' not found (the only image is the built-in busybox)", rq->route_args[0]);
-		return;
-	}
-	json_t *img;
-	if (builtin_image(d, &img, rp) == 0)
-		reply_sync(rp, img);
-}
-
-/* ------------------------------------------------------------------ */
 /* tokens: unix socket only (whoever can reach it is root). */
 
 static bool unix_only(const struct http_request *rq, struct http_reply *rp)
@@ -392,8 +352,6 @@ const struct route core_routes[] = {
 	{ "GET", "/1.0/operations/{}/wait", operation_wait },
 	{ "GET", "/1.0/operations/{}/websocket", operation_websocket },
 	{ "GET", "/1.0/events", events_get },
-	{ "GET", "/1.0/images", images_get },
-	{ "GET", "/1.0/images/{}", image_get },
 	{ "GET", "/1.0/tokens", tokens_get },
 	{ "POST", "/1.0/tokens", tokens_post },
 	{ "DELETE", "/1.0/tokens/{}", token_delete },

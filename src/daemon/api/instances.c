@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "daemon/api/server.h"
 #include "daemon/events.h"
+#include "daemon/image/store.h"
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
 #include "daemon/validate.h"
@@ -228,11 +229,14 @@ static json_t *instance_json(struct daemon *d, struct loaded *l)
 	const char *status;
 	int code;
 	status_name(l->row, &st, rc, &status, &code);
-	return json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
+	/* image: the alias it was created from (the fingerprint when none);
+	 * image_fingerprint: the image it runs, pinned at creation. */
+	return json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
 			 l->row->type, "status", status, "status_code", code, "config", l->row->config, "command",
-			 l->row->command ? l->row->command : json_null(), "image", l->row->image, "created_at",
+			 l->row->command ? l->row->command : json_null(), "image",
+			 l->row->image_alias && *l->row->image_alias ? l->row->image_alias : l->row->image, "created_at",
 			 l->row->created_at, "last_used_at", l->row->last_used_at ? l->row->last_used_at : NEVER,
-			 "stop_reason", stop_reason_of(l->row, &st, rc));
+			 "stop_reason", stop_reason_of(l->row, &st, rc), "image_fingerprint", l->row->image);
 }
 
 /* --- request helpers ---------------------------------------------------------- */
@@ -430,12 +434,12 @@ static int op_create(struct daemon *d, struct operation *op, void *arg, struct g
 static void post_instances(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
 {
 	static const char *const keys[] = { "name", "type", "source", "config", "command", "start", NULL };
-	static const char *const source_keys[] = { "type", "alias", NULL };
+	static const char *const source_keys[] = { "type", "alias", "fingerprint", NULL };
 	gr_autojson json_t *body = NULL;
 	if (request_json(rq, &body, rp) < 0)
 		return;
 	struct gr_error err = { 0 };
-	const char *name = NULL, *type = "container", *stype = NULL, *alias = NULL;
+	const char *name = NULL, *type = "container", *stype = NULL, *alias = NULL, *fpref = NULL;
 	json_t *source = NULL, *config = NULL, *command = NULL;
 	bool start = false;
 	int rc;
@@ -465,7 +469,8 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 	}
 	if ((rc = check_keys(source, "source", source_keys, &err)) < 0 ||
 	    (rc = gr_json_get_string(source, "source", "type", &stype, &err)) < 0 ||
-	    (rc = gr_json_get_string(source, "source", "alias", &alias, &err)) < 0)
+	    (rc = gr_json_get_string(source, "source", "alias", &alias, &err)) < 0 ||
+	    (rc = gr_json_get_string(source, "source", "fingerprint", &fpref, &err)) < 0)
 		FAIL(rc);
 	if (stype && strcmp(stype, "image") != 0) {
 		char q[VALIDATE_QUOTE_MAX];
@@ -473,12 +478,20 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 				  validate_quote(stype, q, sizeof(q)));
 		FAIL(rc);
 	}
-	if (!alias || !*alias || strlen(alias) > 255 || strchr(alias, '/') || alias[0] == '.') {
+	/* The image: an alias (or a fingerprint, or a unique prefix of one) now
+	 * resolved to the fingerprint the instance pins (image/store.h). */
+	if ((alias && fpref) || (!alias && !fpref) || (alias && (!*alias || strlen(alias) > 255)) ||
+	    (fpref && !*fpref)) {
 		char q[VALIDATE_QUOTE_MAX];
-		rc = gr_error_set(&err, EINVAL, "source.alias: %s is not an image name (e.g. \"busybox\")",
-				  validate_quote(alias ? alias : "", q, sizeof(q)));
+		rc = gr_error_set(&err, EINVAL, "source: give one of alias (e.g. \"busybox\") and fingerprint%s%s",
+				  alias ? ", not " : "", alias ? validate_quote(alias, q, sizeof(q)) : "");
 		FAIL(rc);
 	}
+	char image_fp[IMAGE_FP_HEX];
+	if (!d->images)
+		FAIL(gr_error_set(&err, EIO, "the image store is not available (see gureumd's log)"));
+	if ((rc = image_store_resolve(d->images, alias ? alias : fpref, image_fp, &err)) < 0)
+		FAIL(rc);
 	config = json_object_get(body, "config");
 	if (config && json_is_null(config))
 		config = NULL;
@@ -492,7 +505,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 
 	/* The driver's own checks (the image exists, values it cannot honour). */
 	gr_autojson json_t *cfg = config ? json_incref(config) : json_object();
-	struct instance_spec spec = { .name = name, .type = type, .image = alias, .config = cfg };
+	struct instance_spec spec = { .name = name, .type = type, .image = image_fp, .config = cfg };
 	gr_autostrv char **argv = NULL;
 	if (command) {
 		if (!(argv = strv_from_array(command)))
@@ -504,7 +517,8 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 
 	/* The row now, on this thread: a taken name is a 409 at once, and two
 	 * creates of one name cannot both pass. The operation does the rest. */
-	struct store_instance row = { .name = (char *)name, .type = (char *)type, .image = (char *)alias,
+	struct store_instance row = { .name = (char *)name, .type = (char *)type, .image = image_fp,
+				      .image_alias = (char *)(alias ? alias : ""),
 				      .config = cfg, .command = command, .state = STORE_CREATING };
 	if ((rc = store_instance_insert(d->store, &row, NULL, &err)) < 0)
 		FAIL(rc);

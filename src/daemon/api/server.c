@@ -170,7 +170,7 @@ static void relay_spec_drop(struct ws_relay *spec)
 	ws_relay_discard(spec);
 }
 
-static const struct route *const route_tables[] = { instance_routes, core_routes, NULL };
+static const struct route *const route_tables[] = { instance_routes, core_routes, image_routes, NULL };
 
 /* ------------------------------------------------------------------ */
 /* logging */

@@ -116,7 +116,8 @@ struct route {
  * answers 404 for unknown paths and 405 (with Allow) for known paths with
  * another method. */
 extern const struct route instance_routes[];    /* api/instances.c, ends with {0} */
-extern const struct route core_routes[];        /* api/core.c: /, /1.0, operations, events, images, tokens */
+extern const struct route core_routes[];        /* api/core.c: /, /1.0, operations, events, tokens */
+extern const struct route image_routes[];       /* api/images.c: /1.0/images */
 
 /* Route lookup in NULL-terminated tables, searched in order (the server's:
  * instance_routes, core_routes): 0 with *out and args filled (pointers into

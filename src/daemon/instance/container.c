@@ -11,7 +11,6 @@
  * Everything here is rebuilt from files on each call: gureumd keeps nothing
  * in memory about running instances. */
 #include "daemon/instance/container.h"
-#include "daemon/image_builtin.h"
 #include "daemon/supervisor/supervisor.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
@@ -115,13 +114,9 @@ static int container_validate(const struct driver_env *env, const struct instanc
 	int r = container_config_generate(spec, NULL, &cfg, err);
 	if (r < 0)
 		return r;
-	if (image_hex_valid(spec->image))
-		return (r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0
-			       ? r
-			       : container_config_apply_image(cfg, spec, &img, err);
-	if (!spec->image || strcmp(spec->image, IMAGE_BUILTIN_ALIAS) != 0)
-		return image_rootfs_path(env->state_dir, spec->image, img.lower, sizeof(img.lower), err);
-	return 0;
+	if ((r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0)
+		return r;
+	return container_config_apply_image(cfg, spec, &img, err);
 }
 
 /* config.json: the instance's, the image's config, the volumes. */

@@ -2,7 +2,6 @@
  * its overlay stacks, and what the image's config (Env, Cmd, Entrypoint,
  * WorkingDir, User) and the instance's volumes add to its config.json. */
 #include "daemon/instance/container.h"
-#include "daemon/image_builtin.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -34,12 +33,9 @@ int container_image_resolve(const char *state_dir, const char *ref, struct conta
 		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", ref);
 		return 0;
 	}
-	/* The built-in image's single rootfs (until it is a layered image of the store). */
-	int r;
-	if ((r = image_builtin_ensure(state_dir, err)) < 0 ||
-	    (r = image_rootfs_path(state_dir, ref, out->lower, sizeof(out->lower), err)) < 0)
-		return r;
-	return 0;
+	/* Instances pin their image's fingerprint (image/store.h); the daemon
+	 * rewrites older rows that named an alias at start-up. */
+	return gr_error_set(err, ENOENT, "image \"%.70s\" is not a fingerprint of the image store", ref ? ref : "");
 }
 
 /* ---- the image's config ---- */

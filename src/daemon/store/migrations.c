@@ -27,6 +27,31 @@ const struct store_migration store_migrations[] = {
 		"  created_at TEXT NOT NULL\n"
 		");\n",
 	},
+	{
+		/* The image store (image/store.h): an image by its fingerprint,
+		 * names for it in image_aliases. An instance pins the image it was
+		 * made from: instances.image is now its fingerprint (store/images.c
+		 * rewrites rows that still hold an alias once that alias exists)
+		 * and image_alias the name it was asked for (shown, never used). */
+		.name = "0002_images",
+		.sql =
+		"CREATE TABLE images (\n"
+		"  fingerprint TEXT PRIMARY KEY CHECK (length(fingerprint) = 64),\n"
+		"  architecture TEXT NOT NULL,\n"
+		"  size INTEGER NOT NULL CHECK (size >= 0),\n"
+		"  created_at TEXT NOT NULL,\n"
+		"  source TEXT NOT NULL DEFAULT '',\n"
+		"  description TEXT NOT NULL DEFAULT ''\n"
+		");\n"
+		"CREATE TABLE image_aliases (\n"
+		"  name TEXT PRIMARY KEY,\n"
+		"  fingerprint TEXT NOT NULL REFERENCES images(fingerprint) ON DELETE CASCADE\n"
+		");\n"
+		"CREATE INDEX image_aliases_fingerprint ON image_aliases(fingerprint);\n"
+		"ALTER TABLE instances ADD COLUMN image_alias TEXT NOT NULL DEFAULT '';\n"
+		"UPDATE instances SET image_alias = image;\n"
+		"CREATE INDEX instances_image ON instances(image);\n",
+	},
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

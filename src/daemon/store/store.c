@@ -21,7 +21,8 @@
 
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-#define INSTANCE_COLUMNS "id, name, type, image, config, command, state, created_at, last_used_at, stop_reason, exit_code"
+#define INSTANCE_COLUMNS \
+	"id, name, type, image, config, command, state, created_at, last_used_at, stop_reason, exit_code, image_alias"
 
 enum stmt_id {
 	ST_INSERT,
@@ -41,8 +42,8 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_INSERT] = "INSERT INTO instances (name, type, image, config, command, state, created_at) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, " NOW_SQL ")",
+	[ST_INSERT] = "INSERT INTO instances (name, type, image, config, command, state, image_alias, created_at) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW_SQL ")",
 	[ST_GET] = "SELECT " INSTANCE_COLUMNS " FROM instances WHERE name = ?1",
 	[ST_LIST] = "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name",
 	[ST_NAMES] = "SELECT name FROM instances ORDER BY name",
@@ -326,6 +327,7 @@ void store_instance_clear(struct store_instance *i)
 	free(i->name);
 	free(i->type);
 	free(i->image);
+	free(i->image_alias);
 	free(i->created_at);
 	free(i->last_used_at);
 	free(i->stop_reason);
@@ -369,7 +371,8 @@ static int read_instance(struct store *s, sqlite3_stmt *st, struct store_instanc
 	i->last_used_at = col_strdup(st, 8);
 	i->stop_reason = col_strdup(st, 9);
 	i->exit_code = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 10);
-	if (!i->name || !i->type || !i->image || !i->created_at || !i->stop_reason ||
+	i->image_alias = col_strdup(st, 11);
+	if (!i->name || !i->type || !i->image || !i->image_alias || !i->created_at || !i->stop_reason ||
 	    (sqlite3_column_type(st, 8) != SQLITE_NULL && !i->last_used_at)) {
 		store_instance_clear(i);
 		return gr_error_set(err, ENOMEM, "out of memory");
@@ -426,6 +429,7 @@ int store_instance_insert(struct store *s, const struct store_instance *in, int6
 	bind_text(st, 4, config);
 	bind_text(st, 5, command);
 	bind_text(st, 6, store_state_name(in->state));
+	bind_text(st, 7, in->image_alias ? in->image_alias : "");
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_CONSTRAINT_UNIQUE)
@@ -572,6 +576,24 @@ int store_instance_delete(struct store *s, const char *name, struct gr_error *er
 	if ((rc = stmt_exec(s, st, &changes, err, "cannot delete the instance")) < 0)
 		return rc;
 	return changes ? 0 : gr_error_set(err, ENOENT, "instance '%s' not found", name);
+}
+
+/* --- for the other tables' files ------------------------------------------- */
+
+struct sqlite3 *store_db_lock(struct store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	return s->db;
+}
+
+void store_db_unlock(struct store *s)
+{
+	pthread_mutex_unlock(&s->mu);
+}
+
+int store_sql_error(struct store *s, int sqlite_rc, struct gr_error *err, const char *what)
+{
+	return sql_error(s, sqlite_rc, err, what);
 }
 
 /* --- tokens --------------------------------------------------------------- */

@@ -46,7 +46,8 @@ struct store_instance {
 	int64_t id;
 	char *name;
 	char *type;                   /* "container" */
-	char *image;                  /* image alias */
+	char *image;                  /* the image's fingerprint (pinned at creation) */
+	char *image_alias;            /* the name it was created from ("" when by fingerprint) */
 	json_t *config;               /* object of strings */
 	json_t *command;              /* array of strings, or NULL for the image's default */
 	enum store_state state;
@@ -67,8 +68,8 @@ void store_close(struct store *s);
 /* The path of the database (for messages). */
 const char *store_path(const struct store *s);
 
-/* Instances. insert: name, type, image, config (object or NULL for {}),
- * command (array or NULL), state are read from *in; *id_out gets the new
+/* Instances. insert: name, type, image, image_alias (NULL: ""), config
+ * (object or NULL for {}), command (array or NULL), state are read from *in; *id_out gets the new
  * row's id. -EEXIST when the name is taken. */
 int store_instance_insert(struct store *s, const struct store_instance *in, int64_t *id_out, struct gr_error *err);
 /* -ENOENT when there is no such instance. *out: free with store_instance_free. */
@@ -90,6 +91,15 @@ int store_instance_delete(struct store *s, const char *name, struct gr_error *er
 void store_instance_clear(struct store_instance *i);
 void store_instance_free(struct store_instance *i);
 void store_instance_list_free(struct store_instance *list, size_t n);
+
+/* For the files that keep other tables (store/images.c): the connection,
+ * with the store's mutex held until store_db_unlock; statements prepared
+ * there are theirs to finalize. store_sql_error words an SQLite failure as
+ * the store's own functions do. */
+struct sqlite3;
+struct sqlite3 *store_db_lock(struct store *s);
+void store_db_unlock(struct store *s);
+int store_sql_error(struct store *s, int sqlite_rc, struct gr_error *err, const char *what);
 
 /* API tokens (POST /1.0/tokens and the TLS check). Only the SHA-256 of a
  * token is stored (hex). add: -EEXIST if the same token is already there.
