@@ -78,6 +78,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_console(struct cli *cli, int argc, char **argv);
 int cmd_monitor(struct cli *cli, int argc, char **argv);
 int cmd_query(struct cli *cli, int argc, char **argv);
+int cmd_image(struct cli *cli, int argc, char **argv);    /* import build export list info delete alias */
 
 /* Terminal helpers (term.c): raw mode that is restored on every exit path
  * (normal return, error, fatal signal, exit()). */

@@ -54,6 +54,20 @@ static const struct cli_command commands[] = {
 	  "Detach with Ctrl-a q; Ctrl-a Ctrl-a sends a Ctrl-a.\n" },
 	{ "monitor", cmd_monitor, "[--type lifecycle,operation]", "print events, one JSON object per line",
 	  "  --type TYPES  a comma-separated list of lifecycle, operation (default: all)\n" },
+	{ "image", cmd_image, "import|build|export|list|info|delete|alias ...", "manage images",
+	  "  import FILE|DIR [--alias NAME]...   an OCI image layout (directory or tarball), a\n"
+	  "                                      docker-archive (podman save) or a rootfs tarball\n"
+	  "                                      (gzip, xz, zstd); prints the fingerprint\n"
+	  "  build busybox|debian/12             busybox from busybox-static; debian/12 with\n"
+	  "                                      debootstrap from the host's Debian mirror\n"
+	  "  export NAME FILE                    an OCI image layout tarball (podman load -i FILE)\n"
+	  "  list [--format table|json|yaml|csv]\n"
+	  "  info NAME\n"
+	  "  delete NAME...                      refused while instances use it\n"
+	  "  alias add NAME TARGET               creates or moves an alias\n"
+	  "  alias delete NAME | alias list\n"
+	  "NAME: an alias (busybox, debian/12), a fingerprint or a unique prefix of one.\n"
+	  "Progress goes to stderr while an import, build or export runs.\n" },
 	{ "query", cmd_query, "[-X METHOD] PATH [BODY]", "send a raw API request",
 	  "  -X, --request METHOD  GET (default; POST with a BODY), POST, PUT, PATCH, DELETE\n"
 	  "      --raw             print the whole envelope instead of its metadata\n"

@@ -239,13 +239,6 @@ static void images_post(struct daemon *d, const struct http_request *rq, struct 
 				  "supported: import a file the daemon can read)",
 				  type ? "\"" : "", type ? type : "missing", type ? "\" is not supported" : "");
 	}
-	/* Aliases that name another image: 409 now, before any work. */
-	for (size_t i = 0; rc == 0 && i < na; i++) {
-		char other[IMAGE_FP_HEX];
-		if (!a->build && store_alias_get(d->store, a->aliases[i], other, NULL) == 0)
-			rc = gr_error_set(&err, EEXIST, "alias %s already names image %.12s (delete or move it first)",
-					  a->aliases[i], other);
-	}
 	if (rc < 0) {
 		import_arg_free(a);
 		FAIL(rc);

@@ -175,7 +175,7 @@ static int export_in(struct image_store *is, const char *ref, const char *fp, co
 		if ((rc = layer_write_tar(dir, fd, layers[i].digest, &layers[i].size, err)) < 0)
 			break;
 		json_array_append_new(diff_ids, json_sprintf("sha256:%s", layers[i].digest));
-		json_array_append_new(mlayers, json_pack("{s:s, s:s++, s:I}", "mediaType", OCI_MT_LAYER, "digest",
+		json_array_append_new(mlayers, json_pack("{s:s, s:s+, s:I}", "mediaType", OCI_MT_LAYER, "digest",
 							 "sha256:", layers[i].digest, "size",
 							 (json_int_t)layers[i].size));
 	}
@@ -193,7 +193,7 @@ static int export_in(struct image_store *is, const char *ref, const char *fp, co
 		rc = rc < 0 ? rc : gr_error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	man = json_pack("{s:i, s:s, s:{s:s, s:s++, s:I}, s:O}", "schemaVersion", 2, "mediaType", OCI_MT_MANIFEST,
+	man = json_pack("{s:i, s:s, s:{s:s, s:s+, s:I}, s:O}", "schemaVersion", 2, "mediaType", OCI_MT_MANIFEST,
 			"config", "mediaType", OCI_MT_CONFIG, "digest", "sha256:", config.digest, "size",
 			(json_int_t)config.size, "layers", mlayers);
 	if (!man || (rc = json_blob(man, &manifest, err)) < 0) {
@@ -210,7 +210,7 @@ static int export_in(struct image_store *is, const char *ref, const char *fp, co
 		if (store_image_aliases(image_store_db(is), fp, &aliases, NULL) == 0 && aliases[0])
 			snprintf(name, sizeof(name), "%s", aliases[0]);
 	}
-	json_t *desc = json_pack("{s:s, s:s++, s:I}", "mediaType", OCI_MT_MANIFEST, "digest", "sha256:", manifest.digest,
+	json_t *desc = json_pack("{s:s, s:s+, s:I}", "mediaType", OCI_MT_MANIFEST, "digest", "sha256:", manifest.digest,
 				 "size", (json_int_t)manifest.size);
 	if (desc && name[0])
 		json_object_set_new(desc, "annotations", json_pack("{s:s}", "org.opencontainers.image.ref.name", name));
