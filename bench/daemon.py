@@ -76,7 +76,9 @@ def podman_launches(n):
             os.symlink("busybox", f"{rootfs}/bin/{applet}")
         subprocess.run(["tar", "-C", rootfs, "-cf", f"{tmp}/rootfs.tar", "."], check=True)
         subprocess.run(base + ["import", f"{tmp}/rootfs.tar", "bench-busybox"], check=True, capture_output=True)
-        run = base + ["run", "-d", "--net", "none", "--ulimit", "nofile=20000:20000",
+        # runc: podman's default crun refuses hybrid cgroup hosts (../shared/ENVIRONMENT.md)
+        run = base + ["run", "-d", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--net", "none",
+                      "--ulimit", "nofile=20000:20000",
                       "--ulimit", "nproc=32768:32768", "bench-busybox", "sleep", "100000"]
         subprocess.run(run, check=True, capture_output=True)  # warm-up
         times = []
