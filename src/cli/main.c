@@ -68,6 +68,20 @@ static const struct cli_command commands[] = {
 	  "  alias delete NAME | alias list\n"
 	  "NAME: an alias (busybox, debian/12), a fingerprint or a unique prefix of one.\n"
 	  "Progress goes to stderr while an import, build or export runs.\n" },
+	{ "volume", cmd_volume, "create|list|info|delete|attach|detach ...", "manage volumes",
+	  "  create NAME [--type dir|block] [--size SIZE]   a directory volume (default), or a sparse\n"
+	  "                                                 block volume of SIZE (10GiB...) for VMs\n"
+	  "  list [--format table|json|yaml|csv]\n"
+	  "  info NAME\n"
+	  "  delete NAME...                                 refused while attached\n"
+	  "  attach VOLUME INSTANCE PATH [--readonly]       mounted at PATH from the instance's next start\n"
+	  "  detach VOLUME INSTANCE\n"
+	  "Attach and detach need the instance stopped.\n" },
+	{ "snapshot", cmd_snapshot, "create|list|restore|delete INSTANCE [NAME]", "snapshot an instance's files",
+	  "  create INSTANCE [NAME]   running instances are frozen for the copy; prints the name\n"
+	  "  list INSTANCE [--format table|json|yaml|csv]\n"
+	  "  restore INSTANCE NAME    brings back exactly that file state; the instance must be stopped\n"
+	  "  delete INSTANCE NAME...\n" },
 	{ "query", cmd_query, "[-X METHOD] PATH [BODY]", "send a raw API request",
 	  "  -X, --request METHOD  GET (default; POST with a BODY), POST, PUT, PATCH, DELETE\n"
 	  "      --raw             print the whole envelope instead of its metadata\n"

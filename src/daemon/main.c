@@ -26,6 +26,7 @@
 #include "daemon/image/store.h"
 #include "daemon/operations.h"
 #include "daemon/reconcile.h"
+#include "daemon/volume.h"
 #include "daemon/store/images.h"
 #include "daemon/store/store.h"
 
@@ -173,7 +174,7 @@ static void cli_command(char *out, size_t n)
  * the server serves, "METHOD PATTERN" per line. */
 static void print_routes(void)
 {
-	const struct route *const tables[] = { instance_routes, core_routes, image_routes };
+	const struct route *const tables[] = { instance_routes, core_routes, image_routes, volume_routes, snapshot_routes };
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct route *r = tables[t]; r->method; r++)
 			printf("%s %s\n", r->method, r->pattern);
@@ -286,6 +287,7 @@ int main(int argc, char **argv)
 		gr_warn("gureumd: %s", err.msg);
 		goto out;
 	}
+	volume_cleanup(state_dir);
 	if (server_start(d, &err) < 0)
 		goto out;
 

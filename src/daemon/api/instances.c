@@ -39,6 +39,7 @@
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
 #include "daemon/validate.h"
+#include "daemon/volume.h"
 
 #define DEFAULT_STOP_TIMEOUT 30
 #define EXEC_OUTPUT_MAX (1u << 20)
@@ -134,12 +135,14 @@ struct loaded {
 	struct instance_spec spec;
 	char **command;
 	const struct instance_driver *drv;
+	json_t *volumes;              /* volume_mounts(), for the driver's start */
 };
 
 static void loaded_clear(struct loaded *l)
 {
 	store_instance_free(l->row);
 	gr_strv_free(l->command);
+	json_decref(l->volumes);
 	memset(l, 0, sizeof(*l));
 }
 #define gr_autoloaded _cleanup_(loaded_clear)
@@ -172,9 +175,13 @@ static int load(struct daemon *d, const char *name, struct loaded *l, struct gr_
 	memset(l, 0, sizeof(*l));
 	struct store_instance *row = NULL;
 	int rc = store_instance_get(d->store, name, &row, err);
-	if (rc < 0)
+	if (rc < 0 || (rc = spec_of(row, l, err)) < 0)
 		return rc;
-	return spec_of(row, l, err);
+	/* The attached volumes, mounted by a start. */
+	if ((rc = volume_mounts(d, name, &l->volumes, err)) < 0)
+		return rc;
+	l->spec.volumes = l->volumes;
+	return 0;
 }
 
 static void status_name(const struct store_instance *row, const struct instance_status *st, int st_rc,

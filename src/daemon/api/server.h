@@ -118,6 +118,8 @@ struct route {
 extern const struct route instance_routes[];    /* api/instances.c, ends with {0} */
 extern const struct route core_routes[];        /* api/core.c: /, /1.0, operations, events, tokens */
 extern const struct route image_routes[];       /* api/images.c: /1.0/images */
+extern const struct route volume_routes[];      /* api/volumes.c: /1.0/volumes */
+extern const struct route snapshot_routes[];    /* api/snapshots.c: /1.0/instances/NAME/snapshots */
 
 /* Route lookup in NULL-terminated tables, searched in order (the server's:
  * instance_routes, core_routes): 0 with *out and args filled (pointers into

@@ -52,6 +52,28 @@ const struct store_migration store_migrations[] = {
 		"UPDATE instances SET image_alias = image;\n"
 		"CREATE INDEX instances_image ON instances(image);\n",
 	},
+	{
+		/* Volumes (volume.h, store/volumes.h): an attachment goes with
+		 * its instance; a volume with attachments cannot go. */
+		.name = "0003_volumes",
+		.sql =
+		"CREATE TABLE volumes (\n"
+		"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+		"  name TEXT NOT NULL UNIQUE,\n"
+		"  type TEXT NOT NULL CHECK (type IN ('dir', 'block')),\n"
+		"  size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),\n"
+		"  created_at TEXT NOT NULL\n"
+		");\n"
+		"CREATE TABLE volume_attachments (\n"
+		"  volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE RESTRICT,\n"
+		"  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,\n"
+		"  path TEXT NOT NULL,\n"
+		"  readonly INTEGER NOT NULL DEFAULT 0 CHECK (readonly IN (0, 1)),\n"
+		"  PRIMARY KEY (volume_id, instance_id),\n"
+		"  UNIQUE (instance_id, path)\n"
+		");\n"
+		"CREATE INDEX volume_attachments_instance ON volume_attachments(instance_id);\n",
+	},
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);
