@@ -515,9 +515,44 @@ static int archive_kind(const char *path, enum kind *kind, struct gr_error *err)
 	return rc;
 }
 
+/* A symbolic link's target (relative to the link's directory) as a path
+ * inside the archive, or -EINVAL when it leaves it. */
+static int link_target(const char *link, const char *target, char *out, size_t n)
+{
+	if (target[0] == '/')
+		return -EINVAL;
+	char buf[2200];
+	const char *slash = strrchr(link, '/');
+	snprintf(buf, sizeof(buf), "%.*s%s%s", slash ? (int)(slash - link) : 0, link, slash ? "/" : "", target);
+	/* Normalize: drop ".", pop on "..", never above the top. */
+	char *parts[256];
+	int np = 0;
+	for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (strcmp(t, ".") == 0)
+			continue;
+		if (strcmp(t, "..") == 0) {
+			if (np == 0)
+				return -EINVAL;
+			np--;
+			continue;
+		}
+		if (np == 256)
+			return -EINVAL;
+		parts[np++] = t;
+	}
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < np; i++)
+		o += (size_t)snprintf(out + o, o < n ? n - o : 0, "%s%s", i ? "/" : "", parts[i]);
+	return np > 0 && o < n && oci_path_ok(out) ? 0 : -EINVAL;
+}
+
 /* The regular files and directories of an image archive into dest (which
- * exists and is empty); hard links within it are linked. Anything else
- * (symlinks, devices) is refused: image archives hold blobs and JSON. */
+ * exists and is empty); hard links within it are linked, and so are
+ * symbolic links to files inside it (docker-archives from `podman save` and
+ * `docker save` link a layer.tar to the blob: they become hard links here).
+ * Anything else (links leading out, devices) is refused: image archives hold
+ * blobs and JSON. */
 static int extract_tree(const char *path, const char *dest, const struct image_progress *pr, struct gr_error *err)
 {
 	struct stat fst;
@@ -527,8 +562,9 @@ static int extract_tree(const char *path, const char *dest, const struct image_p
 		return -err->code;
 	struct archive_entry *e;
 	int r, rc = 0;
-	unsigned count = 0;
+	unsigned count = 0, nsyms = 0;
 	char full[PATH_MAX], dir[PATH_MAX];
+	struct { char path[1100], target[1100]; } *syms = NULL;
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
 		const char *raw = archive_entry_pathname(e);
 		const char *name = raw ? strip_dot(raw) : "";
@@ -575,9 +611,25 @@ static int extract_tree(const char *path, const char *dest, const struct image_p
 				break;
 			continue;
 		}
+		if (type == AE_IFLNK) {
+			const char *t = archive_entry_symlink(e);
+			void *ns = (nsyms % 64) ? syms : realloc(syms, (nsyms + 64) * sizeof(*syms));
+			if (!ns) {
+				rc = gr_error_set(err, ENOMEM, "out of memory");
+				break;
+			}
+			syms = ns;
+			if (!t || link_target(clean, t, syms[nsyms].target, sizeof(syms[nsyms].target)) < 0) {
+				rc = gr_error_set(err, EINVAL, "%s: symbolic link %s -> \"%.200s\": leads outside the archive",
+						  path, clean, t ? t : "");
+				break;
+			}
+			snprintf(syms[nsyms++].path, sizeof(syms[0].path), "%s", clean);
+			continue;
+		}
 		if (type != AE_IFREG) {
-			rc = gr_error_set(err, EINVAL, "%s: entry %s: %s are not allowed in an image archive (only files "
-					  "and directories)", path, clean, type == AE_IFLNK ? "symbolic links" : "special files");
+			rc = gr_error_set(err, EINVAL, "%s: entry %s: special files are not allowed in an image archive "
+					  "(only files, directories and links)", path, clean);
 			break;
 		}
 		gr_autoclose int fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -622,6 +674,30 @@ static int extract_tree(const char *path, const char *dest, const struct image_p
 	}
 	if (rc == 0 && r == ARCHIVE_FATAL)
 		rc = gr_error_set(err, EINVAL, "%s: %s", path, archive_error_string(a));
+	/* Symbolic links once every file is there; chains resolve in a few passes. */
+	for (unsigned pass = 0; rc == 0 && nsyms && pass < 8; pass++) {
+		unsigned left = 0;
+		for (unsigned i = 0; i < nsyms && rc == 0; i++) {
+			if (!syms[i].path[0])
+				continue;
+			char target[PATH_MAX];
+			struct stat st;
+			snprintf(full, sizeof(full), "%s/%s", dest, syms[i].path);
+			snprintf(target, sizeof(target), "%s/%s", dest, syms[i].target);
+			if (lstat(target, &st) < 0 || !S_ISREG(st.st_mode)) {
+				left++;
+				continue;
+			}
+			if (link(target, full) < 0)
+				rc = gr_error_sys(err, errno, "%s: link %s -> %s", path, syms[i].path, syms[i].target);
+			syms[i].path[0] = '\0';
+		}
+		if (rc == 0 && left && pass == 7)
+			rc = gr_error_set(err, EINVAL, "%s: a symbolic link does not lead to a file of the archive", path);
+		if (!left)
+			break;
+	}
+	free(syms);
 	if (rc == 0)
 		report(pr, "reading", total, total);
 	archive_read_free(a);
