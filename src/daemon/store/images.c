@@ -234,7 +234,7 @@ int store_image_resolve(struct store *s, const char *ref, unsigned min_prefix, c
 	size_t len = strlen(ref);
 	bool hex = len > 0 && len <= 64 && strspn(ref, "0123456789abcdef") == len;
 	if (!hex || len < min_prefix)
-		return gr_error_set(err, ENOENT, "image %.*s not found (no such alias%s)", 128, ref,
+		return gr_error_set(err, ENOENT, "image \"%.*s\" not found (no such alias%s)", 128, ref,
 				    hex ? ", and too short a fingerprint prefix" : "");
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
