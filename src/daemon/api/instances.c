@@ -687,6 +687,11 @@ static void get_state(struct daemon *d, const struct http_request *rq, struct ht
 	int code;
 	status_name(l.row, &st, rc, &status, &code);
 	bool stopped = rc < 0 || st.state == INSTANCE_STOPPED;
+	if (!stopped && l.drv->usage) {
+		struct gr_error uerr = { 0 };
+		if (l.drv->usage(&d->env, &l.spec, &st, &uerr) < 0)
+			gr_debug("instance %s: usage: %s", l.row->name, uerr.msg);
+	}
 	int exit_code = rc == 0 && st.exit_code >= 0 ? st.exit_code : l.row->exit_code;
 	json_t *j = json_pack("{s:s, s:i, s:I, s:{s:I}, s:{s:I}, s:I, s:o, s:s, s:I}", "status", status, "status_code",
 			      code, "pid", (json_int_t)(stopped ? 0 : st.pid), "cpu", "usage",

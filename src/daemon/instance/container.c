@@ -224,8 +224,7 @@ static int container_status_(const struct driver_env *env, const struct instance
 	out->exit_code = -1;
 	bool alive = supervisor_alive(&p, &out->supervisor_pid);
 	enum container_status cs;
-	gr_autofree char *cg = NULL;
-	container_view(&p, spec->name, &cs, &out->pid, &cg);
+	container_view(&p, spec->name, &cs, &out->pid, NULL);
 	switch (cs) {
 	case STATUS_RUNNING:
 		out->state = INSTANCE_RUNNING;
@@ -246,18 +245,6 @@ static int container_status_(const struct driver_env *env, const struct instance
 		out->starting = alive;
 		break;
 	}
-	if (cg && cs != STATUS_STOPPED) {
-		struct cgroup_layout l;
-		if (cgroup_layout_detect(NULL, &l, NULL) == 0) {
-			struct cgroup_stats cst;
-			if (cgroup_stats(&l, cg, &cst, NULL) == 0) {
-				out->cpu_ns = cst.cpu_ns;
-				out->memory_bytes = cst.memory_bytes;
-				out->pids = cst.pids;
-			}
-			cgroup_layout_free(&l);
-		}
-	}
 	struct exit_info ex;
 	struct gr_error xerr = { 0 };
 	r = exit_info_read(p.exit_file, &ex, &xerr);
@@ -269,6 +256,33 @@ static int container_status_(const struct driver_env *env, const struct instance
 	} else if (r != -ENOENT) {
 		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
 	}
+	return 0;
+}
+
+static int container_usage_(const struct driver_env *env, const struct instance_spec *spec,
+			    struct instance_status *out, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	enum container_status cs;
+	pid_t pid;
+	gr_autofree char *cg = NULL;
+	container_view(&p, spec->name, &cs, &pid, &cg);
+	if (!cg || cs == STATUS_STOPPED)
+		return 0;
+	struct cgroup_layout l;
+	if ((r = cgroup_layout_detect(NULL, &l, err)) < 0)
+		return r;
+	struct cgroup_stats cst;
+	r = cgroup_stats(&l, cg, &cst, err);
+	cgroup_layout_free(&l);
+	if (r < 0)
+		return r;
+	out->cpu_ns = cst.cpu_ns;
+	out->memory_bytes = cst.memory_bytes;
+	out->pids = cst.pids;
 	return 0;
 }
 
@@ -779,6 +793,7 @@ const struct instance_driver container_driver = {
 	.resume = container_resume_,
 	.remove = container_remove_,
 	.status = container_status_,
+	.usage = container_usage_,
 	.exec = container_exec_,
 	.console = container_console_,
 	.log_path = container_log_path_,

@@ -109,9 +109,14 @@ struct instance_driver {
 	int (*resume)(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err);
 	/* Removes everything of a stopped instance (rootfs, logs, state). Idempotent. */
 	int (*remove)(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err);
-	/* What is really running (never changes anything). */
+	/* What is really running (never changes anything). Cheap: lists call it
+	 * for every instance; cpu_ns, memory_bytes and pids are left 0. */
 	int (*status)(const struct driver_env *env, const struct instance_spec *spec, struct instance_status *st,
 		      struct gr_error *err);
+	/* Fills cpu_ns, memory_bytes and pids of a running or paused workload
+	 * (its cgroup): the costly part, asked for by GET .../state only. */
+	int (*usage)(const struct driver_env *env, const struct instance_spec *spec, struct instance_status *st,
+		     struct gr_error *err);
 	int (*exec)(const struct driver_env *env, const struct instance_spec *spec, const struct exec_request *req,
 		    struct exec_session *out, struct gr_error *err);
 	/* A descriptor connected to the instance's console (read: output, write:
