@@ -1,0 +1,264 @@
+/* Unit tests for the image store's pure parts and its store: OCI index,
+ * manifest and config parsing with hostile JSON, docker manifest.json paths,
+ * alias rules, the Debian mirror from apt's sources, and an import whose
+ * digests do not match storing nothing (image/import.c over a real store in
+ * a temporary state directory). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "daemon/image/builder.h"
+#include "daemon/image/import.h"
+#include "daemon/image/oci.h"
+#include "daemon/image/store.h"
+#include "daemon/store/images.h"
+#include "daemon/store/store.h"
+
+static json_t *J(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, 0, &e);
+	if (!j)
+		fail_msg("bad test JSON: %s: %s", e.text, text);
+	return j;
+}
+
+#define H64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define H64B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static void test_alias_rules(void **state)
+{
+	(void)state;
+	static const char *const good[] = { "busybox", "debian/12", "a", "My.image_1-x", "x/y.z" };
+	static const char *const bad[] = { "", "/x", "x/", "a//b", "a/b/c", "-x", ".x", "x/.y", "a b", "a:b",
+					   "aliases", "x/export", "aliases/x", H64, "a\nb", "é" };
+	struct gr_error err = { 0 };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(image_alias_validate(good[i], &err), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(image_alias_validate(bad[i], &err), -EINVAL);
+	char long_name[200];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_int_equal(image_alias_validate(long_name, &err), -EINVAL);
+	assert_true(image_fingerprint_valid(H64));
+	assert_false(image_fingerprint_valid("0123"));
+	assert_false(image_fingerprint_valid(H64 "0"));
+	assert_false(image_fingerprint_valid("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+}
+
+static void test_descriptor_and_index(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	struct oci_descriptor d;
+	gr_autojson json_t *idx = J("{\"schemaVersion\":2,\"manifests\":["
+				    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" H64
+				    "\",\"size\":7,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+				    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" H64B
+				    "\",\"size\":9,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"},"
+				    "\"annotations\":{\"org.opencontainers.image.ref.name\":\"x\"}}]}");
+	assert_int_equal(oci_index_pick(idx, "index.json", "amd64", &d, &err), 0);
+	assert_string_equal(d.digest, H64B);
+	assert_int_equal(d.size, 9);
+	assert_string_equal(d.ref_name, "x");
+	assert_int_equal(oci_index_pick(idx, "index.json", "s390x", &d, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "linux/arm64"));
+	/* Hostile or broken indexes: each refused with the field named. */
+	static const char *const bad[] = {
+		"[]",
+		"{\"schemaVersion\":1,\"manifests\":[]}",
+		"{\"schemaVersion\":2}",
+		"{\"schemaVersion\":2,\"manifests\":{}}",
+		"{\"schemaVersion\":2,\"manifests\":[]}",
+		"{\"schemaVersion\":2,\"manifests\":[7]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"md5:abc\",\"size\":1}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:../../etc/passwd\",\"size\":1}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" H64 "\",\"size\":-1}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" H64 "\",\"size\":\"1\"}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" H64 "\",\"size\":1,\"platform\":[]}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"text/plain\",\"digest\":\"sha256:" H64 "\",\"size\":1}]}",
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":7,\"digest\":\"sha256:" H64 "\",\"size\":1}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		gr_autojson json_t *j = J(bad[i]);
+		memset(&err, 0, sizeof(err));
+		assert_true(oci_index_pick(j, "index.json", "amd64", &d, &err) < 0);
+		assert_non_null(strstr(err.msg, "index.json"));
+	}
+}
+
+static void test_manifest_and_config(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	struct oci_manifest m;
+	gr_autojson json_t *ok = J("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+				   "\"digest\":\"sha256:" H64 "\",\"size\":3},\"layers\":["
+				   "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"sha256:" H64B "\",\"size\":5},"
+				   "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"sha256:" H64 "\",\"size\":6}]}");
+	assert_int_equal(oci_manifest_parse(ok, "manifest", &m, &err), 0);
+	assert_int_equal(m.n_layers, 2);
+	assert_string_equal(m.layers[0].digest, H64B);
+	oci_manifest_clear(&m);
+	static const char *const bad[] = {
+		"{\"schemaVersion\":2,\"layers\":[]}",
+		"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:" H64 "\",\"size\":3},\"layers\":[]}",
+		"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:" H64 "\",\"size\":3},\"layers\":[{\"mediaType\":\"application/x-foreign\",\"digest\":\"sha256:" H64 "\",\"size\":1}]}",
+		"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"config\":{\"digest\":\"sha256:" H64 "\",\"size\":3},\"layers\":[]}",
+		"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:" H64 "\",\"size\":3},\"layers\":\"x\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		gr_autojson json_t *j = J(bad[i]);
+		assert_true(oci_manifest_parse(j, "manifest", &m, &err) < 0);
+	}
+	struct oci_image_config c;
+	gr_autojson json_t *cfg = J("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"],\"Cmd\":[\"sh\"],"
+				    "\"WorkingDir\":\"/w\",\"Labels\":{\"x\":\"y\"}},\"rootfs\":{\"type\":\"layers\","
+				    "\"diff_ids\":[\"sha256:" H64 "\"]}}");
+	assert_int_equal(oci_image_config_parse(cfg, "config", &c, &err), 0);
+	assert_int_equal(c.n_diff_ids, 1);
+	assert_string_equal(c.diff_ids[0], H64);
+	assert_string_equal(json_string_value(json_object_get(c.config, "WorkingDir")), "/w");
+	assert_null(json_object_get(c.config, "Labels"));
+	oci_image_config_clear(&c);
+	static const char *const badc[] = {
+		"{\"os\":\"windows\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
+		"{\"rootfs\":{\"type\":\"zfs\",\"diff_ids\":[]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha512:00\"]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:" H64 "\"]},\"config\":{\"Env\":\"A=1\"}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:" H64 "\"]},\"config\":{\"Cmd\":[1]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:" H64 "\"]},\"config\":{\"User\":0}}",
+		"{\"config\":{}}",
+	};
+	for (size_t i = 0; i < sizeof(badc) / sizeof(badc[0]); i++) {
+		gr_autojson json_t *j = J(badc[i]);
+		assert_true(oci_image_config_parse(j, "config", &c, &err) < 0);
+	}
+}
+
+static void test_docker_manifest_paths(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	struct docker_manifest m;
+	gr_autojson json_t *ok = J("[{\"Config\":\"abc.json\",\"RepoTags\":[\"localhost/x:latest\"],\"Layers\":[\"a/layer.tar\",\"./b.tar\"]}]");
+	assert_int_equal(docker_manifest_parse(ok, "manifest.json", &m, &err), 0);
+	assert_int_equal(m.n_layers, 2);
+	assert_string_equal(m.repo_tag, "localhost/x:latest");
+	docker_manifest_clear(&m);
+	static const char *const bad[] = {
+		"[]", "{}", "[{\"Config\":\"/etc/passwd\",\"Layers\":[\"a\"]}]",
+		"[{\"Config\":\"../x.json\",\"Layers\":[\"a\"]}]", "[{\"Config\":\"x.json\",\"Layers\":[\"a/../../b\"]}]",
+		"[{\"Config\":\"x.json\",\"Layers\":[]}]", "[{\"Config\":\"x.json\",\"Layers\":[\"a\"]},{\"Config\":\"y\",\"Layers\":[\"b\"]}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		gr_autojson json_t *j = J(bad[i]);
+		assert_true(docker_manifest_parse(j, "manifest.json", &m, &err) < 0);
+	}
+	assert_true(oci_path_ok("blobs/sha256/x"));
+	assert_false(oci_path_ok("blobs//x"));
+	assert_false(oci_path_ok("blobs/./x"));
+	assert_false(oci_path_ok("."));
+	assert_string_equal(oci_goarch("x86_64"), "amd64");
+	assert_string_equal(oci_machine("arm64"), "aarch64");
+}
+
+static void test_debian_mirror(void **state)
+{
+	(void)state;
+	char out[256];
+	assert_int_equal(image_debian_mirror_from("# c\ndeb-src http://src/debian bookworm main\n"
+						  "deb [arch=amd64 signed-by=/k] http://m.example/debian/ bookworm main\n",
+						  NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "http://m.example/debian");
+	assert_int_equal(image_debian_mirror_from("deb http://security.debian.org/debian-security bookworm-security main\n",
+						  NULL, out, sizeof(out)), -ENOENT);
+	const char *deb822[] = { "Types: deb-src\nURIs: http://a/\nSuites: bookworm\n\n"
+				 "Types: deb\n# a comment\nURIs: http://deb.example/debian\nSuites: bookworm bookworm-updates\n"
+				 "Components: main\n",
+				 NULL };
+	assert_int_equal(image_debian_mirror_from(NULL, deb822, out, sizeof(out)), 0);
+	assert_string_equal(out, "http://deb.example/debian");
+	const char *sec[] = { "Types: deb\nURIs: http://sec/\nSuites: bookworm-security\n", NULL };
+	assert_int_equal(image_debian_mirror_from("", sec, out, sizeof(out)), -ENOENT);
+}
+
+/* A real store in a temporary state directory: a rootfs tarball whose
+ * layer is refused stores nothing, one that is fine is stored once. */
+static void test_import_stores_nothing_on_failure(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char dir[] = "/tmp/test_image.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct gr_error err = { 0 };
+	struct store *db = NULL;
+	struct image_store *is = NULL;
+	assert_int_equal(store_open(dir, &db, &err), 0);
+	assert_int_equal(image_store_open(dir, db, &is, &err), 0);
+	/* Not an archive at all. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/junk.tar", dir);
+	assert_int_equal(gr_write_file_new(path, "not a tar", 9, 0600, &err), 0);
+	struct image_import_result res;
+	const char *aliases[] = { "junk", NULL };
+	assert_true(image_import(is, path, aliases, NULL, &res, &err) < 0);
+	/* An OCI layout whose manifest digest lies. */
+	char oci[256], p2[320];
+	snprintf(oci, sizeof(oci), "%s/oci", dir);
+	snprintf(p2, sizeof(p2), "%s/blobs/sha256", oci);
+	assert_int_equal(gr_mkdir_p(p2, 0755, &err), 0);
+	snprintf(p2, sizeof(p2), "%s/oci-layout", oci);
+	gr_write_file_new(p2, "{\"imageLayoutVersion\":\"1.0.0\"}", 30, 0644, &err);
+	snprintf(p2, sizeof(p2), "%s/blobs/sha256/" H64, oci);
+	gr_write_file_new(p2, "{\"schemaVersion\":2}", 19, 0644, &err);
+	snprintf(p2, sizeof(p2), "%s/index.json", oci);
+	const char *idx = "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+			  "\"digest\":\"sha256:" H64 "\",\"size\":19}]}";
+	gr_write_file_new(p2, idx, strlen(idx), 0644, &err);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(image_import(is, oci, aliases, NULL, &res, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "digest mismatch"));
+	assert_non_null(strstr(err.msg, "nothing stored"));
+	gr_autostrv char **fps = NULL;
+	assert_int_equal(store_image_list(db, &fps, &err), 0);
+	assert_null(fps[0]);
+	char tmp[320];
+	snprintf(tmp, sizeof(tmp), "%s/images/tmp", dir);
+	gr_autoclosedir DIR *d = opendir(tmp);
+	struct dirent *e;
+	int entries = 0;
+	while (d && (e = readdir(d)))
+		entries += e->d_name[0] != '.';
+	assert_int_equal(entries, 0);
+	image_store_close(is);
+	store_close(db);
+	gr_rm_rf(dir, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alias_rules),
+		cmocka_unit_test(test_descriptor_and_index),
+		cmocka_unit_test(test_manifest_and_config),
+		cmocka_unit_test(test_docker_manifest_paths),
+		cmocka_unit_test(test_debian_mirror),
+		cmocka_unit_test(test_import_stores_nothing_on_failure),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
