@@ -388,6 +388,18 @@ static void test_digests_and_filters(void **state)
 	assert_int_equal(res.content_size, strlen(big));
 	gr_rm_rf(f->dest, &err);
 
+	/* Bytes after the end-of-archive blocks are part of both digests. */
+	gr_autofree unsigned char *padded = calloc(1, len + 9216);
+	memcpy(padded, tar, len);
+	char want_padded[LAYER_DIGEST_HEX];
+	sha256_hex(padded, len + 9216, want_padded);
+	if (unpack_mem(padded, len + 9216, f->dest, NULL, &res, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(res.diff_id, want_padded);
+	assert_string_equal(res.blob, want_padded);
+	assert_int_equal(res.tar_size, len + 9216);
+	gr_rm_rf(f->dest, &err);
+
 	static const char *filters[] = { "gzip", "xz", "zstd", "bzip2" };
 	for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
 		size_t clen;

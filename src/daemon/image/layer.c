@@ -331,6 +331,7 @@ struct unpack {
 	struct archive *outer, *inner;
 	bool outer_eof;
 	bool limit_hit;
+	bool uncompressed;        /* the tar is the blob: hashed once */
 
 	int rootfd;
 	struct dir_times dirs;
@@ -386,7 +387,8 @@ static ssize_t inner_read_cb(struct archive *a, void *ctx, const void **buf)
 		                  archive_error_string(u->outer) ? archive_error_string(u->outer) : "read error");
 		return -1;
 	}
-	EVP_DigestUpdate(u->diff_md, *buf, size);
+	if (!u->uncompressed)
+		EVP_DigestUpdate(u->diff_md, *buf, size);
 	u->res->tar_size += size;
 	if (u->res->tar_size > tar_limit(u)) {
 		u->limit_hit = true;
@@ -907,6 +909,7 @@ static int unpack_run(struct unpack *u, const struct layer_opts *o)
 		return archive_failure(u, u->outer, "cannot read the layer");
 	const char *filter = archive_filter_count(u->outer) > 1 ? archive_filter_name(u->outer, 0) : "none";
 	snprintf(u->res->compression, sizeof(u->res->compression), "%s", filter ? filter : "none");
+	u->uncompressed = archive_filter_count(u->outer) <= 1;
 
 	archive_read_support_format_tar(u->inner);
 	if (archive_read_open(u->inner, u, NULL, inner_read_cb, NULL) != ARCHIVE_OK)
@@ -965,7 +968,13 @@ static int unpack_run(struct unpack *u, const struct layer_opts *o)
 	}
 	dir_times_apply(&u->dirs, u->rootfd);
 	md_final_hex(u->blob_md, u->res->blob);
-	md_final_hex(u->diff_md, u->res->diff_id);
+	if (u->uncompressed)
+		memcpy(u->res->diff_id, u->res->blob, sizeof(u->res->diff_id));
+	else
+		md_final_hex(u->diff_md, u->res->diff_id);
+	if (u->uncompressed && u->res->tar_size != u->res->blob_size)
+		return gr_error_set(u->err, EIO, "%s: read %llu bytes but the tar has %llu", u->name,
+		                    (unsigned long long)u->res->blob_size, (unsigned long long)u->res->tar_size);
 
 	if (o && o->expect_blob) {
 		const char *want = digest_hex_of(o->expect_blob);
