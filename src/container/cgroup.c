@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -394,6 +395,27 @@ static int cg_detect_line(struct cg_detect *d, char *line)
 		.root_is_slash = slash,
 	};
 	return 0;
+}
+
+static struct cgroup_layout cached_layout;
+static struct gr_error cached_err;
+static int cached_rc;
+static pthread_once_t cached_once = PTHREAD_ONCE_INIT;
+
+static void detect_cached(void)
+{
+	cached_rc = cgroup_layout_detect(NULL, &cached_layout, &cached_err);
+}
+
+const struct cgroup_layout *cgroup_layout_cached(struct gr_error *err)
+{
+	pthread_once(&cached_once, detect_cached);
+	if (cached_rc < 0) {
+		if (err)
+			*err = cached_err;
+		return NULL;
+	}
+	return &cached_layout;
 }
 
 int cgroup_layout_detect(const char *mountinfo_path, struct cgroup_layout *out, struct gr_error *err)

@@ -32,6 +32,10 @@ struct cgroup_layout {
  * no cgroup file system is mounted. */
 int cgroup_layout_detect(const char *mountinfo_path, struct cgroup_layout *out, struct gr_error *err);
 void cgroup_layout_free(struct cgroup_layout *l);
+/* The host's layout, detected once per process and kept: for long-running
+ * callers that look often (gureumd's status of every instance). NULL (err
+ * filled) when detection failed; never freed. Thread-safe. */
+const struct cgroup_layout *cgroup_layout_cached(struct gr_error *err);
 const char *cgroup_mode_name(enum cgroup_mode m); /* "v1", "v2", "hybrid" */
 
 /* The cgroup path for a container: cgroupsPath from the config when given

@@ -912,14 +912,11 @@ int container_status(const char *root, const struct container_state *st, enum co
 	char sock[PATH_MAX];
 	snprintf(sock, sizeof(sock), "%s/%s/start.sock", root, st->id);
 	*out = access(sock, F_OK) == 0 ? STATUS_CREATED : STATUS_RUNNING;
-	if (st->cgroup_path) {
-		struct cgroup_layout l;
-		if (cgroup_layout_detect(NULL, &l, NULL) == 0) {
-			bool frozen = false;
-			if (cgroup_is_frozen(&l, st->cgroup_path, &frozen, NULL) == 0 && frozen)
-				*out = STATUS_PAUSED;
-			cgroup_layout_free(&l);
-		}
+	const struct cgroup_layout *l;
+	if (st->cgroup_path && (l = cgroup_layout_cached(NULL))) {
+		bool frozen = false;
+		if (cgroup_is_frozen(l, st->cgroup_path, &frozen, NULL) == 0 && frozen)
+			*out = STATUS_PAUSED;
 	}
 	return 0;
 }

@@ -272,13 +272,11 @@ static int container_usage_(const struct driver_env *env, const struct instance_
 	container_view(&p, spec->name, &cs, &pid, &cg);
 	if (!cg || cs == STATUS_STOPPED)
 		return 0;
-	struct cgroup_layout l;
-	if ((r = cgroup_layout_detect(NULL, &l, err)) < 0)
-		return r;
+	const struct cgroup_layout *l = cgroup_layout_cached(err);
+	if (!l)
+		return -err->code;
 	struct cgroup_stats cst;
-	r = cgroup_stats(&l, cg, &cst, err);
-	cgroup_layout_free(&l);
-	if (r < 0)
+	if ((r = cgroup_stats(l, cg, &cst, err)) < 0)
 		return r;
 	out->cpu_ns = cst.cpu_ns;
 	out->memory_bytes = cst.memory_bytes;
