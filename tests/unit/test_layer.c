@@ -233,6 +233,19 @@ static ssize_t mem_read(void *ctx, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
+struct failing {
+	struct mem *m;
+	size_t fail_at;
+};
+
+static ssize_t failing_read(void *ctx, void *buf, size_t len)
+{
+	struct failing *fm = ctx;
+	if (fm->m->pos >= fm->fail_at)
+		return -EIO;
+	return mem_read(fm->m, buf, len);
+}
+
 static int unpack_mem(const unsigned char *buf, size_t len, const char *dest, const struct layer_opts *o,
                       struct layer_result *res, struct gr_error *err)
 {
@@ -783,6 +796,42 @@ static void test_huge_and_truncated(void **state)
 	assert_true(unpack_mem(buf, 1024 + 100, f->dest, &o, NULL, &err) < 0);
 	assert_non_null(strstr(err.msg, "layer.tar: "));
 	assert_non_null(strstr(err.msg, "ok"));
+	assert_contained(f);
+	free(buf);
+
+	/* A decompression bomb hidden in data that is never written (a
+	 * whiteout's): the uncompressed tar is bounded too. */
+	t = tb_new();
+	size_t piece = 900u << 10;
+	gr_autofree char *zeros = calloc(1, piece);
+	for (int i = 0; i < 30; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), ".wh.x%d", i);
+		struct archive_entry *e = tb_entry(name, AE_IFREG, 0644);
+		archive_entry_set_size(e, (la_int64_t)piece);
+		tb_put(t, e, zeros, piece);
+	}
+	buf = tb_finish(t, &len);
+	size_t glen;
+	gr_autofree unsigned char *gz = compress(buf, len, "gzip", &glen);
+	free(buf);
+	assert_true(glen < (1u << 20));
+	o = (struct layer_opts){ .max_bytes = 1u << 20 };
+	assert_int_equal(unpack_mem(gz, glen, f->dest, &o, NULL, &err), -EFBIG);
+	if (!strstr(err.msg, "layer: cannot read the layer: the uncompressed layer is over "))
+		fail_msg("%s", err.msg);
+	assert_contained(f);
+
+	/* The source fails midway: its error, not libarchive's guess. */
+	t = tb_new();
+	tb_file(t, "ok", "fine");
+	tb_file(t, "usr/bin/x", two_mib);
+	buf = tb_finish(t, &len);
+	struct mem m = { .p = buf, .len = len, .chunk = 1000 };
+	struct failing fm = { .m = &m, .fail_at = len / 2 };
+	assert_int_equal(layer_unpack(failing_read, &fm, f->dest, NULL, NULL, &err), -EIO);
+	if (!strstr(err.msg, "read error: Input/output error"))
+		fail_msg("%s", err.msg);
 	assert_contained(f);
 	free(buf);
 

@@ -332,6 +332,7 @@ struct unpack {
 	bool outer_eof;
 	bool limit_hit;
 	bool uncompressed;        /* the tar is the blob: hashed once */
+	char cause[160];          /* why a callback failed (libarchive may report it otherwise) */
 
 	int rootfd;
 	struct dir_times dirs;
@@ -353,7 +354,8 @@ static ssize_t outer_read_cb(struct archive *a, void *ctx, const void **buf)
 	while (n == -EINTR);
 	if (n < 0) {
 		u->read_errno = (int)-n;
-		archive_set_error(a, (int)-n, "read error: %s", strerror((int)-n));
+		snprintf(u->cause, sizeof(u->cause), "read error: %s", strerror((int)-n));
+		archive_set_error(a, (int)-n, "%s", u->cause);
 		return -1;
 	}
 	EVP_DigestUpdate(u->blob_md, u->inbuf, (size_t)n);
@@ -392,8 +394,9 @@ static ssize_t inner_read_cb(struct archive *a, void *ctx, const void **buf)
 	u->res->tar_size += size;
 	if (u->res->tar_size > tar_limit(u)) {
 		u->limit_hit = true;
-		archive_set_error(a, EFBIG, "the uncompressed layer is over %llu bytes",
-		                  (unsigned long long)tar_limit(u));
+		snprintf(u->cause, sizeof(u->cause), "the uncompressed layer is over %llu bytes",
+		         (unsigned long long)tar_limit(u));
+		archive_set_error(a, EFBIG, "%s", u->cause);
 		return -1;
 	}
 	return (ssize_t)size;
@@ -653,6 +656,8 @@ static int archive_failure(struct unpack *u, struct archive *a, const char *what
 		return -ECANCELED;
 	int code = u->read_errno ? u->read_errno : archive_errno(a);
 	const char *msg = archive_error_string(a) ? archive_error_string(a) : "unknown error";
+	if (u->cause[0])
+		msg = u->cause;
 	if (u->limit_hit)
 		code = EFBIG;
 	if (code <= 0 || code == -1)
@@ -677,7 +682,7 @@ static int write_data(struct unpack *u, struct archive_entry *e, int fd)
 		if (r < ARCHIVE_WARN) {
 			if (u->err->code)
 				return -u->err->code;
-			const char *msg = archive_error_string(u->inner);
+			const char *msg = u->cause[0] ? u->cause : archive_error_string(u->inner);
 			if (u->limit_hit)
 				return entry_error(u, EFBIG, "%s", msg ? msg : "over the limit");
 			if (u->read_errno)
