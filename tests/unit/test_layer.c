@@ -323,6 +323,7 @@ static void test_unpack_tree(void **state)
 	archive_entry_set_mtime(e, 1500000000, 123456789);
 	archive_entry_xattr_add_entry(e, "user.note", "hi", 2);
 	archive_entry_xattr_add_entry(e, "security.selinux", "x", 1); /* dropped */
+	archive_entry_xattr_add_entry(e, "user.overlay.opaque", "y", 1); /* dropped */
 	archive_entry_set_size(e, 3);
 	tb_put(t, e, "su\n", 3);
 	tb_symlink(t, "bin/sh", "/bin/busybox");
@@ -355,6 +356,7 @@ static void test_unpack_tree(void **state)
 	snprintf(p, sizeof(p), "%s/bin/su", f->dest);
 	assert_int_equal(lgetxattr(p, "user.note", v, sizeof(v)), 2);
 	assert_int_equal(lgetxattr(p, "security.selinux", v, sizeof(v)), -1);
+	assert_int_equal(lgetxattr(p, "user.overlay.opaque", v, sizeof(v)), -1);
 	assert_int_equal(lstat_in(f->dest, "bin/sh", &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
 	assert_int_equal(st.st_mtim.tv_sec, 1600000000);

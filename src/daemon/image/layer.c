@@ -177,9 +177,12 @@ static int clear_dir(int fd)
 	return r;
 }
 
+/* user.* (but user.overlay.*: overlay's metadata when mounted with
+ * userxattr) and security.capability. */
 static bool xattr_allowed(const char *name)
 {
-	return !strncmp(name, "user.", 5) || !strcmp(name, "security.capability");
+	return (!strncmp(name, "user.", 5) && strncmp(name, "user.overlay.", 13)) ||
+	       !strcmp(name, "security.capability");
 }
 
 static bool is_whiteout(const struct stat *st)
