@@ -271,8 +271,6 @@ int main(int argc, char **argv)
 	int status = 1;
 	if (store_open(state_dir, &d->store, &err) < 0 || events_init(d, &err) < 0 || operations_init(d, &err) < 0)
 		goto out;
-	if (reconcile(d, &err) < 0) {
-		gr_error_prefix(&err, "reconciliation");
 	/* The image store (cleans STATE/images/tmp, checks files against rows)
 	 * and the busybox image, built on first start; instances made before
 	 * images were pinned get their fingerprint. Without busybox-static the
@@ -285,6 +283,8 @@ int main(int argc, char **argv)
 		gr_warn("gureumd: %s", err.msg);
 	if (store_instances_pin_images(d->store, NULL, &err) < 0)
 		gr_warn("gureumd: %s", err.msg);
+	if (reconcile(d, &err) < 0) {
+		gr_error_prefix(&err, "reconciliation");
 		goto out;
 	}
 	volume_cleanup(state_dir);
@@ -316,11 +316,11 @@ out:
 		_exit(status);
 	}
 	events_free(d);
+	image_store_close(d->images);   /* before the store: it uses it */
+	d->images = NULL;
 	if (d->store)
 		store_close(d->store);
 	d->store = NULL;
-	image_store_close(d->images);
-	d->images = NULL;
 	/* No operation runs any more: the drivers may drop what their instances
 	 * shared and no longer use (the container driver's empty cgroup parent). */
 	for (size_t i = 0; status == 0 && instance_drivers[i]; i++)
