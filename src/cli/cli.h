@@ -63,6 +63,11 @@ char *cli_instance_path(const char *name, const char *suffix);
 /* A failure about one instance: the daemon's message, prefixed with
  * "NAME: " unless it names the instance already. */
 void cli_instance_error(const char *name, const struct gr_error *err);
+/* METHOD cli_instance_path(NAME, suffix) with body for each of names[0..n),
+ * all first, then waits for each operation (state.c). Every failure is
+ * reported through cli_instance_error; returns 0 or CLI_EXIT_FAIL if any. */
+int cli_instances_run(struct gr_client *c, const char *method, const char *suffix, const json_t *body,
+		      char **names, int n);
 
 /* Writes all of buf to fd (retrying short writes and EINTR). 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);

@@ -20,6 +20,45 @@ void cli_instance_error(const char *name, const struct gr_error *err)
 		cli_error("%s: %s", name, err->msg);
 }
 
+/* The request for every name first (the daemon works on them in parallel),
+ * then the wait for each operation; every failure is reported. */
+int cli_instances_run(struct gr_client *c, const char *method, const char *suffix, const json_t *body,
+		      char **names, int n)
+{
+	int status = 0;
+	struct gr_error err = { 0 };
+	gr_autofree char **ops = calloc((size_t)n, sizeof(*ops));
+	if (!ops)
+		return cli_error("out of memory");
+	for (int i = 0; i < n; i++) {
+		gr_autofree char *path = cli_instance_path(names[i], suffix);
+		gr_autojson json_t *env = NULL;
+		if (!path)
+			return cli_error("out of memory");
+		gr_error_clear(&err);
+		if (gr_client_call(c, method, path, body, &env, &err) < 0) {
+			cli_instance_error(names[i], &err);
+			status = CLI_EXIT_FAIL;
+			continue;
+		}
+		const char *url = json_string_value(json_object_get(env, "operation"));
+		if (url && *url)
+			ops[i] = strdup(url);
+	}
+	for (int i = 0; i < n; i++) {
+		if (!ops[i])
+			continue;
+		gr_autojson json_t *op = NULL;
+		gr_error_clear(&err);
+		if (gr_client_wait(c, ops[i], &op, &err) < 0) {
+			cli_instance_error(names[i], &err);
+			status = CLI_EXIT_FAIL;
+		}
+		free(ops[i]);
+	}
+	return status;
+}
+
 int cmd_state(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -53,37 +92,5 @@ int cmd_state(struct cli *cli, int argc, char **argv)
 	if (!body || (timeout >= 0 && json_object_set_new(body, "timeout", json_integer(timeout)) < 0) ||
 	    (force && json_object_set_new(body, "force", json_true()) < 0))
 		return cli_error("out of memory");
-
-	int n = argc - optind, status = 0;
-	gr_autofree char **ops = calloc((size_t)n, sizeof(*ops));
-	if (!ops)
-		return cli_error("out of memory");
-	for (int i = 0; i < n; i++) {
-		const char *name = argv[optind + i];
-		gr_autofree char *path = cli_instance_path(name, "/state");
-		gr_autojson json_t *env = NULL;
-		if (!path)
-			return cli_error("out of memory");
-		gr_error_clear(&err);
-		if (gr_client_call(c, "PUT", path, body, &env, &err) < 0) {
-			cli_instance_error(name, &err);
-			status = CLI_EXIT_FAIL;
-			continue;
-		}
-		const char *url = json_string_value(json_object_get(env, "operation"));
-		if (url && *url)
-			ops[i] = strdup(url);
-	}
-	for (int i = 0; i < n; i++) {
-		if (!ops[i])
-			continue;
-		gr_autojson json_t *op = NULL;
-		gr_error_clear(&err);
-		if (gr_client_wait(c, ops[i], &op, &err) < 0) {
-			cli_instance_error(argv[optind + i], &err);
-			status = CLI_EXIT_FAIL;
-		}
-		free(ops[i]);
-	}
-	return status;
+	return cli_instances_run(c, "PUT", "/state", body, argv + optind, argc - optind);
 }
