@@ -474,6 +474,38 @@ int cli_parse_long(const char *arg, const char *what, long min, long max, long *
 	return 0;
 }
 
+int cli_parse_format(const char *arg, enum cli_format *out, struct gr_error *err)
+{
+	static const char *const names[] = { "table", "json", "yaml", "csv" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(arg, names[i]) == 0) {
+			*out = (enum cli_format)i;
+			return 0;
+		}
+	return gr_error_set(err, EINVAL, "--format %s: expected table, json, yaml or csv", arg);
+}
+
+int cli_print_document(FILE *out, const json_t *v, enum cli_format fmt)
+{
+	if (fmt == CLI_FORMAT_JSON) {
+		if (json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+			return -EIO;
+		fputc('\n', out);
+		return 1;
+	}
+	if (fmt == CLI_FORMAT_YAML) {
+		cli_yaml_dump(out, v, 0);
+		return 1;
+	}
+	return 0;
+}
+
+const char *cli_json_str(const json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
 char *cli_url_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";

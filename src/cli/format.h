@@ -57,6 +57,17 @@ int cli_parse_user(const char *arg, uint32_t *uid, uint32_t *gid, bool *has_gid,
 /* A decimal integer in [min, max]; `what` names it in the error. */
 int cli_parse_long(const char *arg, const char *what, long min, long max, long *out, struct gr_error *err);
 
+/* --format's value: table, json, yaml or csv. Returns 0 or -EINVAL
+ * ("--format X: expected table, json, yaml or csv"). */
+enum cli_format { CLI_FORMAT_TABLE, CLI_FORMAT_JSON, CLI_FORMAT_YAML, CLI_FORMAT_CSV };
+int cli_parse_format(const char *arg, enum cli_format *out, struct gr_error *err);
+/* For json and yaml, prints v (JSON indented by 2 with its key order, or
+ * YAML block style) and returns 1; for table and csv prints nothing and
+ * returns 0 (the caller makes those); -EIO when writing the JSON failed. */
+int cli_print_document(FILE *out, const json_t *v, enum cli_format fmt);
+/* o[key] when it is a string, else dflt. */
+const char *cli_json_str(const json_t *o, const char *key, const char *dflt);
+
 /* Percent-encodes everything but RFC 3986's unreserved characters, so a
  * user's argument is always exactly one path segment or query value.
  * Returns a malloc'd string or NULL (ENOMEM). */

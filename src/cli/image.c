@@ -24,8 +24,6 @@
 #include "cli/format.h"
 #include "common/cleanup.h"
 
-enum fmt { FMT_TABLE, FMT_JSON, FMT_YAML, FMT_CSV };
-
 static char *image_path(const char *ref, const char *suffix)
 {
 	gr_autofree char *esc = cli_url_escape(ref);
@@ -35,17 +33,11 @@ static char *image_path(const char *ref, const char *suffix)
 	return p;
 }
 
-static const char *str_or(const json_t *o, const char *k, const char *d)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : d;
-}
-
 /* --- operations with progress -------------------------------------------------------- */
 
 static void progress_line(const json_t *pr, bool tty, char *last, size_t n)
 {
-	const char *stage = str_or(pr, "stage", "");
+	const char *stage = cli_json_str(pr, "stage", "");
 	json_int_t bytes = json_integer_value(json_object_get(pr, "bytes"));
 	json_int_t total = json_integer_value(json_object_get(pr, "total"));
 	const char *line = json_string_value(json_object_get(pr, "line"));
@@ -86,7 +78,7 @@ static int run_with_progress(struct cli *cli, const char *method, const char *pa
 	gr_autojson json_t *env = NULL;
 	if (gr_client_call(c, method, path, body, &env, &err) < 0)
 		return cli_fail(&err);
-	const char *op_url = str_or(env, "operation", "");
+	const char *op_url = cli_json_str(env, "operation", "");
 	if (strncmp(op_url, "/1.0/operations/", 16) != 0)
 		return cli_error("%s %s: gureumd did not start an operation", method, path);
 	bool tty = isatty(2);
@@ -104,7 +96,7 @@ static int run_with_progress(struct cli *cli, const char *method, const char *pa
 			if (tty && last[0])
 				fputs("\r\033[K", stderr);
 			if (code != 200) {
-				const char *msg = str_or(op, "err", "the operation failed");
+				const char *msg = cli_json_str(op, "err", "the operation failed");
 				int r = cli_error("%s", *msg ? msg : "the operation failed");
 				json_decref(op);
 				return r;
@@ -147,9 +139,9 @@ static int img_import(struct cli *cli, int argc, char **argv)
 	if (r)
 		return r;
 	json_t *md = json_object_get(op, "metadata");
-	const char *fp = str_or(md, "fingerprint", "");
+	const char *fp = cli_json_str(md, "fingerprint", "");
 	bool already = json_is_true(json_object_get(md, "already_present"));
-	fprintf(stderr, "%s %s image %.12s%s%s\n", already ? "Already present:" : "Imported", str_or(md, "format", ""),
+	fprintf(stderr, "%s %s image %.12s%s%s\n", already ? "Already present:" : "Imported", cli_json_str(md, "format", ""),
 		fp, json_array_size(aliases) ? " as " : "",
 		json_array_size(aliases) ? json_string_value(json_array_get(aliases, 0)) : "");
 	printf("%s\n", fp);
@@ -172,7 +164,7 @@ static int img_build(struct cli *cli, int argc, char **argv)
 	if (r)
 		return r;
 	json_t *md = json_object_get(op, "metadata");
-	const char *fp = str_or(md, "fingerprint", "");
+	const char *fp = cli_json_str(md, "fingerprint", "");
 	fprintf(stderr, "%s %s: image %.12s\n", json_is_true(json_object_get(md, "already_present")) ? "Already built" : "Built",
 		argv[optind], fp);
 	printf("%s\n", fp);
@@ -218,21 +210,6 @@ static int img_export(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-static int parse_format(struct cli *cli, const char *s, enum fmt *f)
-{
-	if (strcmp(s, "table") == 0)
-		*f = FMT_TABLE;
-	else if (strcmp(s, "json") == 0)
-		*f = FMT_JSON;
-	else if (strcmp(s, "yaml") == 0)
-		*f = FMT_YAML;
-	else if (strcmp(s, "csv") == 0)
-		*f = FMT_CSV;
-	else
-		return cli_usage_error(cli, "--format %s: expected table, json, yaml or csv", s);
-	return 0;
-}
-
 static char *alias_list(const json_t *img)
 {
 	char *buf = NULL;
@@ -242,7 +219,7 @@ static char *alias_list(const json_t *img)
 		return NULL;
 	size_t i;
 	json_t *a;
-	json_array_foreach(json_object_get(img, "aliases"), i, a) fprintf(f, "%s%s", i ? "," : "", str_or(a, "name", ""));
+	json_array_foreach(json_object_get(img, "aliases"), i, a) fprintf(f, "%s%s", i ? "," : "", cli_json_str(a, "name", ""));
 	fclose(f);
 	return buf;
 }
@@ -250,14 +227,15 @@ static char *alias_list(const json_t *img)
 static int img_list(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = { { "format", required_argument, NULL, 'f' }, { 0 } };
-	enum fmt fmt = FMT_TABLE;
+	enum cli_format fmt = CLI_FORMAT_TABLE;
+	struct gr_error err = { 0 };
 	int opt;
 	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 'f':
-			if (parse_format(cli, optarg, &fmt))
-				return CLI_EXIT_USAGE;
+			if (cli_parse_format(optarg, &fmt, &err) < 0)
+				return cli_usage_error(cli, "%s", err.msg);
 			break;
 		default: return CLI_EXIT_USAGE;
 		}
@@ -267,42 +245,35 @@ static int img_list(struct cli *cli, int argc, char **argv)
 	struct gr_client *c = cli_client(cli);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	struct gr_error err = { 0 };
 	gr_autojson json_t *list = NULL;
 	if (gr_client_query(c, "GET", "/1.0/images?recursion=1", NULL, &list, &err) < 0)
 		return cli_fail(&err);
 	if (!json_is_array(list))
 		return cli_error("GET /1.0/images: gureumd did not answer with a list");
-	if (fmt == FMT_JSON) {
-		json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		putchar('\n');
-		return 0;
-	}
-	if (fmt == FMT_YAML) {
-		cli_yaml_dump(stdout, list, 0);
-		return 0;
-	}
+	int printed = cli_print_document(stdout, list, fmt);
+	if (printed)
+		return printed < 0 ? cli_error("writing JSON failed") : 0;
 	static const char *const headers[] = { "ALIAS", "FINGERPRINT", "LAYERS", "SIZE", "ARCHITECTURE", "CREATED" };
-	struct cli_table *t = fmt == FMT_TABLE ? cli_table_new(6, headers) : NULL;
+	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(6, headers) : NULL;
 	size_t i;
 	json_t *img;
 	json_array_foreach(list, i, img) {
 		gr_autofree char *aliases = alias_list(img);
 		char fp[16], layers[16], size[32], created[64];
-		snprintf(fp, sizeof(fp), "%.12s", str_or(img, "fingerprint", ""));
+		snprintf(fp, sizeof(fp), "%.12s", cli_json_str(img, "fingerprint", ""));
 		snprintf(layers, sizeof(layers), "%zu", json_array_size(json_object_get(img, "layers")));
 		json_int_t sz = json_integer_value(json_object_get(img, "size"));
-		if (fmt == FMT_CSV)
+		if (fmt == CLI_FORMAT_CSV)
 			snprintf(size, sizeof(size), "%lld", (long long)sz);
 		else
 			cli_format_size((uint64_t)sz, size, sizeof(size));
-		if (fmt == FMT_CSV)
-			snprintf(created, sizeof(created), "%s", str_or(img, "created_at", ""));
+		if (fmt == CLI_FORMAT_CSV)
+			snprintf(created, sizeof(created), "%s", cli_json_str(img, "created_at", ""));
 		else
-			cli_format_timestamp(str_or(img, "created_at", ""), created, sizeof(created));
-		const char *row[6] = { aliases ? aliases : "", fmt == FMT_CSV ? str_or(img, "fingerprint", "") : fp,
-				       layers, size, str_or(img, "architecture", ""), created };
-		if (fmt == FMT_CSV)
+			cli_format_timestamp(cli_json_str(img, "created_at", ""), created, sizeof(created));
+		const char *row[6] = { aliases ? aliases : "", fmt == CLI_FORMAT_CSV ? cli_json_str(img, "fingerprint", "") : fp,
+				       layers, size, cli_json_str(img, "architecture", ""), created };
+		if (fmt == CLI_FORMAT_CSV)
 			cli_csv_row(stdout, row, 6);
 		else
 			cli_table_add(t, row);
@@ -337,11 +308,11 @@ static int img_info(struct cli *cli, int argc, char **argv)
 	gr_autofree char *aliases = alias_list(img);
 	char size[32], created[64];
 	cli_format_size((uint64_t)json_integer_value(json_object_get(img, "size")), size, sizeof(size));
-	cli_format_timestamp(str_or(img, "created_at", ""), created, sizeof(created));
+	cli_format_timestamp(cli_json_str(img, "created_at", ""), created, sizeof(created));
 	printf("Fingerprint: %s\nAliases: %s\nArchitecture: %s\nSize: %s\nCreated: %s\nSource: %s\n",
-	       str_or(img, "fingerprint", ""), aliases ? aliases : "", str_or(img, "architecture", ""), size, created,
-	       str_or(img, "source", ""));
-	const char *desc = str_or(img, "description", "");
+	       cli_json_str(img, "fingerprint", ""), aliases ? aliases : "", cli_json_str(img, "architecture", ""), size, created,
+	       cli_json_str(img, "source", ""));
+	const char *desc = cli_json_str(img, "description", "");
 	if (*desc)
 		printf("Description: %s\n", desc);
 	size_t i;
@@ -413,10 +384,10 @@ static int img_alias(struct cli *cli, int argc, char **argv)
 		gr_autojson json_t *body = json_pack("{s:s, s:s}", "name", argv[optind + 1], "target", argv[optind + 2]);
 		if (gr_client_query(c, "POST", "/1.0/images/aliases", body, &md, &err) < 0)
 			return cli_fail(&err);
-		const char *moved = str_or(md, "moved_from", "");
+		const char *moved = cli_json_str(md, "moved_from", "");
 		if (*moved)
 			fprintf(stderr, "Alias %s moved from %.12s to %.12s\n", argv[optind + 1], moved,
-				str_or(md, "target", ""));
+				cli_json_str(md, "target", ""));
 		return 0;
 	}
 	if (strcmp(verb, "delete") == 0 || strcmp(verb, "remove") == 0) {
@@ -434,7 +405,7 @@ static int img_alias(struct cli *cli, int argc, char **argv)
 			return cli_fail(&err);
 		size_t i;
 		json_t *a;
-		json_array_foreach(md, i, a) printf("%s\t%s\n", str_or(a, "name", ""), str_or(a, "target", ""));
+		json_array_foreach(md, i, a) printf("%s\t%s\n", cli_json_str(a, "name", ""), cli_json_str(a, "target", ""));
 		return 0;
 	}
 	return cli_usage_error(cli, "image alias: unknown action \"%s\" (add, delete, list)", verb);

@@ -12,14 +12,6 @@
 #include "cli/format.h"
 #include "common/cleanup.h"
 
-enum list_format { FMT_TABLE, FMT_JSON, FMT_YAML, FMT_CSV };
-
-static const char *str_or(const json_t *obj, const char *key, const char *dflt)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : dflt;
-}
-
 /* IPv4 addresses, once instances have networks: state.network.*.addresses
  * with family inet (Incus's shape); empty until then. */
 static char *ipv4_of(const json_t *inst)
@@ -58,22 +50,15 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ 0 },
 	};
-	enum list_format fmt = FMT_TABLE;
+	enum cli_format fmt = CLI_FORMAT_TABLE;
+	struct gr_error err = { 0 };
 	int opt;
 	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 'f':
-			if (strcmp(optarg, "table") == 0)
-				fmt = FMT_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				fmt = FMT_JSON;
-			else if (strcmp(optarg, "yaml") == 0)
-				fmt = FMT_YAML;
-			else if (strcmp(optarg, "csv") == 0)
-				fmt = FMT_CSV;
-			else
-				return cli_usage_error(cli, "--format %s: expected table, json, yaml or csv", optarg);
+			if (cli_parse_format(optarg, &fmt, &err) < 0)
+				return cli_usage_error(cli, "%s", err.msg);
 			break;
 		default: return CLI_EXIT_USAGE;
 		}
@@ -83,40 +68,32 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	struct gr_client *c = cli_client(cli);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	struct gr_error err = { 0 };
 	gr_autojson json_t *list = NULL;
 	if (gr_client_query(c, "GET", "/1.0/instances?recursion=1", NULL, &list, &err) < 0)
 		return cli_fail(&err);
 	if (!json_is_array(list))
 		return cli_error("GET /1.0/instances?recursion=1: gureumd did not answer with a list");
 
-	if (fmt == FMT_JSON) {
-		if (json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
-			return cli_error("writing JSON failed");
-		putchar('\n');
-		return 0;
-	}
-	if (fmt == FMT_YAML) {
-		cli_yaml_dump(stdout, list, 0);
-		return 0;
-	}
+	int printed = cli_print_document(stdout, list, fmt);
+	if (printed)
+		return printed < 0 ? cli_error("writing JSON failed") : 0;
 	static const char *const headers[] = { "NAME", "TYPE", "STATE", "IPV4", "CREATED" };
-	struct cli_table *t = fmt == FMT_TABLE ? cli_table_new(5, headers) : NULL;
-	if (fmt == FMT_TABLE && !t)
+	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
+	if (fmt == CLI_FORMAT_TABLE && !t)
 		return cli_error("out of memory");
 	size_t i;
 	json_t *inst;
 	int status = 0;
 	json_array_foreach(list, i, inst) {
 		char created[64];
-		cli_format_timestamp(str_or(inst, "created_at", ""), created, sizeof(created));
+		cli_format_timestamp(cli_json_str(inst, "created_at", ""), created, sizeof(created));
 		gr_autofree char *ipv4 = ipv4_of(inst);
-		const char *status_text = str_or(inst, "status", "");
-		const char *row[5] = { str_or(inst, "name", ""), str_or(inst, "type", ""), status_text,
+		const char *status_text = cli_json_str(inst, "status", "");
+		const char *row[5] = { cli_json_str(inst, "name", ""), cli_json_str(inst, "type", ""), status_text,
 				       ipv4 ? ipv4 : "", created };
-		if (fmt == FMT_CSV) {
+		if (fmt == CLI_FORMAT_CSV) {
 			/* Machine-readable: the timestamp as the daemon gave it. */
-			row[4] = str_or(inst, "created_at", "");
+			row[4] = cli_json_str(inst, "created_at", "");
 			cli_csv_row(stdout, row, 5);
 		} else {
 			char upper[64];

@@ -20,12 +20,6 @@ static char *snap_path(const char *instance, const char *snap, const char *suffi
 	return cli_instance_path(instance, tail);
 }
 
-static const char *str_or(const json_t *o, const char *k, const char *d)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : d;
-}
-
 static int no_options(struct cli *cli, int argc, char **argv)
 {
 	int opt;
@@ -55,7 +49,7 @@ static int snap_create(struct cli *cli, int argc, char **argv)
 		cli_instance_error(inst, &err);
 		return CLI_EXIT_FAIL;
 	}
-	printf("%s\n", str_or(json_object_get(op, "metadata"), "name", argc - optind == 2 ? argv[optind + 1] : ""));
+	printf("%s\n", cli_json_str(json_object_get(op, "metadata"), "name", argc - optind == 2 ? argv[optind + 1] : ""));
 	return 0;
 }
 
@@ -65,15 +59,15 @@ static int snap_list(struct cli *cli, int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ 0 },
 	};
-	const char *fmt = "table";
+	enum cli_format fmt = CLI_FORMAT_TABLE;
+	struct gr_error err = { 0 };
 	int opt;
 	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 'f':
-			if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "yaml") && strcmp(optarg, "csv"))
-				return cli_usage_error(cli, "--format %s: expected table, json, yaml or csv", optarg);
-			fmt = optarg;
+			if (cli_parse_format(optarg, &fmt, &err) < 0)
+				return cli_usage_error(cli, "%s", err.msg);
 			break;
 		default: return CLI_EXIT_USAGE;
 		}
@@ -87,35 +81,28 @@ static int snap_list(struct cli *cli, int argc, char **argv)
 	struct gr_client *c = cli_client(cli);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	struct gr_error err = { 0 };
 	gr_autojson json_t *list = NULL;
 	if (gr_client_query(c, "GET", path, NULL, &list, &err) < 0) {
 		cli_instance_error(inst, &err);
 		return CLI_EXIT_FAIL;
 	}
-	if (strcmp(fmt, "json") == 0) {
-		json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		putchar('\n');
-		return 0;
-	}
-	if (strcmp(fmt, "yaml") == 0) {
-		cli_yaml_dump(stdout, list, 0);
-		return 0;
-	}
+	int printed = cli_print_document(stdout, list, fmt);
+	if (printed)
+		return printed < 0 ? cli_error("writing JSON failed") : 0;
 	static const char *const headers[] = { "NAME", "CREATED", "SIZE", "FILES", "TAKEN WHILE" };
-	struct cli_table *t = strcmp(fmt, "table") == 0 ? cli_table_new(5, headers) : NULL;
-	if (strcmp(fmt, "table") == 0 && !t)
+	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
+	if (fmt == CLI_FORMAT_TABLE && !t)
 		return cli_error("out of memory");
 	size_t i;
 	json_t *s;
 	json_array_foreach(list, i, s) {
 		char created[64], size[32], files[32];
-		cli_format_timestamp(str_or(s, "created_at", ""), created, sizeof(created));
+		cli_format_timestamp(cli_json_str(s, "created_at", ""), created, sizeof(created));
 		cli_format_size((uint64_t)json_integer_value(json_object_get(s, "size")), size, sizeof(size));
 		snprintf(files, sizeof(files), "%lld", (long long)json_integer_value(json_object_get(s, "files")));
-		const char *row[5] = { str_or(s, "name", ""), created, size, files, str_or(s, "instance_status", "") };
+		const char *row[5] = { cli_json_str(s, "name", ""), created, size, files, cli_json_str(s, "instance_status", "") };
 		if (!t) {
-			row[1] = str_or(s, "created_at", "");
+			row[1] = cli_json_str(s, "created_at", "");
 			cli_csv_row(stdout, row, 5);
 		} else if (cli_table_add(t, row) < 0) {
 			cli_table_free(t);

@@ -70,12 +70,6 @@ static int vol_create(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-static const char *str_or(const json_t *o, const char *k, const char *d)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : d;
-}
-
 static void attached_to(const json_t *v, char *buf, size_t n)
 {
 	size_t o = 0, i;
@@ -84,8 +78,8 @@ static void attached_to(const json_t *v, char *buf, size_t n)
 	json_array_foreach(json_object_get(v, "attachments"), i, a) {
 		if (o >= n)
 			break;
-		o += (size_t)snprintf(buf + o, n - o, "%s%s:%s%s", i ? ", " : "", str_or(a, "instance", ""),
-				      str_or(a, "path", ""), json_is_true(json_object_get(a, "readonly")) ? " (ro)" : "");
+		o += (size_t)snprintf(buf + o, n - o, "%s%s:%s%s", i ? ", " : "", cli_json_str(a, "instance", ""),
+				      cli_json_str(a, "path", ""), json_is_true(json_object_get(a, "readonly")) ? " (ro)" : "");
 	}
 }
 
@@ -95,15 +89,15 @@ static int vol_list(struct cli *cli, int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ 0 },
 	};
-	const char *fmt = "table";
+	enum cli_format fmt = CLI_FORMAT_TABLE;
+	struct gr_error err = { 0 };
 	int opt;
 	while ((opt = sub_getopt(cli, argc, argv, "f:", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 'f':
-			if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "yaml") && strcmp(optarg, "csv"))
-				return cli_usage_error(cli, "--format %s: expected table, json, yaml or csv", optarg);
-			fmt = optarg;
+			if (cli_parse_format(optarg, &fmt, &err) < 0)
+				return cli_usage_error(cli, "%s", err.msg);
 			break;
 		default: return CLI_EXIT_USAGE;
 		}
@@ -113,24 +107,17 @@ static int vol_list(struct cli *cli, int argc, char **argv)
 	struct gr_client *c = cli_client(cli);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	struct gr_error err = { 0 };
 	gr_autojson json_t *list = NULL;
 	if (gr_client_query(c, "GET", "/1.0/volumes?recursion=1", NULL, &list, &err) < 0)
 		return cli_fail(&err);
 	if (!json_is_array(list))
 		return cli_error("GET /1.0/volumes?recursion=1: gureumd did not answer with a list");
-	if (strcmp(fmt, "json") == 0) {
-		json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		putchar('\n');
-		return 0;
-	}
-	if (strcmp(fmt, "yaml") == 0) {
-		cli_yaml_dump(stdout, list, 0);
-		return 0;
-	}
+	int printed = cli_print_document(stdout, list, fmt);
+	if (printed)
+		return printed < 0 ? cli_error("writing JSON failed") : 0;
 	static const char *const headers[] = { "NAME", "TYPE", "SIZE", "ATTACHED TO", "CREATED" };
-	struct cli_table *t = strcmp(fmt, "table") == 0 ? cli_table_new(5, headers) : NULL;
-	if (strcmp(fmt, "table") == 0 && !t)
+	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
+	if (fmt == CLI_FORMAT_TABLE && !t)
 		return cli_error("out of memory");
 	size_t i;
 	json_t *v;
@@ -139,11 +126,11 @@ static int vol_list(struct cli *cli, int argc, char **argv)
 		json_int_t bytes = json_integer_value(json_object_get(v, "size"));
 		if (bytes > 0)
 			cli_format_size((uint64_t)bytes, size, sizeof(size));
-		cli_format_timestamp(str_or(v, "created_at", ""), created, sizeof(created));
+		cli_format_timestamp(cli_json_str(v, "created_at", ""), created, sizeof(created));
 		attached_to(v, att, sizeof(att));
-		const char *row[5] = { str_or(v, "name", ""), str_or(v, "type", ""), size, att, created };
+		const char *row[5] = { cli_json_str(v, "name", ""), cli_json_str(v, "type", ""), size, att, created };
 		if (!t) {
-			row[4] = str_or(v, "created_at", "");
+			row[4] = cli_json_str(v, "created_at", "");
 			cli_csv_row(stdout, row, 5);
 		} else if (cli_table_add(t, row) < 0) {
 			cli_table_free(t);
@@ -175,8 +162,8 @@ static int vol_info(struct cli *cli, int argc, char **argv)
 		return cli_fail(&err);
 	char size[32] = "", created[64];
 	json_int_t bytes = json_integer_value(json_object_get(v, "size"));
-	cli_format_timestamp(str_or(v, "created_at", ""), created, sizeof(created));
-	printf("Name: %s\nType: %s\n", str_or(v, "name", ""), str_or(v, "type", ""));
+	cli_format_timestamp(cli_json_str(v, "created_at", ""), created, sizeof(created));
+	printf("Name: %s\nType: %s\n", cli_json_str(v, "name", ""), cli_json_str(v, "type", ""));
 	if (bytes > 0) {
 		cli_format_size((uint64_t)bytes, size, sizeof(size));
 		printf("Size: %s\n", size);
@@ -187,7 +174,7 @@ static int vol_info(struct cli *cli, int argc, char **argv)
 	json_t *att = json_object_get(v, "attachments");
 	printf("Attached to:%s\n", json_array_size(att) ? "" : " (none)");
 	json_array_foreach(att, i, a)
-		printf("  %s at %s%s\n", str_or(a, "instance", ""), str_or(a, "path", ""),
+		printf("  %s at %s%s\n", cli_json_str(a, "instance", ""), cli_json_str(a, "path", ""),
 		       json_is_true(json_object_get(a, "readonly")) ? " (read-only)" : "");
 	return 0;
 }

@@ -210,6 +210,31 @@ static void test_user(void **state)
 	assert_int_equal(cli_parse_user("1:2:3", &u, &g, &has_gid, &err), -EINVAL);
 }
 
+static void test_parse_format(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	enum cli_format f = CLI_FORMAT_TABLE;
+	assert_int_equal(cli_parse_format("csv", &f, &err), 0);
+	assert_int_equal(f, CLI_FORMAT_CSV);
+	assert_int_equal(cli_parse_format("yaml", &f, &err), 0);
+	assert_int_equal(f, CLI_FORMAT_YAML);
+	assert_int_equal(cli_parse_format("xml", &f, &err), -EINVAL);
+	assert_string_equal(err.msg, "--format xml: expected table, json, yaml or csv");
+	json_t *v = json_pack("[{s:s}]", "name", "a");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_int_equal(cli_print_document(out, v, CLI_FORMAT_TABLE), 0);
+	assert_int_equal(cli_print_document(out, v, CLI_FORMAT_JSON), 1);
+	fclose(out);
+	assert_string_equal(buf, "[\n  {\n    \"name\": \"a\"\n  }\n]\n");
+	free(buf);
+	assert_string_equal(cli_json_str(json_array_get(v, 0), "name", "-"), "a");
+	assert_string_equal(cli_json_str(json_array_get(v, 0), "size", "-"), "-");
+	json_decref(v);
+}
+
 static void test_parse_long(void **state)
 {
 	(void)state;
@@ -313,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_key_value),
 		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_parse_long),
+		cmocka_unit_test(test_parse_format),
 		cmocka_unit_test(test_url_escape),
 		cmocka_unit_test(test_generated_names),
 		cmocka_unit_test(test_shell_join),
