@@ -357,3 +357,16 @@ const struct route core_routes[] = {
 	{ "DELETE", "/1.0/tokens/{}", token_delete },
 	{ 0 },
 };
+
+int reply_op_start(struct daemon *d, struct http_reply *r, const struct op_params *p)
+{
+	const char *id = NULL;
+	json_t *opj = NULL;
+	struct gr_error err = { 0 };
+	int rc = op_start(d, p, &id, &opj, &err);
+	if (rc < 0)
+		reply_gr_error(r, rc, &err);
+	else
+		reply_async(r, id, opj);
+	return rc;
+}

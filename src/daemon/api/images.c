@@ -245,11 +245,7 @@ static void images_post(struct daemon *d, const struct http_request *rq, struct 
 	}
 	struct op_params p = { .description = desc, .klass = "task", .may_cancel = true, .fn = op_import, .arg = a,
 			       .free_arg = import_arg_free };
-	const char *id = NULL;
-	json_t *opj = NULL;
-	if ((rc = op_start(d, &p, &id, &opj, &err)) < 0)
-		FAIL(rc);
-	reply_async(rp, id, opj);
+	reply_op_start(d, rp, &p);
 }
 
 /* --- DELETE /1.0/images/REF ------------------------------------------------------------- */
@@ -294,11 +290,7 @@ static void image_delete(struct daemon *d, const struct http_request *rq, struct
 	snprintf(a->ref, sizeof(a->ref), "%s", fp);
 	struct op_params p = { .description = "Deleting image", .klass = "task", .fn = op_delete, .arg = a,
 			       .free_arg = free };
-	const char *id = NULL;
-	json_t *opj = NULL;
-	if ((rc = op_start(d, &p, &id, &opj, &err)) < 0)
-		FAIL(rc);
-	reply_async(rp, id, opj);
+	reply_op_start(d, rp, &p);
 }
 
 /* --- POST /1.0/images/REF/export ------------------------------------------------------------ */
@@ -346,11 +338,7 @@ static void image_export_post(struct daemon *d, const struct http_request *rq, s
 	}
 	struct op_params p = { .description = "Exporting image", .klass = "task", .may_cancel = true, .fn = op_export,
 			       .arg = a, .free_arg = free };
-	const char *id = NULL;
-	json_t *opj = NULL;
-	if ((rc = op_start(d, &p, &id, &opj, &err)) < 0)
-		FAIL(rc);
-	reply_async(rp, id, opj);
+	reply_op_start(d, rp, &p);
 }
 
 /* --- aliases ------------------------------------------------------------------------------ */

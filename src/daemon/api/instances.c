@@ -288,15 +288,7 @@ static void start_op(struct daemon *d, struct http_reply *rp, const char *descri
 {
 	struct op_params p = { .description = description, .klass = klass, .instance = name, .may_cancel = false,
 			       .fn = fn, .arg = arg, .free_arg = free_arg };
-	const char *id = NULL;
-	json_t *op = NULL;
-	struct gr_error err = { 0 };
-	int rc = op_start(d, &p, &id, &op, &err);
-	if (rc < 0) {
-		reply_gr_error(rp, rc, &err);
-		return;
-	}
-	reply_async(rp, id, op);
+	reply_op_start(d, rp, &p);
 }
 
 static int query_int(const struct http_request *rq, const char *key, int def)
@@ -539,14 +531,8 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 	a->start = start;
 	struct op_params p = { .description = start ? "Creating and starting instance" : "Creating instance",
 			       .klass = "task", .instance = name, .fn = op_create, .arg = a, .free_arg = create_arg_free };
-	const char *id = NULL;
-	json_t *opj = NULL;
-	if ((rc = op_start(d, &p, &id, &opj, &err)) < 0) {
+	if (reply_op_start(d, rp, &p) < 0)
 		store_instance_delete(d->store, name, &(struct gr_error){ 0 });
-		reply_gr_error(rp, rc, &err);
-		return;
-	}
-	reply_async(rp, id, opj);
 }
 
 #undef FAIL

@@ -103,6 +103,11 @@ void reply_error(struct http_reply *r, int error_code, const char *fmt, ...) __a
 /* gr_error -> error reply: -ENOENT 404, -EEXIST/-EBUSY/-EALREADY 409,
  * -EINVAL/-E2BIG/-ERANGE 400, -EPERM/-EACCES 403, -ENOTSUP 501, else 500. */
 void reply_gr_error(struct http_reply *r, int rc, const struct gr_error *err);
+/* Starts the operation (op_start, which frees p->arg when it fails) and
+ * replies 202 with it, or with op_start's error. Returns op_start's result
+ * (api/core.c). */
+struct op_params;
+int reply_op_start(struct daemon *d, struct http_reply *r, const struct op_params *p);
 
 typedef void (*route_fn)(struct daemon *d, const struct http_request *rq, struct http_reply *rp);
 

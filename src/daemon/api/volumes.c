@@ -78,15 +78,7 @@ static void start(struct daemon *d, struct http_reply *rp, const char *descripti
 	}
 	struct op_params p = { .description = description, .klass = "task", .instance = instance, .fn = fn,
 			       .arg = a, .free_arg = vol_arg_free };
-	const char *id = NULL;
-	json_t *opj = NULL;
-	struct gr_error err = { 0 };
-	int rc = op_start(d, &p, &id, &opj, &err);
-	if (rc < 0) {
-		reply_gr_error(rp, rc, &err);
-		return;
-	}
-	reply_async(rp, id, opj);
+	reply_op_start(d, rp, &p);
 }
 
 /* The instance must exist, be a settled container and be stopped. */
