@@ -7,6 +7,7 @@
 #define GR_CLI_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include "cli/client.h"
 #include "common/error.h"
@@ -93,5 +94,10 @@ int cli_term_raw(int fd, struct gr_error *err);
 void cli_term_restore(void);
 /* Width and height of the terminal on fd; 0 when unknown. */
 void cli_term_size(int fd, unsigned *width, unsigned *height);
+/* Blocks SIGINT, SIGTERM, SIGHUP and the further signals given (the list
+ * ends with 0), the old mask saved in *old, and returns a signalfd for them
+ * (non-blocking, close-on-exec); -1 after restoring the mask and printing
+ * the error. The caller restores *old when its session ends. */
+int cli_signalfd(sigset_t *old, ...);
 
 #endif

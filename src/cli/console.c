@@ -82,18 +82,10 @@ int cmd_console(struct cli *cli, int argc, char **argv)
 	if (!path)
 		return cli_error("out of memory");
 
-	sigset_t mask, old;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGWINCH);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	gr_autoclose int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return cli_error("signalfd: %s", strerror(errno));
-	}
+	sigset_t old;
+	gr_autoclose int sfd = cli_signalfd(&old, SIGWINCH, 0);
+	if (sfd < 0)
+		return CLI_EXIT_FAIL;
 	struct gr_error err = { 0 };
 	bool term = isatty(STDIN_FILENO);
 	if (term) {

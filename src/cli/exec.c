@@ -211,19 +211,10 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 		return cli_error("exec: gureumd did not give an operation with a WebSocket");
 
 	/* Signals become messages while the session runs. */
-	sigset_t mask, old;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGWINCH);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	gr_autoclose int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return cli_error("signalfd: %s", strerror(errno));
-	}
+	sigset_t old;
+	gr_autoclose int sfd = cli_signalfd(&old, SIGWINCH, SIGQUIT, 0);
+	if (sfd < 0)
+		return CLI_EXIT_FAIL;
 	struct exec_session s = { .tty = tty, .stdin_open = stdin_ok, .sfd = sfd };
 	if (tty && isatty(STDIN_FILENO) && cli_term_raw(STDIN_FILENO, &err) < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);

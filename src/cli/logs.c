@@ -79,17 +79,10 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
 	return 0;
 
 follow:;
-	sigset_t mask, old;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	gr_autoclose int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return cli_error("signalfd: %s", strerror(errno));
-	}
+	sigset_t old;
+	gr_autoclose int sfd = cli_signalfd(&old, 0);
+	if (sfd < 0)
+		return CLI_EXIT_FAIL;
 	const struct gr_ws_ops ops = { .on_message = on_message, .on_fd = on_signal };
 	int r = gr_ws_run(c, follow_path, &ops, &sfd, 1, &err);
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -76,17 +76,10 @@ int cmd_monitor(struct cli *cli, int argc, char **argv)
 	if ((types && !esc) || asprintf(&path, "/1.0/events%s%s", types ? "?type=" : "", types ? esc : "") < 0)
 		return cli_error("out of memory");
 
-	sigset_t mask, old;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	gr_autoclose int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return cli_error("signalfd: %s", strerror(errno));
-	}
+	sigset_t old;
+	gr_autoclose int sfd = cli_signalfd(&old, 0);
+	if (sfd < 0)
+		return CLI_EXIT_FAIL;
 	struct gr_error err = { 0 };
 	bool stopped = false;
 	const struct gr_ws_ops ops = { .on_message = on_message, .on_fd = on_signal, .user = &stopped };

@@ -3,10 +3,12 @@
  * for the fatal signals that would otherwise leave the terminal raw). */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -70,4 +72,26 @@ void cli_term_size(int fd, unsigned *width, unsigned *height)
 		*width = ws.ws_col;
 		*height = ws.ws_row;
 	}
+}
+
+int cli_signalfd(sigset_t *old, ...)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	va_list ap;
+	va_start(ap, old);
+	for (int sig; (sig = va_arg(ap, int)) != 0;)
+		sigaddset(&mask, sig);
+	va_end(ap);
+	sigprocmask(SIG_BLOCK, &mask, old);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0) {
+		int e = errno;
+		sigprocmask(SIG_SETMASK, old, NULL);
+		cli_error("signalfd: %s", strerror(e));
+	}
+	return sfd;
 }
