@@ -89,6 +89,7 @@ def test_round_trip_running_and_frozen(gureumd):
     cli = Cli(d)
     create(d, n("r"), command=["sh", "-c", "while :; do date > /data/tick 2>/dev/null; sleep 0.01; done"])
     sh(d, n("r"), WRITE)
+    sh(d, n("r"), "while [ ! -s /data/tick ]; do sleep 0.01; done")  # /data exists now: the writer's first file
     out = cli.run("snapshot", "create", n("r")).stdout
     assert out == "snap0\n"
     snap_upper = os.path.join(d.state_dir, "instances", n("r"), "snapshots", "snap0", "upper")
