@@ -408,9 +408,16 @@ def test_exec_tty(cli, c1):
         during = termios.tcgetattr(t.fd)
         assert not during[3] & termios.ICANON and not during[3] & termios.ECHO
         t.resize(30, 120)
-        time.sleep(0.3)
-        t.write(b"stty size; exit 3\r")
-        t.read_until(rb"30 120\r\n")
+        # The resize travels CLI -> daemon -> pty: ask until the shell sees it (no fixed delay).
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            t.write(b"stty size\r")
+            got = t.read_until(rb"\d+ \d+\r\n")
+            if got.endswith(b"30 120\r\n"):
+                break
+            assert time.monotonic() < deadline, got
+            time.sleep(0.05)
+        t.write(b"exit 3\r")
         assert t.wait() == 3
         # ... and restored when gureum exits.
         assert termios.tcgetattr(t.fd) == before
@@ -545,16 +552,26 @@ def test_monitor_sees_lifecycle_events(cli):
     p = subprocess.Popen(cli.base + ["monitor", "--type", "lifecycle"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
-        time.sleep(0.3)  # subscribed before the launch
-        name = n("mon")
-        cli.ok("launch", "busybox", name, *SLEEPER)
-        events = []
-        while not any(e["metadata"].get("action") == "instance-started" for e in events):
+        # The monitor's subscription races the first launch: launch until one is seen (no delay
+        # to guess), then require that instance's started event.
+        events, names = [], []
+        deadline = time.monotonic() + TIMEOUT
+        while not events:
+            assert time.monotonic() < deadline, "monitor saw no event"
+            names.append(n(f"mon{len(names)}"))
+            cli.ok("launch", "busybox", names[-1], *SLEEPER)
+            if select.select([p.stdout], [], [], 1.0)[0]:
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+                events.append(json.loads(line))
+        name = events[0]["metadata"]["source"].rsplit("/", 1)[-1]
+        while not any(e["metadata"].get("action") == "instance-started" and
+                      e["metadata"]["source"] == f"/1.0/instances/{name}" for e in events):
             line = p.stdout.readline()
             assert line, p.stderr.read()
             events.append(json.loads(line))
         assert all(e["type"] == "lifecycle" for e in events)
-        assert any(e["metadata"]["source"] == f"/1.0/instances/{name}" for e in events)
+        assert name in names
         p.send_signal(signal.SIGINT)
         p.wait(timeout=TIMEOUT)
         assert p.returncode == 0
@@ -570,7 +587,13 @@ def test_monitor_reports_the_daemon_going_away():
         p = subprocess.Popen([GUREUM, "--socket", d.socket_path, "monitor"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         try:
-            time.sleep(0.3)
+            # Subscribed once it prints an event: make operation events until one shows.
+            deadline, i = time.monotonic() + TIMEOUT, 0
+            while not select.select([p.stdout], [], [], 0.5)[0]:
+                assert time.monotonic() < deadline, "monitor saw no event"
+                d.request("POST", "/1.0/instances", body={"name": n(f"gone{i}"), "source": {"type": "image",
+                          "alias": "busybox"}})  # (not started; the fixture's cleanup deletes it)
+                i += 1
             d.stop()
             _, err = p.communicate(timeout=TIMEOUT)
             assert p.returncode == 1
