@@ -286,7 +286,7 @@ static void resp_clear(struct resp *r)
 /* Calls the handler of method+path (route args filled like the server does). */
 static struct resp call(const char *method, const char *path, const char *query, const char *body)
 {
-	const struct route *const tables[] = { instance_routes, NULL };
+	const struct route *const tables[] = { instance_routes, snapshot_routes, NULL };
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", path);
 	const struct route *r = NULL;
@@ -665,6 +665,31 @@ static void test_reconcile(void **state)
 	close(events_fd);
 }
 
+/* A restore asked for while the instance is being deleted (or created) is a
+ * 409: route_snapshot lets such an instance through without its driver. */
+static void test_snapshot_restore_while_deleting(void **state)
+{
+	(void)state;
+	create("snapbusy", false);
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/instances/snapbusy/snapshots/s1", tmpdir);
+	struct gr_error err = { 0 };
+	assert_int_equal(gr_mkdir_p(dir, 0700, &err), 0);
+	char file[300];
+	snprintf(file, sizeof(file), "%s/snapshot.json", dir);
+	assert_int_equal(gr_write_file_atomic(file, "{\"name\":\"s1\"}", 13, 0600, &err), 0);
+	assert_int_equal(store_instance_set_state(D.store, "snapbusy", STORE_DELETING, &err), 0);
+	{
+		REQ(r, "POST", "/1.0/instances/snapbusy/snapshots/s1/restore", NULL, NULL);
+		assert_int_equal(r.status, 409);
+		assert_non_null(strstr(error_of(&r), "being deleted"));
+	}
+	assert_int_equal(store_instance_set_state(D.store, "snapbusy", STORE_STOPPED, &err), 0);
+	REQ(del, "DELETE", "/1.0/instances/snapbusy", NULL, NULL);
+	gr_autojson json_t *op = wait_op(&del);
+	assert_string_equal(op_status(op), "Success");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -676,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_exec_recorded),
 		cmocka_unit_test(test_list_and_logs),
 		cmocka_unit_test(test_reconcile),
+		cmocka_unit_test(test_snapshot_restore_while_deleting),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

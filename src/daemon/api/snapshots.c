@@ -248,6 +248,11 @@ static void restore_snapshot(struct daemon *d, const struct http_request *rq, st
 	gr_autojson json_t *snap = NULL;
 	if (route_snapshot(d, rq, rp, &snap, &i) < 0)
 		return;
+	if (!i.drv) { /* route_snapshot lets an instance being created or deleted through */
+		reply_error(rp, 409, "instance %s is being %s", i.row->name,
+			    i.row->state == STORE_CREATING ? "created" : "deleted");
+		return;
+	}
 	struct gr_error err = { 0 };
 	struct instance_status st;
 	int rc = snap_inst_status(d, &i, &st, &err);
