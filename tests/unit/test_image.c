@@ -250,6 +250,52 @@ static void test_import_stores_nothing_on_failure(void **state)
 	gr_rm_rf(dir, NULL);
 }
 
+/* An image archive decides which decompressor libarchive uses: only the
+ * in-process ones may be offered (an lrzip or grzip stream would otherwise
+ * make the daemon run the lrzip or grzip program found in its PATH). */
+static void test_import_runs_no_decompressor_program(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char dir[] = "/tmp/test_image.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct gr_error err = { 0 };
+	struct store *db = NULL;
+	struct image_store *is = NULL;
+	assert_int_equal(store_open(dir, &db, &err), 0);
+	assert_int_equal(image_store_open(dir, db, &is, &err), 0);
+	char bin[256], prog[320], marker[320], script[700], path[256];
+	snprintf(bin, sizeof(bin), "%s/bin", dir);
+	assert_int_equal(mkdir(bin, 0755), 0);
+	snprintf(marker, sizeof(marker), "%s/ran", dir);
+	snprintf(script, sizeof(script), "#!/bin/sh\n: > %s\nexit 1\n", marker);
+	static const char *const progs[] = { "lrzip", "grzip", "lzop", "lz4" };
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		snprintf(prog, sizeof(prog), "%s/%s", bin, progs[i]);
+		assert_int_equal(gr_write_file_new(prog, script, strlen(script), 0755, &err), 0);
+	}
+	const char *old = getenv("PATH");
+	gr_autofree char *saved = old ? strdup(old) : NULL;
+	char newpath[512];
+	snprintf(newpath, sizeof(newpath), "%s:%s", bin, old ? old : "/usr/bin:/bin");
+	setenv("PATH", newpath, 1);
+	/* lrzip's header (magic, major 0, minor 6), then anything. */
+	static const char lrz[] = "LRZI\0\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+	snprintf(path, sizeof(path), "%s/image.tar.lrz", dir);
+	assert_int_equal(gr_write_file_new(path, lrz, sizeof(lrz) - 1, 0600, &err), 0);
+	struct image_import_result res;
+	assert_true(image_import(is, path, NULL, NULL, &res, &err) < 0);
+	if (saved)
+		setenv("PATH", saved, 1);
+	else
+		unsetenv("PATH");
+	assert_int_equal(access(marker, F_OK), -1);
+	image_store_close(is);
+	store_close(db);
+	gr_rm_rf(dir, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_docker_manifest_paths),
 		cmocka_unit_test(test_debian_mirror),
 		cmocka_unit_test(test_import_stores_nothing_on_failure),
+		cmocka_unit_test(test_import_runs_no_decompressor_program),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -473,7 +473,13 @@ static struct archive *archive_open(const char *path, struct gr_error *err)
 		gr_error_set(err, ENOMEM, "out of memory");
 		return NULL;
 	}
-	archive_read_support_filter_all(a);
+	/* In-process decompressors only, as layer.c: support_filter_all would let
+	 * the archive's first bytes make the daemon run lrzip, grzip, lzop... */
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_filter_lzma(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
 		gr_error_set(err, EINVAL, "%s: not an archive gureum reads (a tar, gzip/xz/zstd or not): %s", path,
