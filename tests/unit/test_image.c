@@ -23,6 +23,7 @@
 #include "daemon/image/import.h"
 #include "daemon/image/oci.h"
 #include "daemon/image/store.h"
+#include "daemon/instance/container.h"
 #include "daemon/store/images.h"
 #include "daemon/store/store.h"
 
@@ -296,6 +297,43 @@ static void test_import_runs_no_decompressor_program(void **state)
 	gr_rm_rf(dir, NULL);
 }
 
+/* The image's User looked up in its /etc/passwd and /etc/group: an empty
+ * field (no password) is a field, not a separator to skip. */
+static void test_image_user_empty_fields(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_image.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct gr_error err = { 0 };
+	char p[512];
+	snprintf(p, sizeof(p), "%s/" H64 "/etc", dir);
+	assert_int_equal(gr_mkdir_p(p, 0755, &err), 0);
+	snprintf(p, sizeof(p), "%s/" H64 "/etc/passwd", dir);
+	const char *pw = "root:x:0:0:root:/root:/bin/sh\napp::1000:1001:App:/home/app:/bin/sh\n";
+	assert_int_equal(gr_write_file_new(p, pw, strlen(pw), 0644, &err), 0);
+	snprintf(p, sizeof(p), "%s/" H64 "/etc/group", dir);
+	const char *gr = "root:x:0:\nwheel::10:root\n";
+	assert_int_equal(gr_write_file_new(p, gr, strlen(gr), 0644, &err), 0);
+	char *hex[] = { (char *)H64, NULL };
+	struct container_image img = { .fingerprint = H64 };
+	snprintf(img.layers.layers_dir, sizeof(img.layers.layers_dir), "%s", dir);
+	img.layers.hex = hex;
+	img.layers.n = 1;
+	struct instance_spec spec = { .name = "c1", .type = "container" };
+	static const char *const users[] = { "app", "app:wheel" };
+	static const long want_gid[] = { 1001, 10 };
+	for (size_t i = 0; i < 2; i++) {
+		img.layers.config = json_pack("{s:s}", "User", users[i]);
+		gr_autojson json_t *cfg = J("{\"process\":{\"env\":[],\"args\":[\"sh\"]}}");
+		assert_int_equal(container_config_apply_image(cfg, &spec, &img, &err), 0);
+		json_t *u = json_object_get(json_object_get(cfg, "process"), "user");
+		assert_int_equal(json_integer_value(json_object_get(u, "uid")), 1000);
+		assert_int_equal(json_integer_value(json_object_get(u, "gid")), want_gid[i]);
+		json_decref(img.layers.config);
+	}
+	gr_rm_rf(dir, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_debian_mirror),
 		cmocka_unit_test(test_import_stores_nothing_on_failure),
 		cmocka_unit_test(test_import_runs_no_decompressor_program),
+		cmocka_unit_test(test_image_user_empty_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,11 +81,11 @@ static int db_lookup(const struct image_layers *l, const char *file, const char 
 	fd = -1;
 	char line[1024];
 	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *fields[4] = { 0 };
-		char *t = strtok_r(line, ":\n", &save);
-		for (int k = 0; t && k < 4; k++, t = strtok_r(NULL, ":\n", &save))
-			fields[k] = t;
-		if (!fields[0] || !fields[2])
+		/* strsep: an empty field ("app::1000:...", no password) counts. */
+		char *rest = line, *fields[4] = { 0 };
+		for (int k = 0; rest && k < 4; k++)
+			fields[k] = strsep(&rest, ":\n");
+		if (!fields[0] || !fields[2] || !fields[2][0])
 			continue;
 		if (strcmp(fields[0], name) == 0) {
 			*id = strtol(fields[2], NULL, 10);
