@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -193,6 +195,31 @@ static void test_errors(void **state)
 	assert_int_equal(vmdisk_grow("/nonexistent/disk", 1ull << 30, &err), -ENOENT);
 }
 
+/* An e2fsck that dies (here of SIGXFSZ: no file may be written) is a
+ * failure, not a clean file system to resize. */
+static void test_grow_fsck_killed(void **state)
+{
+	struct fx *f = *state;
+	struct gr_error err = { 0 };
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, &err), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = { 0, 0 };
+		setrlimit(RLIMIT_FSIZE, &rl);
+		int r = vmdisk_grow(f->disk, 128ull << 20, &err);
+		_exit(r == -EIO && strstr(err.msg, "e2fsck") ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	struct stat sb;
+	assert_int_equal(stat(f->disk, &sb), 0);
+	assert_int_equal(sb.st_size, 64ll << 20);
+}
+
 int main(void)
 {
 	if (geteuid() != 0 || access("/usr/sbin/mkfs.ext4", X_OK) != 0) {
@@ -202,6 +229,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_build_read_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grow_fsck_killed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,7 +264,7 @@ int vmdisk_grow(const char *file, uint64_t new_size, struct gr_error *err)
 	char *fsck[] = { "e2fsck", "-f", "-p", (char *)file, NULL };
 	if ((r = run_program(fsck, &status, out, sizeof(out), err)) < 0)
 		return r;
-	if (status > 1)
+	if (status < 0 || status > 1) /* -1: killed */
 		return gr_error_set(err, EIO, "e2fsck %s found errors it cannot fix alone (exit %d): %s", file, status,
 				    one_line(out));
 	if (truncate(file, (off_t)new_size) < 0)
