@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "common/json.h"
 #include "daemon/image/builder.h"
 #include "daemon/image/import.h"
+#include "daemon/image/layer.h"
 #include "daemon/image/oci.h"
 #include "daemon/image/store.h"
 #include "daemon/instance/container.h"
@@ -334,6 +336,71 @@ static void test_image_user_empty_fields(void **state)
 	gr_rm_rf(dir, NULL);
 }
 
+/* A rootfs tarball replaced between the hash that names the image and the
+ * unpack: the image stored must be what its fingerprint says, or nothing. */
+struct swap_ctx {
+	const char *from, *to;
+	bool done;
+};
+
+static int swap_on_read(void *ctx, const char *stage, uint64_t bytes, uint64_t total, const char *line)
+{
+	(void)bytes, (void)total, (void)line;
+	struct swap_ctx *c = ctx;
+	if (!c->done && !strcmp(stage, "reading")) {
+		c->done = true;
+		assert_int_equal(rename(c->from, c->to), 0);
+	}
+	return 0;
+}
+
+static void write_tar_of(const char *dir, const char *name, size_t size, const char *tar)
+{
+	struct gr_error err = { 0 };
+	char p[512];
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	gr_autofree char *data = calloc(1, size + 1);
+	assert_non_null(data);
+	assert_int_equal(gr_write_file_new(p, data, size, 0644, &err), 0);
+	gr_autoclose int fd = open(tar, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(layer_write_tar(dir, fd, NULL, NULL, &err), 0);
+}
+
+static void test_import_rootfs_swapped(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char dir[] = "/tmp/test_image.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct gr_error err = { 0 };
+	struct store *db = NULL;
+	struct image_store *is = NULL;
+	assert_int_equal(store_open(dir, &db, &err), 0);
+	assert_int_equal(image_store_open(dir, db, &is, &err), 0);
+	char a[256], b[256], ta[256], tb[256];
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(ta, sizeof(ta), "%s/a.tar", dir);
+	snprintf(tb, sizeof(tb), "%s/b.tar", dir);
+	write_tar_of(a, "big", 5u << 20, ta); /* over 4 MiB: "reading" is reported while hashing */
+	write_tar_of(b, "other", 10, tb);
+	struct swap_ctx c = { .from = tb, .to = ta };
+	struct image_progress pr = { swap_on_read, &c };
+	struct image_import_result res;
+	int r = image_import_rootfs(is, ta, NULL, NULL, NULL, NULL, &pr, &res, &err);
+	assert_true(c.done);
+	assert_int_equal(r, -EBADMSG);
+	gr_autostrv char **fps = NULL;
+	assert_int_equal(store_image_list(db, &fps, &err), 0);
+	assert_null(fps[0]);
+	image_store_close(is);
+	store_close(db);
+	gr_rm_rf(dir, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_import_stores_nothing_on_failure),
 		cmocka_unit_test(test_import_runs_no_decompressor_program),
 		cmocka_unit_test(test_image_user_empty_fields),
+		cmocka_unit_test(test_import_rootfs_swapped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

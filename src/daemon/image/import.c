@@ -754,7 +754,8 @@ static int import_rootfs_in(struct image_store *is, const char *staging, const c
 	struct layer_prog lp = { pr, 0, size };
 	struct layer_result lr;
 	char diff[IMAGE_FP_HEX];
-	if ((rc = unpack_layer(staging, fd, base, NULL, NULL, &lp, diff, &lr, err)) < 0)
+	/* fp must name what is unpacked (the file may have changed since). */
+	if ((rc = unpack_layer(staging, fd, base, fp, NULL, &lp, diff, &lr, err)) < 0)
 		return rc;
 	char machine[65], src[PATH_MAX + 64];
 	host_machine(machine);
