@@ -255,6 +255,10 @@ def test_exec_recorded(gureumd):
     assert md["return"] == 0 and md["stdout"] == "bar\n/tmp\n1000\n", md
     md = exec_recorded(d, n('e1'), ["sh", "-c", "kill -9 $$"])
     assert md["return"] == 137
+    # A request far over 64 KiB (the API takes bodies up to 1 MiB) reaches the command whole.
+    md = exec_recorded(d, n('e1'), ["sh", "-c", 'echo ${#BIG} ${#BIG2}'],
+                       environment={"BIG": "x" * 100000, "BIG2": "y" * 100000})
+    assert md["return"] == 0 and md["stdout"] == "100000 100000\n", md
     md = exec_recorded(d, n('e1'), ["/no/such"])
     assert md["return"] in (126, 127), md
     error(d, "POST", f"/1.0/instances/{n('e1')}/exec", {"command": []}, 400, "command")

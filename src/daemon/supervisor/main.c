@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define EXEC_REQUEST_MAX (4u << 20)   /* 4 MiB: the API's bodies are at most 1 MiB */
+
 static int usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "gureum-supervisor: ");
@@ -169,16 +171,41 @@ static int cmd_exec(int argc, char **argv)
 		return usage("--name: \"%s\" is not an instance name", name);
 	close_inherited(req_fd);
 	struct gr_error err = { 0 };
-	char text[1 << 16];
-	ssize_t n = pread(req_fd, text, sizeof(text) - 1, 0);
-	if (n < 0)
-		n = gr_read_all(req_fd, text, sizeof(text) - 1);
-	close(req_fd);
-	if (n < 0) {
-		fprintf(stderr, "gureum-supervisor: exec: cannot read the request\n");
-		return 126;
+	/* The whole request (the API takes bodies up to 1 MiB, so a command or
+	 * environment may be far larger than any fixed buffer), from offset 0:
+	 * the daemon wrote it into a memfd whose offset is at its end. */
+	gr_autofree char *text = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= EXEC_REQUEST_MAX) {
+				fprintf(stderr, "gureum-supervisor: exec: the request is over %u bytes\n", EXEC_REQUEST_MAX);
+				close(req_fd);
+				return 126;
+			}
+			cap = cap ? cap * 2 : 65536;
+			char *t = realloc(text, cap);
+			if (!t) {
+				fprintf(stderr, "gureum-supervisor: exec: out of memory\n");
+				close(req_fd);
+				return 126;
+			}
+			text = t;
+		}
+		ssize_t n = pread(req_fd, text + len, cap - 1 - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "gureum-supervisor: exec: cannot read the request: %s\n", strerror(errno));
+			close(req_fd);
+			return 126;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
 	}
-	text[n] = '\0';
+	close(req_fd);
+	text[len] = '\0';
 	gr_autojson json_t *req = NULL;
 	char root[PATH_MAX];
 	if (snprintf(root, sizeof(root), "%s/containers", run_dir) >= (int)sizeof(root)) {
