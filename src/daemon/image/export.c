@@ -261,7 +261,9 @@ int image_export(struct image_store *is, const char *ref, const char *path, cons
 	}
 	rc = export_in(is, ref, fp, staging, tmp, pr, err);
 	image_store_unstage(staging);
-	if (rc == 0 && chmod(tmp, 0644) == 0 && rename(tmp, path) < 0)
+	if (rc == 0 && chmod(tmp, 0644) < 0)
+		rc = gr_error_sys(err, errno, "cannot make %s readable", tmp);
+	if (rc == 0 && rename(tmp, path) < 0)
 		rc = gr_error_sys(err, errno, "cannot rename %s to %s", tmp, path);
 	if (rc < 0)
 		unlink(tmp);
