@@ -398,7 +398,14 @@ static int commit_locked(struct image_store *is, const char *staging, const stru
 		return rc;
 	struct store_image row = { 0 };
 	struct gr_error e = { 0 };
-	if (store_image_get(is->db, fp, &row, &e) == 0) {
+	int got = store_image_get(is->db, fp, &row, &e);
+	if (got < 0 && got != -ENOENT) {
+		/* Not "absent": a database error must not let the commit below
+		 * replace (and collect the layers of) an image that exists. */
+		*err = e;
+		return got;
+	}
+	if (got == 0) {
 		store_image_clear(&row);
 		*already = true;
 		for (size_t i = 0; aliases && aliases[i]; i++)
