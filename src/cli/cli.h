@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include "cli/client.h"
+#include "cli/format.h"
 #include "common/error.h"
 
 #define CLI_EXIT_FAIL 1
@@ -64,6 +65,14 @@ char *cli_instance_path(const char *name, const char *suffix);
 /* A failure about one instance: the daemon's message, prefixed with
  * "NAME: " unless it names the instance already. */
 void cli_instance_error(const char *name, const struct gr_error *err);
+/* The start of every list command (list.c). cli_list_options parses
+ * [-f|--format FORMAT] and --help: true when the caller goes on (optind at
+ * the positional arguments), false with *code set when it is done.
+ * cli_list_fetch GETs path (a list expected; errors name instance when not
+ * NULL) and prints it itself when fmt is json or yaml: -1 with *list set when
+ * the caller prints the rows (table, csv), else the exit code. */
+bool cli_list_options(struct cli *cli, int argc, char **argv, enum cli_format *fmt, int *code);
+int cli_list_fetch(struct cli *cli, const char *path, const char *instance, enum cli_format fmt, json_t **list);
 /* METHOD cli_instance_path(NAME, suffix) with body for each of names[0..n),
  * all first, then waits for each operation (state.c). Every failure is
  * reported through cli_instance_error; returns 0 or CLI_EXIT_FAIL if any. */

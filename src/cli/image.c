@@ -226,33 +226,15 @@ static char *alias_list(const json_t *img)
 
 static int img_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct option longopts[] = { { "format", required_argument, NULL, 'f' }, { 0 } };
-	enum cli_format fmt = CLI_FORMAT_TABLE;
-	struct gr_error err = { 0 };
-	int opt;
-	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
-		switch (opt) {
-		case 'h': return cli_help(cli);
-		case 'f':
-			if (cli_parse_format(optarg, &fmt, &err) < 0)
-				return cli_usage_error(cli, "%s", err.msg);
-			break;
-		default: return CLI_EXIT_USAGE;
-		}
-	}
+	enum cli_format fmt;
+	int code;
+	if (!cli_list_options(cli, argc, argv, &fmt, &code))
+		return code;
 	if (optind < argc)
 		return cli_usage_error(cli, "image list: unexpected argument \"%s\"", argv[optind]);
-	struct gr_client *c = cli_client(cli);
-	if (!c)
-		return CLI_EXIT_FAIL;
 	gr_autojson json_t *list = NULL;
-	if (gr_client_query(c, "GET", "/1.0/images?recursion=1", NULL, &list, &err) < 0)
-		return cli_fail(&err);
-	if (!json_is_array(list))
-		return cli_error("GET /1.0/images: gureumd did not answer with a list");
-	int printed = cli_print_document(stdout, list, fmt);
-	if (printed)
-		return printed < 0 ? cli_error("writing JSON failed") : 0;
+	if ((code = cli_list_fetch(cli, "/1.0/images?recursion=1", NULL, fmt, &list)) >= 0)
+		return code;
 	static const char *const headers[] = { "ALIAS", "FINGERPRINT", "LAYERS", "SIZE", "ARCHITECTURE", "CREATED" };
 	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(6, headers) : NULL;
 	size_t i;

@@ -44,39 +44,72 @@ static char *ipv4_of(const json_t *inst)
 	return buf;
 }
 
-int cmd_list(struct cli *cli, int argc, char **argv)
+bool cli_list_options(struct cli *cli, int argc, char **argv, enum cli_format *fmt, int *code)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ 0 },
 	};
-	enum cli_format fmt = CLI_FORMAT_TABLE;
 	struct gr_error err = { 0 };
+	*fmt = CLI_FORMAT_TABLE;
 	int opt;
 	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
 		switch (opt) {
-		case 'h': return cli_help(cli);
+		case 'h':
+			*code = cli_help(cli);
+			return false;
 		case 'f':
-			if (cli_parse_format(optarg, &fmt, &err) < 0)
-				return cli_usage_error(cli, "%s", err.msg);
+			if (cli_parse_format(optarg, fmt, &err) < 0) {
+				*code = cli_usage_error(cli, "%s", err.msg);
+				return false;
+			}
 			break;
-		default: return CLI_EXIT_USAGE;
+		default:
+			*code = CLI_EXIT_USAGE;
+			return false;
 		}
 	}
-	if (optind < argc)
-		return cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+	return true;
+}
+
+int cli_list_fetch(struct cli *cli, const char *path, const char *instance, enum cli_format fmt, json_t **list)
+{
+	*list = NULL;
 	struct gr_client *c = cli_client(cli);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	gr_autojson json_t *list = NULL;
-	if (gr_client_query(c, "GET", "/1.0/instances?recursion=1", NULL, &list, &err) < 0)
-		return cli_fail(&err);
-	if (!json_is_array(list))
-		return cli_error("GET /1.0/instances?recursion=1: gureumd did not answer with a list");
-
-	int printed = cli_print_document(stdout, list, fmt);
-	if (printed)
+	struct gr_error err = { 0 };
+	json_t *l = NULL;
+	if (gr_client_query(c, "GET", path, NULL, &l, &err) < 0) {
+		if (!instance)
+			return cli_fail(&err);
+		cli_instance_error(instance, &err);
+		return CLI_EXIT_FAIL;
+	}
+	if (!json_is_array(l)) {
+		json_decref(l);
+		return cli_error("GET %s: gureumd did not answer with a list", path);
+	}
+	int printed = cli_print_document(stdout, l, fmt);
+	if (printed) {
+		json_decref(l);
 		return printed < 0 ? cli_error("writing JSON failed") : 0;
+	}
+	*list = l;
+	return -1;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+	enum cli_format fmt;
+	int code;
+	if (!cli_list_options(cli, argc, argv, &fmt, &code))
+		return code;
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+	gr_autojson json_t *list = NULL;
+	if ((code = cli_list_fetch(cli, "/1.0/instances?recursion=1", NULL, fmt, &list)) >= 0)
+		return code;
 	static const char *const headers[] = { "NAME", "TYPE", "STATE", "IPV4", "CREATED" };
 	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
 	if (fmt == CLI_FORMAT_TABLE && !t)

@@ -55,40 +55,19 @@ static int snap_create(struct cli *cli, int argc, char **argv)
 
 static int snap_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ 0 },
-	};
-	enum cli_format fmt = CLI_FORMAT_TABLE;
-	struct gr_error err = { 0 };
-	int opt;
-	while ((opt = cli_getopt(cli, argc, argv, "f:", longopts)) != -1) {
-		switch (opt) {
-		case 'h': return cli_help(cli);
-		case 'f':
-			if (cli_parse_format(optarg, &fmt, &err) < 0)
-				return cli_usage_error(cli, "%s", err.msg);
-			break;
-		default: return CLI_EXIT_USAGE;
-		}
-	}
+	enum cli_format fmt;
+	int code;
+	if (!cli_list_options(cli, argc, argv, &fmt, &code))
+		return code;
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "snapshot list: one instance name is needed");
 	const char *inst = argv[optind];
 	gr_autofree char *path = snap_path(inst, NULL, "?recursion=1");
 	if (!path)
 		return cli_error("out of memory");
-	struct gr_client *c = cli_client(cli);
-	if (!c)
-		return CLI_EXIT_FAIL;
 	gr_autojson json_t *list = NULL;
-	if (gr_client_query(c, "GET", path, NULL, &list, &err) < 0) {
-		cli_instance_error(inst, &err);
-		return CLI_EXIT_FAIL;
-	}
-	int printed = cli_print_document(stdout, list, fmt);
-	if (printed)
-		return printed < 0 ? cli_error("writing JSON failed") : 0;
+	if ((code = cli_list_fetch(cli, path, inst, fmt, &list)) >= 0)
+		return code;
 	static const char *const headers[] = { "NAME", "CREATED", "SIZE", "FILES", "TAKEN WHILE" };
 	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
 	if (fmt == CLI_FORMAT_TABLE && !t)

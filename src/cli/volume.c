@@ -23,11 +23,6 @@ static char *volume_path(const char *name, const char *suffix)
 }
 
 /* Options of a subcommand: argv[0] is the subcommand. */
-static int sub_getopt(struct cli *cli, int argc, char **argv, const char *shortopts, const struct option *longopts)
-{
-	return cli_getopt(cli, argc, argv, shortopts, longopts);
-}
-
 static int vol_create(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -37,7 +32,7 @@ static int vol_create(struct cli *cli, int argc, char **argv)
 	};
 	const char *type = "dir", *size = NULL;
 	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "t:s:", longopts)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, "t:s:", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 't':
@@ -85,36 +80,15 @@ static void attached_to(const json_t *v, char *buf, size_t n)
 
 static int vol_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ 0 },
-	};
-	enum cli_format fmt = CLI_FORMAT_TABLE;
-	struct gr_error err = { 0 };
-	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "f:", longopts)) != -1) {
-		switch (opt) {
-		case 'h': return cli_help(cli);
-		case 'f':
-			if (cli_parse_format(optarg, &fmt, &err) < 0)
-				return cli_usage_error(cli, "%s", err.msg);
-			break;
-		default: return CLI_EXIT_USAGE;
-		}
-	}
+	enum cli_format fmt;
+	int code;
+	if (!cli_list_options(cli, argc, argv, &fmt, &code))
+		return code;
 	if (optind < argc)
 		return cli_usage_error(cli, "volume list: unexpected argument \"%s\"", argv[optind]);
-	struct gr_client *c = cli_client(cli);
-	if (!c)
-		return CLI_EXIT_FAIL;
 	gr_autojson json_t *list = NULL;
-	if (gr_client_query(c, "GET", "/1.0/volumes?recursion=1", NULL, &list, &err) < 0)
-		return cli_fail(&err);
-	if (!json_is_array(list))
-		return cli_error("GET /1.0/volumes?recursion=1: gureumd did not answer with a list");
-	int printed = cli_print_document(stdout, list, fmt);
-	if (printed)
-		return printed < 0 ? cli_error("writing JSON failed") : 0;
+	if ((code = cli_list_fetch(cli, "/1.0/volumes?recursion=1", NULL, fmt, &list)) >= 0)
+		return code;
 	static const char *const headers[] = { "NAME", "TYPE", "SIZE", "ATTACHED TO", "CREATED" };
 	struct cli_table *t = fmt == CLI_FORMAT_TABLE ? cli_table_new(5, headers) : NULL;
 	if (fmt == CLI_FORMAT_TABLE && !t)
@@ -146,7 +120,7 @@ static int vol_list(struct cli *cli, int argc, char **argv)
 static int vol_info(struct cli *cli, int argc, char **argv)
 {
 	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "", NULL)) != -1)
+	while ((opt = cli_getopt(cli, argc, argv, "", NULL)) != -1)
 		return opt == 'h' ? cli_help(cli) : CLI_EXIT_USAGE;
 	if (optind + 1 != argc)
 		return cli_usage_error(cli, "volume info: one volume name is needed");
@@ -202,7 +176,7 @@ static int run_ops(struct cli *cli, const char *method, char **paths, json_t *co
 static int vol_delete(struct cli *cli, int argc, char **argv)
 {
 	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "", NULL)) != -1)
+	while ((opt = cli_getopt(cli, argc, argv, "", NULL)) != -1)
 		return opt == 'h' ? cli_help(cli) : CLI_EXIT_USAGE;
 	if (optind >= argc)
 		return cli_usage_error(cli, "volume delete: at least one volume name is needed");
@@ -225,7 +199,7 @@ static int vol_attach(struct cli *cli, int argc, char **argv)
 	};
 	bool ro = false;
 	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "r", longopts)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, "r", longopts)) != -1) {
 		switch (opt) {
 		case 'h': return cli_help(cli);
 		case 'r': ro = true; break;
@@ -245,7 +219,7 @@ static int vol_attach(struct cli *cli, int argc, char **argv)
 static int vol_detach(struct cli *cli, int argc, char **argv)
 {
 	int opt;
-	while ((opt = sub_getopt(cli, argc, argv, "", NULL)) != -1)
+	while ((opt = cli_getopt(cli, argc, argv, "", NULL)) != -1)
 		return opt == 'h' ? cli_help(cli) : CLI_EXIT_USAGE;
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "volume detach: VOLUME INSTANCE are needed");
