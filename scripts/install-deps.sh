@@ -9,6 +9,7 @@ packages=(
   libjansson-dev libseccomp-dev libcap-dev libmicrohttpd-dev
   libwebsockets-dev libsqlite3-dev libssl-dev  # gureumd
   libarchive-dev  # gureumd's image layers (tar, gzip, xz, zstd)
+  libmnl-dev libnftables-dev nftables dnsmasq-base  # gureumd's networks (netlink, NAT, DHCP/DNS)
   # tests
   libcmocka-dev python3 python3-pytest
   python3-websocket python3-yaml  # gureumd's WebSocket and OpenAPI tests
@@ -17,6 +18,7 @@ packages=(
   busybox-static iproute2 util-linux procps
   # peers for side-by-side tests and benchmarks
   crun runc podman hyperfine time
+  iperf3  # bench/network.py
   acpica-tools  # iasl: decodes the ACPI tables gureum-vmm builds (unit test acpi)
   # qemu-system-x86: bench/vmm.sh's side-by-side. (Debian's cloud kernel for the Linux boot test
   # is not installed here: as a package it pulls in initramfs-tools and udev and rebuilds an

@@ -95,6 +95,7 @@ int cmd_monitor(struct cli *cli, int argc, char **argv);
 int cmd_query(struct cli *cli, int argc, char **argv);
 int cmd_volume(struct cli *cli, int argc, char **argv);   /* create list info delete attach detach */
 int cmd_snapshot(struct cli *cli, int argc, char **argv); /* create list restore delete */
+int cmd_network(struct cli *cli, int argc, char **argv);  /* list create info delete forward */
 int cmd_image(struct cli *cli, int argc, char **argv);    /* import build export list info delete alias */
 
 /* Terminal helpers (term.c): raw mode that is restored on every exit path

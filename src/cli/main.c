@@ -82,6 +82,20 @@ static const struct cli_command commands[] = {
 	  "  list INSTANCE [--format table|json|yaml|csv]\n"
 	  "  restore INSTANCE NAME    brings back exactly that file state; the instance must be stopped\n"
 	  "  delete INSTANCE NAME...\n" },
+	{ "network", cmd_network, "list|create|info|delete|forward ...", "manage networks and port forwards",
+	  "  list [--format table|json|yaml|csv]\n"
+	  "  create NAME [--subnet CIDR] [--nat] [--isolated]\n"
+	  "                          a bridge with DHCP and DNS; without --subnet a free one is chosen;\n"
+	  "                          --nat: instances reach outside through the host's address;\n"
+	  "                          --isolated: no traffic with other gureum networks\n"
+	  "  info NAME\n"
+	  "  delete NAME             refused while instances use it\n"
+	  "  forward add NETWORK HOST_PORT INSTANCE:PORT [tcp|udp]\n"
+	  "                          the host's HOST_PORT (tcp by default) to the instance's PORT\n"
+	  "  forward list NETWORK [--format table|json|yaml|csv]\n"
+	  "  forward delete NETWORK HOST_PORT [tcp|udp]\n"
+	  "Instances join a network at creation: -c network=NAME (default: default; none: no\n"
+	  "network), -c ipv4.address=A.B.C.D for a fixed address.\n" },
 	{ "query", cmd_query, "[-X METHOD] PATH [BODY]", "send a raw API request",
 	  "  -X, --request METHOD  GET (default; POST with a BODY), POST, PUT, PATCH, DELETE\n"
 	  "      --raw             print the whole envelope instead of its metadata\n"

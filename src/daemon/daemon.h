@@ -14,12 +14,14 @@ struct events;       /* events.h: the event hub */
 struct operations;   /* operations.h: async operations */
 struct server;       /* api/server.h: libwebsockets */
 struct image_store;  /* image/store.h: images and layers */
+struct networks;     /* network/network.h: bridges, IPAM, NAT, forwards, dnsmasq */
 
 struct daemon {
 	struct driver_env env;        /* state_dir, run_dir, libexec_dir */
 	const char *listen;           /* --listen ADDR:PORT for TLS, or NULL */
 	struct store *store;
 	struct image_store *images;   /* NULL only before start-up opened it */
+	struct networks *networks;    /* NULL only before start-up */
 	struct events *events;
 	struct operations *ops;
 	struct server *server;

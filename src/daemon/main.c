@@ -25,6 +25,7 @@
 #include "daemon/image/builder.h"
 #include "daemon/image/store.h"
 #include "daemon/operations.h"
+#include "daemon/network/network.h"
 #include "daemon/reconcile.h"
 #include "daemon/volume.h"
 #include "daemon/store/images.h"
@@ -174,7 +175,7 @@ static void cli_command(char *out, size_t n)
  * the server serves, "METHOD PATTERN" per line. */
 static void print_routes(void)
 {
-	const struct route *const tables[] = { instance_routes, core_routes, image_routes, volume_routes, snapshot_routes };
+	const struct route *const tables[] = { instance_routes, core_routes, image_routes, volume_routes, network_routes, snapshot_routes };
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct route *r = tables[t]; r->method; r++)
 			printf("%s %s\n", r->method, r->pattern);
@@ -288,6 +289,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	volume_cleanup(state_dir);
+	/* Networks: the default one on the first start, then every bridge,
+	 * dnsmasq and the nftables table made to match the database. */
+	if (network_startup(d, &err) < 0) {
+		gr_error_prefix(&err, "networks");
+		goto out;
+	}
 	if (server_start(d, &err) < 0)
 		goto out;
 
@@ -315,6 +322,7 @@ out:
 		fflush(stdout);
 		_exit(status);
 	}
+	network_shutdown(d);
 	events_free(d);
 	image_store_close(d->images);   /* before the store: it uses it */
 	d->images = NULL;

@@ -244,6 +244,11 @@ int validate_config(const json_t *config, struct gr_error *err)
 			if ((rc = check_string_value(key, v, &s, err)) < 0 ||
 			    (rc = validate_restart(path, s, NULL, NULL, err)) < 0)
 				return rc;
+		} else if (strcmp(key, "network") == 0 || strcmp(key, "ipv4.address") == 0) {
+			/* Their values are checked against the networks
+			 * (network_instance_check). */
+			if ((rc = check_string_value(key, v, &s, err)) < 0)
+				return rc;
 		} else if (strncmp(key, "environment.", 12) == 0) {
 			if ((rc = validate_env_name("config: environment key", key + 12, err)) < 0 ||
 			    (rc = check_string_value(key, v, &s, err)) < 0)
@@ -251,7 +256,7 @@ int validate_config(const json_t *config, struct gr_error *err)
 		} else {
 			return gr_error_set(err, EINVAL,
 					    "config: unknown key %s (known: limits.cpu, limits.memory, limits.processes, "
-					    "boot.restart, environment.NAME)",
+					    "boot.restart, environment.NAME, network, ipv4.address)",
 					    Q(key));
 		}
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "daemon/validate.h"
 
 static json_t *envelope(const char *type, const char *status, int status_code, const char *operation,
 			int error_code, const char *error, json_t *metadata)
@@ -68,6 +69,7 @@ static int errno_to_http(int e)
 	case EEXIST:
 	case EBUSY:
 	case EALREADY:
+	case EADDRINUSE: /* a subnet, an address or a port that is taken */
 		return 409;
 	case EINVAL:
 	case E2BIG:
@@ -273,4 +275,25 @@ bool http_query_bool(const struct http_request *rq, const char *key)
 	if (http_query_get(rq, key, v, sizeof(v)) != 1)
 		return false;
 	return !v[0] || strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+}
+
+int request_check_keys(const json_t *obj, const char *where, const char *const allowed[], struct gr_error *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		bool ok = false;
+		for (size_t i = 0; allowed[i]; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				ok = true;
+		if (!ok) {
+			char q[VALIDATE_QUOTE_MAX], known[256] = "";
+			size_t o = 0;
+			for (size_t i = 0; allowed[i] && o < sizeof(known); i++)
+				o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", allowed[i]);
+			return gr_error_set(err, EINVAL, "%s%sunknown key %s (known: %s)", where, *where ? ": " : "",
+					    validate_quote(key, q, sizeof(q)), known);
+		}
+	}
+	return 0;
 }

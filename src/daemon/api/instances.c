@@ -39,6 +39,8 @@
 #include "daemon/operations.h"
 #include "daemon/store/store.h"
 #include "daemon/validate.h"
+#include "daemon/network/addr.h"
+#include "daemon/network/network.h"
 #include "daemon/volume.h"
 
 #define DEFAULT_STOP_TIMEOUT 30
@@ -136,6 +138,7 @@ struct loaded {
 	char **command;
 	const struct instance_driver *drv;
 	json_t *volumes;              /* volume_mounts(), for the driver's start */
+	struct instance_nic nic;      /* spec.nic points here when it has one */
 };
 
 static void loaded_clear(struct loaded *l)
@@ -181,6 +184,11 @@ static int load(struct daemon *d, const char *name, struct loaded *l, struct gr_
 	if ((rc = volume_mounts(d, name, &l->volumes, err)) < 0)
 		return rc;
 	l->spec.volumes = l->volumes;
+	/* Its NIC, plugged in by a start. */
+	if ((rc = network_instance_nic(d, name, &l->nic, err)) == 0)
+		l->spec.nic = &l->nic;
+	else if (rc != -ENOENT)
+		return rc;
 	return 0;
 }
 
@@ -226,6 +234,27 @@ static const char *stop_reason_of(const struct store_instance *row, const struct
 	return row->stop_reason ? row->stop_reason : "";
 }
 
+/* "network": the NIC ({"name","hwaddr","ipv4"}) or null; and while it runs,
+ * Incus's "state": {"network": {"eth0": {"hwaddr","addresses":[...]}}}. */
+static void add_network(json_t *j, const struct loaded *l, bool running)
+{
+	if (!l->spec.nic) {
+		json_object_set_new(j, "network", json_null());
+		return;
+	}
+	const struct instance_nic *n = l->spec.nic;
+	char mac[MAC_STR_MAX], addr[IPV4_STR_MAX], mask[8];
+	mac_format(n->mac, mac);
+	ipv4_format(n->addr, addr);
+	snprintf(mask, sizeof(mask), "%u", n->prefix);
+	json_object_set_new(j, "network", json_pack("{s:s, s:s, s:s}", "name", n->network, "hwaddr", mac, "ipv4", addr));
+	if (running)
+		json_object_set_new(j, "state",
+				    json_pack("{s:{s:{s:s, s:[{s:s, s:s, s:s, s:s}]}}}", "network", "eth0", "hwaddr", mac,
+					      "addresses", "family", "inet", "address", addr, "netmask", mask, "scope",
+					      "global"));
+}
+
 static json_t *instance_json(struct daemon *d, struct loaded *l)
 {
 	struct instance_status st;
@@ -238,36 +267,19 @@ static json_t *instance_json(struct daemon *d, struct loaded *l)
 	status_name(l->row, &st, rc, &status, &code);
 	/* image: the alias it was created from (the fingerprint when none);
 	 * image_fingerprint: the image it runs, pinned at creation. */
-	return json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
-			 l->row->type, "status", status, "status_code", code, "config", l->row->config, "command",
-			 l->row->command ? l->row->command : json_null(), "image",
-			 l->row->image_alias && *l->row->image_alias ? l->row->image_alias : l->row->image, "created_at",
-			 l->row->created_at, "last_used_at", l->row->last_used_at ? l->row->last_used_at : NEVER,
-			 "stop_reason", stop_reason_of(l->row, &st, rc), "image_fingerprint", l->row->image);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:O, s:O, s:s, s:s, s:s, s:s, s:s}", "name", l->row->name, "type",
+			      l->row->type, "status", status, "status_code", code, "config", l->row->config, "command",
+			      l->row->command ? l->row->command : json_null(), "image",
+			      l->row->image_alias && *l->row->image_alias ? l->row->image_alias : l->row->image,
+			      "created_at", l->row->created_at, "last_used_at",
+			      l->row->last_used_at ? l->row->last_used_at : NEVER, "stop_reason",
+			      stop_reason_of(l->row, &st, rc), "image_fingerprint", l->row->image);
+	if (j)
+		add_network(j, l, rc == 0 && (st.state == INSTANCE_RUNNING || st.state == INSTANCE_PAUSED));
+	return j;
 }
 
 /* --- request helpers ---------------------------------------------------------- */
-
-static int check_keys(const json_t *obj, const char *where, const char *const allowed[], struct gr_error *err)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)obj, key, v) {
-		bool ok = false;
-		for (size_t i = 0; allowed[i]; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				ok = true;
-		if (!ok) {
-			char q[VALIDATE_QUOTE_MAX], known[256] = "";
-			size_t o = 0;
-			for (size_t i = 0; allowed[i] && o < sizeof(known); i++)
-				o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", allowed[i]);
-			return gr_error_set(err, EINVAL, "%s%sunknown key %s (known: %s)", where, *where ? ": " : "",
-					    validate_quote(key, q, sizeof(q)), known);
-		}
-	}
-	return 0;
-}
 
 /* The instance named by the route, with a 400 for a bad name and a 404 for
  * an unknown one. */
@@ -347,6 +359,11 @@ static void get_instances(struct daemon *d, const struct http_request *rq, struc
 		reply_gr_error(rp, rc, &err);
 		return;
 	}
+	/* Every NIC in one query, by instance id (as the rows are not). */
+	struct instance_nic *nics = NULL;
+	size_t n_nics = 0;
+	if (network_instance_nics(d, &nics, &n_nics, &err) < 0)
+		gr_warn("instances: %s", err.msg);
 	for (size_t i = 0; i < n; i++) {
 		/* The row moves into a loaded and is freed with it. */
 		struct store_instance *row = malloc(sizeof(*row));
@@ -359,11 +376,17 @@ static void get_instances(struct daemon *d, const struct http_request *rq, struc
 			gr_warn("instance %s: %s", row->name, err.msg);
 			continue;
 		}
+		const struct instance_nic *nic = network_nic_find(nics, n_nics, row->id);
+		if (nic) {
+			l.nic = *nic;
+			l.spec.nic = &l.nic;
+		}
 		json_t *j = instance_json(d, &l);
 		if (j)
 			json_array_append_new(out, j);
 	}
 	store_instance_list_free(rows, n);
+	free(nics);
 	reply_sync(rp, out);
 }
 
@@ -381,6 +404,16 @@ static void create_arg_free(void *p)
 	free(a);
 }
 
+/* Deletes the instance's row (its NIC, forwards and attachments go with
+ * it); the networks' DNS names and rules follow. */
+static int row_delete(struct daemon *d, const char *name, struct gr_error *err)
+{
+	int rc = store_instance_delete(d->store, name, err);
+	if (rc == 0)
+		network_instance_released(d);
+	return rc;
+}
+
 /* Removes what a failed create made: the workload, its files, the row. */
 static void create_rollback(struct daemon *d, struct loaded *l)
 {
@@ -391,7 +424,7 @@ static void create_rollback(struct daemon *d, struct loaded *l)
 		if (l->drv->remove(&d->env, &l->spec, &e) < 0)
 			gr_warn("rollback of %s: remove: %s", l->spec.name, e.msg);
 	}
-	if (store_instance_delete(d->store, l->spec.name, &e) < 0 && e.code != ENOENT)
+	if (row_delete(d, l->spec.name, &e) < 0 && e.code != ENOENT)
 		gr_warn("rollback of %s: %s", l->spec.name, e.msg);
 }
 
@@ -406,7 +439,7 @@ static int op_create(struct daemon *d, struct operation *op, void *arg, struct g
 		if (l.row)
 			create_rollback(d, &l);
 		else if (rc != -ENOENT)
-			store_instance_delete(d->store, a->name, &(struct gr_error){ 0 });
+			row_delete(d, a->name, &(struct gr_error){ 0 });
 		return rc;
 	}
 	if ((rc = l.drv->create(&d->env, &l.spec, err)) < 0 ||
@@ -442,7 +475,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 	json_t *source = NULL, *config = NULL, *command = NULL;
 	bool start = false;
 	int rc;
-	if ((rc = check_keys(body, "", keys, &err)) < 0 || (rc = gr_json_get_string(body, "", "name", &name, &err)) < 0 ||
+	if ((rc = request_check_keys(body, "", keys, &err)) < 0 || (rc = gr_json_get_string(body, "", "name", &name, &err)) < 0 ||
 	    (rc = gr_json_get_string(body, "", "type", &type, &err)) < 0 ||
 	    (rc = gr_json_get_object(body, "", "source", &source, &err)) < 0 ||
 	    (rc = gr_json_get_bool(body, "", "start", &start, &err)) < 0)
@@ -466,7 +499,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 		rc = gr_error_set(&err, EINVAL, "source: required, e.g. {\"type\":\"image\",\"alias\":\"busybox\"}");
 		FAIL(rc);
 	}
-	if ((rc = check_keys(source, "source", source_keys, &err)) < 0 ||
+	if ((rc = request_check_keys(source, "source", source_keys, &err)) < 0 ||
 	    (rc = gr_json_get_string(source, "source", "type", &stype, &err)) < 0 ||
 	    (rc = gr_json_get_string(source, "source", "alias", &alias, &err)) < 0 ||
 	    (rc = gr_json_get_string(source, "source", "fingerprint", &fpref, &err)) < 0)
@@ -511,7 +544,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 			FAIL(gr_error_set(&err, ENOMEM, "out of memory"));
 		spec.command = argv;
 	}
-	if ((rc = drv->validate(&d->env, &spec, &err)) < 0)
+	if ((rc = drv->validate(&d->env, &spec, &err)) < 0 || (rc = network_instance_check(d, cfg, &err)) < 0)
 		FAIL(rc);
 
 	/* The row now, on this thread: a taken name is a 409 at once, and two
@@ -521,10 +554,15 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 				      .config = cfg, .command = command, .state = STORE_CREATING };
 	if ((rc = store_instance_insert(d->store, &row, NULL, &err)) < 0)
 		FAIL(rc);
+	/* Its address now too: a taken static address is a clear error at once. */
+	if ((rc = network_instance_allocate(d, name, cfg, &err)) < 0) {
+		row_delete(d, name, &(struct gr_error){ 0 });
+		FAIL(rc);
+	}
 	struct create_arg *a = calloc(1, sizeof(*a));
 	if (!a || !(a->name = strdup(name))) {
 		free(a);
-		store_instance_delete(d->store, name, &(struct gr_error){ 0 });
+		row_delete(d, name, &(struct gr_error){ 0 });
 		reply_error(rp, 500, "out of memory");
 		return;
 	}
@@ -532,7 +570,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 	struct op_params p = { .description = start ? "Creating and starting instance" : "Creating instance",
 			       .klass = "task", .instance = name, .fn = op_create, .arg = a, .free_arg = create_arg_free };
 	if (reply_op_start(d, rp, &p) < 0)
-		store_instance_delete(d->store, name, &(struct gr_error){ 0 });
+		row_delete(d, name, &(struct gr_error){ 0 });
 }
 
 #undef FAIL
@@ -625,7 +663,7 @@ static int op_delete(struct daemon *d, struct operation *op, void *arg, struct g
 		store_instance_set_state(d->store, a->name, STORE_STOPPED, &e);
 		return gr_error_prefix(err, "cannot delete %s", a->name);
 	}
-	if ((rc = store_instance_delete(d->store, a->name, err)) < 0)
+	if ((rc = row_delete(d, a->name, err)) < 0)
 		return rc;
 	instance_emit(d, "instance-deleted", a->name, NULL);
 	return 0;
@@ -795,7 +833,7 @@ static void put_state(struct daemon *d, const struct http_request *rq, struct ht
 	int64_t timeout = DEFAULT_STOP_TIMEOUT;
 	bool force = false, stateful = false;
 	int rc;
-	if ((rc = check_keys(body, "", keys, &err)) < 0 ||
+	if ((rc = request_check_keys(body, "", keys, &err)) < 0 ||
 	    (rc = gr_json_get_string(body, "", "action", &action, &err)) < 0 ||
 	    (rc = gr_json_get_int64(body, "", "timeout", &timeout, &err)) < 0 ||
 	    (rc = gr_json_get_bool(body, "", "force", &force, &err)) < 0 ||
@@ -1157,7 +1195,7 @@ static void post_exec(struct daemon *d, const struct http_request *rq, struct ht
 	bool interactive = false, wait_ws = false, record = true;
 	json_t *command = json_object_get(body, "command"), *env = json_object_get(body, "environment");
 	int rc;
-	if ((rc = check_keys(body, "", keys, &err)) < 0 || (rc = gr_json_get_string(body, "", "cwd", &cwd, &err)) < 0 ||
+	if ((rc = request_check_keys(body, "", keys, &err)) < 0 || (rc = gr_json_get_string(body, "", "cwd", &cwd, &err)) < 0 ||
 	    (rc = gr_json_get_uint32(body, "", "user", &uid, &err)) < 0 ||
 	    (rc = gr_json_get_uint32(body, "", "group", &gid, &err)) < 0 ||
 	    (rc = gr_json_get_uint32(body, "", "width", &width, &err)) < 0 ||

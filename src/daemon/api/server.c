@@ -170,7 +170,7 @@ static void relay_spec_drop(struct ws_relay *spec)
 	ws_relay_discard(spec);
 }
 
-static const struct route *const route_tables[] = { instance_routes, core_routes, image_routes, volume_routes, snapshot_routes,
+static const struct route *const route_tables[] = { instance_routes, core_routes, image_routes, volume_routes, network_routes, snapshot_routes,
 						     NULL };
 
 /* ------------------------------------------------------------------ */

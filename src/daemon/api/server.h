@@ -124,6 +124,7 @@ extern const struct route instance_routes[];    /* api/instances.c, ends with {0
 extern const struct route core_routes[];        /* api/core.c: /, /1.0, operations, events, tokens */
 extern const struct route image_routes[];       /* api/images.c: /1.0/images */
 extern const struct route volume_routes[];      /* api/volumes.c: /1.0/volumes */
+extern const struct route network_routes[];     /* api/networks.c: /1.0/networks */
 extern const struct route snapshot_routes[];    /* api/snapshots.c: /1.0/instances/NAME/snapshots */
 
 /* Route lookup in NULL-terminated tables, searched in order (the server's:
@@ -150,5 +151,8 @@ const char *server_tls_fingerprint(struct daemon *d);
 /* JSON body parsing with errors that name the position ("line 1, column 7,
  * position 6: ..."): 400 in *rp and -EINVAL when malformed or not an object. */
 int request_json(const struct http_request *rq, json_t **out, struct http_reply *rp);
+/* -EINVAL naming the first key of obj that is not in allowed (NULL-terminated),
+ * and the known ones; where: "" or the member's path ("source"). */
+int request_check_keys(const json_t *obj, const char *where, const char *const allowed[], struct gr_error *err);
 
 #endif

@@ -21,26 +21,6 @@
 #include "daemon/validate.h"
 #include "daemon/volume.h"
 
-static int check_keys(const json_t *body, const char *const keys[], struct gr_error *err)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)body, key, v) {
-		bool ok = false;
-		for (size_t i = 0; keys[i]; i++)
-			ok = ok || strcmp(key, keys[i]) == 0;
-		if (!ok) {
-			char q[VALIDATE_QUOTE_MAX], known[128] = "";
-			size_t o = 0;
-			for (size_t i = 0; keys[i]; i++)
-				o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", keys[i]);
-			return gr_error_set(err, EINVAL, "unknown key %s (known: %s)", validate_quote(key, q, sizeof(q)),
-					    known);
-		}
-	}
-	return 0;
-}
-
 struct vol_arg {
 	char *volume, *instance, *path;
 	bool readonly;
@@ -179,7 +159,7 @@ static void post_volumes(struct daemon *d, const struct http_request *rq, struct
 	const char *name = NULL, *type = NULL;
 	uint64_t size = 0;
 	/* The getters return 1 for a member that is there, 0 for one that is not. */
-	int rc = check_keys(body, keys, &err);
+	int rc = request_check_keys(body, "", keys, &err);
 	if (rc == 0 && (rc = gr_json_get_string(body, "", "name", &name, &err)) >= 0 &&
 	    (rc = gr_json_get_string(body, "", "type", &type, &err)) >= 0) {
 		rc = 0;
@@ -248,7 +228,7 @@ static void post_attachments(struct daemon *d, const struct http_request *rq, st
 	const char *instance = NULL, *path = NULL;
 	bool readonly = false;
 	gr_autojson json_t *info = NULL;
-	int rc = check_keys(body, keys, &err);
+	int rc = request_check_keys(body, "", keys, &err);
 	if (rc == 0 && (rc = gr_json_get_string(body, "", "instance", &instance, &err)) >= 0 &&
 	    (rc = gr_json_get_string(body, "", "path", &path, &err)) >= 0 &&
 	    (rc = gr_json_get_bool(body, "", "readonly", &readonly, &err)) >= 0)

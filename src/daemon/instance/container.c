@@ -11,6 +11,7 @@
  * Everything here is rebuilt from files on each call: gureumd keeps nothing
  * in memory about running instances. */
 #include "daemon/instance/container.h"
+#include "daemon/network/instance.h"
 #include "daemon/supervisor/supervisor.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
@@ -121,7 +122,8 @@ static int container_validate(const struct driver_env *env, const struct instanc
 
 /* config.json: the instance's, the image's config, the volumes. */
 static int write_config(const struct driver_env *env, const struct instance_paths *p, const char *dir,
-			const struct instance_spec *spec, const struct container_image *img, struct gr_error *err)
+			const struct instance_spec *spec, const struct container_image *img, const char *netns,
+			struct gr_error *err)
 {
 	gr_autojson json_t *cfg = NULL;
 	char parent[96];
@@ -129,6 +131,10 @@ static int write_config(const struct driver_env *env, const struct instance_path
 	int r = container_config_generate(spec, parent, &cfg, err);
 	if (r < 0 || (r = container_config_apply_image(cfg, spec, img, err)) < 0 ||
 	    (spec->volumes && (r = container_config_add_volumes(cfg, spec->volumes, err)) < 0))
+		return r;
+	/* A start: the network namespace netif_container_up made, and the
+	 * instance's resolv.conf and hosts. */
+	if (netns && (r = container_config_add_network(cfg, netns, p->bundle, err)) < 0)
 		return r;
 	gr_autofree char *text = json_dumps(cfg, JSON_INDENT(2));
 	if (!text)
@@ -179,7 +185,7 @@ static int container_create_(const struct driver_env *env, const struct instance
 			goto fail;
 		}
 	}
-	if ((r = write_config(env, &p, tmp, spec, &img, err)) < 0)
+	if ((r = write_config(env, &p, tmp, spec, &img, NULL, err)) < 0)
 		goto fail;
 	if (access(p.bundle, F_OK) == 0 && (r = gr_rm_rf(p.bundle, err)) < 0)
 		goto fail;
@@ -316,24 +322,12 @@ static int read_ready(int fd, pid_t child, char *msg, size_t n, struct gr_error 
 	return 0;
 }
 
-static int container_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+/* Runs gureum-supervisor for the instance and waits for its report. */
+static int spawn_supervisor(const struct driver_env *env, const struct instance_spec *spec,
+			    const struct container_image *img, const char *sup, struct gr_error *err)
 {
-	struct instance_paths p;
-	char sup[PATH_MAX], instances_run[PATH_MAX];
-	_cleanup_(container_image_clear) struct container_image img = { 0 };
+	char instances_run[PATH_MAX];
 	int r;
-	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
-		return r;
-	pid_t spid;
-	if (supervisor_alive(&p, &spid))
-		return gr_error_set(err, EBUSY, "instance %s is already running (supervisor pid %d)", spec->name,
-				    (int)spid);
-	if (access(p.bundle, F_OK) < 0)
-		return gr_error_set(err, ENOENT, "instance %s has no bundle at %s (was it created?)", spec->name,
-				    p.bundle);
-	if ((r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0 ||
-	    (r = write_config(env, &p, NULL, spec, &img, err)) < 0)
-		return r;
 	const char *restart = spec->config ? json_string_value(json_object_get(spec->config, "boot.restart")) : NULL;
 	struct restart_policy rp;
 	if ((r = restart_policy_parse(restart, &rp, err)) < 0)
@@ -348,10 +342,10 @@ static int container_start_(const struct driver_env *env, const struct instance_
 	gr_autoclose int rd = fd_high(pfd[0]), wr = fd_high(pfd[1]);
 	if (rd < 0 || wr < 0)
 		return gr_error_sys(err, errno, "pipe");
-	char *argv[] = { sup, (char *)"run", (char *)"--state-dir", (char *)env->state_dir,
+	char *argv[] = { (char *)sup, (char *)"run", (char *)"--state-dir", (char *)env->state_dir,
 			 (char *)"--run-dir", (char *)env->run_dir, (char *)"--name", (char *)spec->name,
-			 img.fingerprint[0] ? (char *)"--image" : (char *)"--lower",
-			 img.fingerprint[0] ? img.fingerprint : img.lower, (char *)"--restart", (char *)(restart ? restart : "no"),
+			 img->fingerprint[0] ? (char *)"--image" : (char *)"--lower",
+			 (char *)(img->fingerprint[0] ? img->fingerprint : img->lower), (char *)"--restart", (char *)(restart ? restart : "no"),
 			 (char *)"--ready-fd", (char *)"3", (char *)"--daemonize", NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
@@ -385,6 +379,38 @@ static int container_start_(const struct driver_env *env, const struct instance_
 	return gr_error_set(err, EIO, "cannot start instance %s: its supervisor ended without a report", spec->name);
 }
 
+static int container_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	struct instance_paths p;
+	char sup[PATH_MAX];
+	_cleanup_(container_image_clear) struct container_image img = { 0 };
+	int r;
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
+		return r;
+	pid_t spid;
+	if (supervisor_alive(&p, &spid))
+		return gr_error_set(err, EBUSY, "instance %s is already running (supervisor pid %d)", spec->name,
+				    (int)spid);
+	if (access(p.bundle, F_OK) < 0)
+		return gr_error_set(err, ENOENT, "instance %s has no bundle at %s (was it created?)", spec->name,
+				    p.bundle);
+	gr_autofree char *netns = netif_netns_path(env, spec->name);
+	if (!netns)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	if ((r = container_image_resolve(env->state_dir, spec->image, &img, err)) < 0 ||
+	    (r = netif_container_up(env, spec->name, spec->nic, err)) < 0)
+		return r;
+	if ((r = netif_write_etc(env, spec->name, spec->nic, err)) < 0 ||
+	    (r = write_config(env, &p, NULL, spec, &img, netns, err)) < 0 ||
+	    (r = spawn_supervisor(env, spec, &img, sup, err)) < 0) {
+		struct gr_error e = { 0 };
+		if (netif_container_down(env, spec->name, spec->nic, &e) < 0)
+			gr_warn("instance %s: %s", spec->name, e.msg);
+		return r;
+	}
+	return 0;
+}
+
 /* ---- stop ---- */
 
 static bool wait_supervisor_gone(const struct instance_paths *p, int64_t until)
@@ -398,8 +424,8 @@ static bool wait_supervisor_gone(const struct instance_paths *p, int64_t until)
 	return true;
 }
 
-static int container_stop_(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
-			   struct gr_error *err)
+static int stop_workload(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
+			 struct gr_error *err)
 {
 	struct instance_paths p;
 	int r = paths_for(env, spec, &p, err);
@@ -449,6 +475,14 @@ static int container_stop_(const struct driver_env *env, const struct instance_s
 	snprintf(ex.reason, sizeof(ex.reason), "stopped: killed (its supervisor was gone)");
 	(void)exit_info_write(p.exit_file, &ex, NULL);
 	return 0;
+}
+
+/* The workload, then its network (namespace and veth). */
+static int container_stop_(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
+			   struct gr_error *err)
+{
+	int r = stop_workload(env, spec, timeout, force, err);
+	return r < 0 ? r : netif_container_down(env, spec->name, spec->nic, err);
 }
 
 /* ---- pause, resume, remove ---- */
@@ -508,6 +542,8 @@ static int container_remove_(const struct driver_env *env, const struct instance
 	if ((r = container_delete(p.containers, spec->name, true, err)) < 0 && r != -ENOENT)
 		return r;
 	gr_error_clear(err);
+	if ((r = netif_container_down(env, spec->name, spec->nic, err)) < 0)
+		return r;
 	char instances[PATH_MAX];
 	snprintf(instances, sizeof(instances), "%s/instances", env->state_dir);
 	remove_tmp_bundles(instances, spec->name);

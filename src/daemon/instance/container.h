@@ -48,5 +48,9 @@ int container_config_apply_image(json_t *cfg, const struct instance_spec *spec, 
 				 struct gr_error *err);
 /* Adds a bind mount per volume ([{"source","path","readonly"}]). */
 int container_config_add_volumes(json_t *cfg, const json_t *volumes, struct gr_error *err);
+/* Joins the network namespace bound at netns (network/instance.h) instead
+ * of a new one, and binds BUNDLE/resolv.conf and BUNDLE/hosts over the
+ * image's /etc/resolv.conf and /etc/hosts. */
+int container_config_add_network(json_t *cfg, const char *netns, const char *bundle, struct gr_error *err);
 
 #endif

@@ -83,13 +83,15 @@ int container_config_validate(const json_t *config, struct gr_error *err)
 			r = parse_processes(s, &n, err);
 		} else if (strcmp(key, "boot.restart") == 0) {
 			r = restart_policy_parse(s, &rp, err);
+		} else if (strcmp(key, "network") == 0 || strcmp(key, "ipv4.address") == 0) {
+			continue; /* network/network.c checks them against the networks */
 		} else if (strncmp(key, "environment.", 12) == 0) {
 			r = validate_env_name(key, key + 12, err);
 			if (r == 0 && strchr(s, '\0') != s + strlen(s))
 				r = gr_error_set(err, EINVAL, "%s: the value contains a NUL byte", key);
 		} else {
 			return gr_error_set(err, EINVAL, "config: unknown key %s (known: limits.cpu, limits.memory, "
-					    "limits.processes, boot.restart, environment.NAME)", validate_quote(key, q, sizeof(q)));
+					    "limits.processes, boot.restart, environment.NAME, network, ipv4.address)", validate_quote(key, q, sizeof(q)));
 		}
 		if (r < 0)
 			return r;

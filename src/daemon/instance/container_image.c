@@ -239,3 +239,31 @@ int container_config_add_volumes(json_t *cfg, const json_t *volumes, struct gr_e
 	}
 	return 0;
 }
+
+int container_config_add_network(json_t *cfg, const char *netns, const char *bundle, struct gr_error *err)
+{
+	size_t i;
+	json_t *ns;
+	bool found = false;
+	json_array_foreach(json_object_get(json_object_get(cfg, "linux"), "namespaces"), i, ns) {
+		const char *type = json_string_value(json_object_get(ns, "type"));
+		if (type && strcmp(type, "network") == 0) {
+			json_object_set_new(ns, "path", json_string(netns));
+			found = true;
+		}
+	}
+	json_t *mounts = json_object_get(cfg, "mounts");
+	if (!found || !json_is_array(mounts))
+		return gr_error_set(err, EINVAL, "config.json has no network namespace or no mounts");
+	static const char *const files[] = { "resolv.conf", "hosts" };
+	for (i = 0; i < 2; i++) {
+		char src[PATH_MAX], dst[32];
+		snprintf(src, sizeof(src), "%s/%s", bundle, files[i]);
+		snprintf(dst, sizeof(dst), "/etc/%s", files[i]);
+		json_t *m = json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", dst, "type", "bind", "source", src,
+				      "options", "bind", "rw", "nosuid", "nodev", "rprivate");
+		if (!m || json_array_append_new(mounts, m) < 0)
+			return gr_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}

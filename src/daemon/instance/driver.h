@@ -25,6 +25,19 @@ struct driver_env {
 	const char *libexec_dir;      /* where gureum-supervisor is */
 };
 
+/* An instance's NIC on a gureum network (network/network.h): what a driver
+ * needs to plug it in (network/instance.h does it for containers). */
+struct instance_nic {
+	int64_t instance_id;
+	char network[64];             /* the network's name */
+	char bridge[16];              /* its bridge */
+	char host_ifname[16];         /* the host end: "grv<instance id>" (veth, or tap for VMs) */
+	uint8_t mac[6];               /* the instance's side */
+	uint32_t addr;                /* host byte order */
+	unsigned prefix;
+	uint32_t gateway;             /* also the DNS server (the network's dnsmasq) */
+};
+
 /* One instance as the daemon knows it (read from the database). */
 struct instance_spec {
 	int64_t id;
@@ -37,6 +50,9 @@ struct instance_spec {
 	 * "path": in the instance, "readonly": bool, "type": "dir"|"block"}]
 	 * (volume.h); NULL for none or when not needed (status, stop...). */
 	const json_t *volumes;
+	/* Its NIC, for start; NULL when it has none (network=none: loopback
+	 * only) or when not needed. */
+	const struct instance_nic *nic;
 };
 
 enum instance_run_state {

@@ -11,33 +11,8 @@
 
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "daemon/store/sql.h"
 #include "daemon/store/store.h"
-
-#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-static void finalizep(sqlite3_stmt **st)
-{
-	if (*st)
-		sqlite3_finalize(*st);
-}
-#define gr_autofinal _cleanup_(finalizep)
-
-struct db_hold {
-	struct store *s;
-	sqlite3 *db;
-};
-static void db_releasep(struct db_hold *h)
-{
-	if (h->s)
-		store_db_unlock(h->s);
-}
-#define DB_LOCK(s) _cleanup_(db_releasep) struct db_hold _h_ = { (s), store_db_lock(s) }; sqlite3 *db = _h_.db
-
-static int prep(struct store *s, sqlite3 *db, const char *sql, sqlite3_stmt **st, struct gr_error *err)
-{
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-	return rc == SQLITE_OK ? 0 : store_sql_error(s, rc, err, "cannot prepare a statement");
-}
 
 static void bind(sqlite3_stmt *st, int i, const char *v)
 {
@@ -45,12 +20,6 @@ static void bind(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(st, i);
-}
-
-static char *coldup(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return strdup(t ? (const char *)t : "");
 }
 
 void store_image_clear(struct store_image *i)
@@ -78,7 +47,7 @@ static int exec1(struct store *s, sqlite3 *db, const char *sql, struct gr_error 
 static int alias_upsert(struct store *s, sqlite3 *db, const char *name, const char *fp, struct gr_error *err)
 {
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "INSERT INTO image_aliases (name, fingerprint) VALUES (?1, ?2) "
 		      "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
 		      &st, err);
@@ -101,7 +70,7 @@ int store_image_insert(struct store *s, const struct store_image *img, const cha
 		return rc;
 	{
 		gr_autofinal sqlite3_stmt *st = NULL;
-		if ((rc = prep(s, db,
+		if ((rc = store_prep(s, db,
 			       "INSERT INTO images (fingerprint, architecture, size, created_at, source, description) "
 			       "VALUES (?1, ?2, ?3, coalesce(?4, " NOW_SQL "), ?5, ?6)",
 			       &st, err)) < 0)
@@ -137,7 +106,7 @@ int store_image_get(struct store *s, const char *fp, struct store_image *out, st
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "SELECT fingerprint, architecture, size, created_at, source, description FROM images "
 		      "WHERE fingerprint = ?1",
 		      &st, err);
@@ -150,12 +119,12 @@ int store_image_get(struct store *s, const char *fp, struct store_image *out, st
 	if (rc != SQLITE_ROW)
 		return store_sql_error(s, rc, err, "cannot read the image");
 	memset(out, 0, sizeof(*out));
-	out->fingerprint = coldup(st, 0);
-	out->architecture = coldup(st, 1);
+	out->fingerprint = store_coldup(st, 0);
+	out->architecture = store_coldup(st, 1);
 	out->size = sqlite3_column_int64(st, 2);
-	out->created_at = coldup(st, 3);
-	out->source = coldup(st, 4);
-	out->description = coldup(st, 5);
+	out->created_at = store_coldup(st, 3);
+	out->source = store_coldup(st, 4);
+	out->description = store_coldup(st, 5);
 	if (!out->fingerprint || !out->architecture || !out->created_at || !out->source || !out->description) {
 		store_image_clear(out);
 		return gr_error_set(err, ENOMEM, "out of memory");
@@ -168,7 +137,7 @@ static int strings(struct store *s, const char *sql, const char *arg, char ***ou
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, sql, &st, err);
+	int rc = store_prep(s, db, sql, &st, err);
 	if (rc < 0)
 		return rc;
 	if (arg)
@@ -184,7 +153,7 @@ static int strings(struct store *s, const char *sql, const char *arg, char ***ou
 				return gr_error_set(err, ENOMEM, "out of memory");
 			v = nv;
 		}
-		if (!(v[len] = coldup(st, 0)))
+		if (!(v[len] = store_coldup(st, 0)))
 			return gr_error_set(err, ENOMEM, "out of memory");
 		v[++len] = NULL;
 	}
@@ -213,7 +182,7 @@ int store_alias_get(struct store *s, const char *name, char fp[65], struct gr_er
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "SELECT fingerprint FROM image_aliases WHERE name = ?1", &st, err);
+	int rc = store_prep(s, db, "SELECT fingerprint FROM image_aliases WHERE name = ?1", &st, err);
 	if (rc < 0)
 		return rc;
 	bind(st, 1, name);
@@ -238,7 +207,7 @@ int store_image_resolve(struct store *s, const char *ref, unsigned min_prefix, c
 				    hex ? ", and too short a fingerprint prefix" : "");
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "SELECT fingerprint FROM images WHERE substr(fingerprint, 1, length(?1)) = ?1 LIMIT 2",
+	int rc = store_prep(s, db, "SELECT fingerprint FROM images WHERE substr(fingerprint, 1, length(?1)) = ?1 LIMIT 2",
 		      &st, err);
 	if (rc < 0)
 		return rc;
@@ -261,7 +230,7 @@ int store_image_delete(struct store *s, const char *fp, struct gr_error *err)
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "DELETE FROM images WHERE fingerprint = ?1", &st, err);
+	int rc = store_prep(s, db, "DELETE FROM images WHERE fingerprint = ?1", &st, err);
 	if (rc < 0)
 		return rc;
 	bind(st, 1, fp);
@@ -280,7 +249,7 @@ int store_alias_delete(struct store *s, const char *name, struct gr_error *err)
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "DELETE FROM image_aliases WHERE name = ?1", &st, err);
+	int rc = store_prep(s, db, "DELETE FROM image_aliases WHERE name = ?1", &st, err);
 	if (rc < 0)
 		return rc;
 	bind(st, 1, name);
@@ -293,7 +262,7 @@ int store_instances_pin_images(struct store *s, int *changed, struct gr_error *e
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "UPDATE instances SET image = (SELECT fingerprint FROM image_aliases WHERE name = instances.image) "
 		      "WHERE image NOT IN (SELECT fingerprint FROM images) "
 		      "AND image IN (SELECT name FROM image_aliases)",

@@ -74,6 +74,42 @@ const struct store_migration store_migrations[] = {
 		");\n"
 		"CREATE INDEX volume_attachments_instance ON volume_attachments(instance_id);\n",
 	},
+	{
+		/* Networks (network/network.h, store/networks.h): a NIC (one per
+		 * instance, its address from IPAM) goes with its instance and
+		 * keeps its network from being deleted; a forward goes with its
+		 * instance or network. Addresses are host-order integers. */
+		.name = "0004_networks",
+		.sql =
+		"CREATE TABLE networks (\n"
+		"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+		"  name TEXT NOT NULL UNIQUE,\n"
+		"  bridge TEXT NOT NULL UNIQUE,\n"
+		"  subnet INTEGER NOT NULL CHECK (subnet >= 0 AND subnet < 4294967296),\n"
+		"  prefix INTEGER NOT NULL CHECK (prefix BETWEEN 8 AND 30),\n"
+		"  nat INTEGER NOT NULL CHECK (nat IN (0, 1)),\n"
+		"  isolated INTEGER NOT NULL CHECK (isolated IN (0, 1)),\n"
+		"  created_at TEXT NOT NULL\n"
+		");\n"
+		"CREATE TABLE nics (\n"
+		"  instance_id INTEGER PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,\n"
+		"  network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,\n"
+		"  mac TEXT NOT NULL UNIQUE,\n"
+		"  ipv4 INTEGER NOT NULL,\n"
+		"  static INTEGER NOT NULL CHECK (static IN (0, 1)),\n"
+		"  UNIQUE (network_id, ipv4)\n"
+		");\n"
+		"CREATE TABLE forwards (\n"
+		"  protocol TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),\n"
+		"  host_port INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),\n"
+		"  network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,\n"
+		"  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,\n"
+		"  port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),\n"
+		"  PRIMARY KEY (protocol, host_port)\n"
+		");\n"
+		"CREATE INDEX forwards_network ON forwards(network_id);\n"
+		"CREATE INDEX forwards_instance ON forwards(instance_id);\n",
+	},
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

@@ -10,40 +10,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "daemon/store/sql.h"
 #include "daemon/store/store.h"
 
-#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-static void finalizep(sqlite3_stmt **st)
-{
-	if (*st)
-		sqlite3_finalize(*st);
-}
-#define gr_autofinal _cleanup_(finalizep)
-
-struct db_hold {
-	struct store *s;
-};
-static void db_releasep(struct db_hold *h)
-{
-	if (h->s)
-		store_db_unlock(h->s);
-}
-#define DB_LOCK(s) \
-	sqlite3 *db = store_db_lock(s); \
-	_cleanup_(db_releasep) struct db_hold _h_ = { (s) }
-
-static int prep(struct store *s, sqlite3 *db, const char *sql, sqlite3_stmt **st, struct gr_error *err)
-{
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-	return rc == SQLITE_OK ? 0 : store_sql_error(s, rc, err, "cannot prepare a statement");
-}
-
-static char *coldup(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return strdup(t ? (const char *)t : "");
-}
 
 void store_volume_clear(struct store_volume *v)
 {
@@ -76,7 +45,7 @@ int store_volume_insert(struct store *s, const char *name, const char *type, uin
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "INSERT INTO volumes (name, type, size, created_at) VALUES (?1, ?2, ?3, " NOW_SQL ")", &st,
+	int rc = store_prep(s, db, "INSERT INTO volumes (name, type, size, created_at) VALUES (?1, ?2, ?3, " NOW_SQL ")", &st,
 		      err);
 	if (rc < 0)
 		return rc;
@@ -94,10 +63,10 @@ int store_volume_insert(struct store *s, const char *name, const char *type, uin
 static int read_volume(sqlite3_stmt *st, struct store_volume *v, struct gr_error *err)
 {
 	v->id = sqlite3_column_int64(st, 0);
-	v->name = coldup(st, 1);
-	v->type = coldup(st, 2);
+	v->name = store_coldup(st, 1);
+	v->type = store_coldup(st, 2);
 	v->size = (uint64_t)sqlite3_column_int64(st, 3);
-	v->created_at = coldup(st, 4);
+	v->created_at = store_coldup(st, 4);
 	if (!v->name || !v->type || !v->created_at) {
 		store_volume_clear(v);
 		return gr_error_set(err, ENOMEM, "out of memory");
@@ -112,7 +81,7 @@ int store_volume_get(struct store *s, const char *name, struct store_volume *out
 	memset(out, 0, sizeof(*out));
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "SELECT " VOLUME_COLUMNS " FROM volumes WHERE name = ?1", &st, err);
+	int rc = store_prep(s, db, "SELECT " VOLUME_COLUMNS " FROM volumes WHERE name = ?1", &st, err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
@@ -130,7 +99,7 @@ int store_volume_list(struct store *s, struct store_volume **out, size_t *n, str
 	*n = 0;
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db, "SELECT " VOLUME_COLUMNS " FROM volumes ORDER BY name", &st, err);
+	int rc = store_prep(s, db, "SELECT " VOLUME_COLUMNS " FROM volumes ORDER BY name", &st, err);
 	if (rc < 0)
 		return rc;
 	struct store_volume *v = NULL;
@@ -164,7 +133,7 @@ static int attachments_locked(struct store *s, sqlite3 *db, const char *volume, 
 	*out = NULL;
 	*n = 0;
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "SELECT v.name, i.name, a.path, a.readonly FROM volume_attachments a "
 		      "JOIN volumes v ON v.id = a.volume_id JOIN instances i ON i.id = a.instance_id "
 		      "WHERE (?1 IS NULL OR v.name = ?1) AND (?2 IS NULL OR i.name = ?2) ORDER BY v.name, i.name",
@@ -184,7 +153,7 @@ static int attachments_locked(struct store *s, sqlite3 *db, const char *volume, 
 			return gr_error_set(err, ENOMEM, "out of memory");
 		}
 		a = na;
-		a[k] = (struct store_attachment){ coldup(st, 0), coldup(st, 1), coldup(st, 2),
+		a[k] = (struct store_attachment){ store_coldup(st, 0), store_coldup(st, 1), store_coldup(st, 2),
 						  sqlite3_column_int(st, 3) != 0 };
 		k++;
 		if (!a[k - 1].volume || !a[k - 1].instance || !a[k - 1].path) {
@@ -225,7 +194,7 @@ int store_volume_delete(struct store *s, const char *name, struct gr_error *err)
 		return gr_error_set(err, EBUSY, "volume %s is attached to %s: detach it first", name, list);
 	}
 	gr_autofinal sqlite3_stmt *st = NULL;
-	if ((rc = prep(s, db, "DELETE FROM volumes WHERE name = ?1", &st, err)) < 0)
+	if ((rc = store_prep(s, db, "DELETE FROM volumes WHERE name = ?1", &st, err)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
@@ -239,7 +208,7 @@ int store_volume_attach(struct store *s, const char *volume, const char *instanc
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *q = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "SELECT (SELECT id FROM volumes WHERE name = ?1), (SELECT id FROM instances WHERE name = ?2), "
 		      "(SELECT v.name FROM volume_attachments a JOIN volumes v ON v.id = a.volume_id "
 		      " JOIN instances i ON i.id = a.instance_id WHERE i.name = ?2 AND (a.path = ?3 OR v.name = ?1))",
@@ -263,7 +232,7 @@ int store_volume_attach(struct store *s, const char *volume, const char *instanc
 	}
 	sqlite3_int64 vid = sqlite3_column_int64(q, 0), iid = sqlite3_column_int64(q, 1);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	if ((rc = prep(s, db, "INSERT INTO volume_attachments (volume_id, instance_id, path, readonly) "
+	if ((rc = store_prep(s, db, "INSERT INTO volume_attachments (volume_id, instance_id, path, readonly) "
 			      "VALUES (?1, ?2, ?3, ?4)", &st, err)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, vid);
@@ -283,7 +252,7 @@ int store_volume_detach(struct store *s, const char *volume, const char *instanc
 {
 	DB_LOCK(s);
 	gr_autofinal sqlite3_stmt *st = NULL;
-	int rc = prep(s, db,
+	int rc = store_prep(s, db,
 		      "DELETE FROM volume_attachments WHERE volume_id = (SELECT id FROM volumes WHERE name = ?1) "
 		      "AND instance_id = (SELECT id FROM instances WHERE name = ?2)",
 		      &st, err);
