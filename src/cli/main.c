@@ -25,7 +25,8 @@ static const struct cli_command commands[] = {
 	{ "launch", cmd_launch, "IMAGE [NAME] [-c KEY=VALUE]... [-- COMMAND [ARG]...]",
 	  "create an instance from an image and start it",
 	  "  -c, --config KEY=VALUE  instance config (limits.cpu, limits.memory, limits.processes,\n"
-	  "                          environment.NAME, boot.restart); repeatable\n"
+	  "                          environment.NAME, boot.restart, network=NAME|none,\n"
+	  "                          ipv4.address); repeatable\n"
 	  "  -e, --empty             create it without starting it\n"
 	  "Without NAME a name is made up. Prints the instance's name.\n" },
 	{ "list", cmd_list, "[--format table|json|yaml|csv]",

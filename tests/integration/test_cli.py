@@ -56,6 +56,7 @@ class Cli:
 
     def run(self, *args, input=None, timeout=TIMEOUT, env=None, base=None):
         cmd = (base if base is not None else self.base) + [str(a) for a in args]
+        cmd = self.d.in_netns(cmd)  # beside the daemon: --remote reaches its --listen address
         r = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
                            env=dict(os.environ, **(env or {})))
         check_no_sanitizer_report(r.stderr)

@@ -360,11 +360,10 @@ def test_printed_launch_command_works_as_printed(gureumd):
 
 
 def test_bad_flags_exit_1():
-    import subprocess
-    from daemon import GUREUMD
+    from daemon import run_gureumd
     for args, msg in ((["--bogus"], "unknown option"), (["--log-level", "loud"], "unknown level"),
                       (["--state-dir"], "missing value"), (["extra"], "unexpected argument")):
-        r = subprocess.run([GUREUMD] + args, capture_output=True, text=True, timeout=TIMEOUT)
+        r = run_gureumd(args, capture_output=True, text=True, timeout=TIMEOUT)
         assert r.returncode == 1 and msg in r.stderr, (args, r.stderr)
 
 

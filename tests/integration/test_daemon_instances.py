@@ -7,6 +7,7 @@ Run: /usr/bin/python3 -m pytest -q tests/integration/test_daemon_instances.py
 """
 import json
 import os
+import subprocess
 import signal
 import time
 
@@ -530,6 +531,10 @@ def test_unknown_workload_is_reported_not_killed():
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), what="the unknown workload to be killed by the test")
         wait_for(lambda: not supervisor_alive(d, n("u1")), what="its supervisor to end")
+        # Its network namespace is the unknown workload's too: gone with it, by hand.
+        netns = os.path.join(d.run_dir, "netns", n("u1"))
+        subprocess.run(["umount", netns], check=True)
+        os.unlink(netns)
         d.start()  # its clean stop removes the (now empty) cgroup parent
         d.stop()
     finally:

@@ -98,6 +98,8 @@ def processes_of(d):
                 argv = f.read().decode(errors="replace").split("\0")
         except OSError:
             continue
+        if os.path.basename(argv[0]) == "dnsmasq":
+            continue  # a network's: it outlives gureumd as instances do (one per network)
         if any(d.run_dir in a or d.state_dir in a for a in argv) and pid_alive(int(entry)):
             out[int(entry)] = argv
     return out

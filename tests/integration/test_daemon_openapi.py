@@ -6,18 +6,17 @@ its documentation (or documented but not served) fails here.
 """
 import os
 import re
-import subprocess
 
 import yaml
 
-from daemon import GUREUMD, REPO
+from daemon import REPO, run_gureumd
 
 SPEC = os.path.join(REPO, "docs", "api", "openapi.yaml")
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 def served_routes():
-    r = subprocess.run([GUREUMD, "--print-routes"], capture_output=True, text=True, timeout=30)
+    r = run_gureumd(["--print-routes"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     routes = set()
     for line in r.stdout.splitlines():

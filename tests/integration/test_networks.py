@@ -203,8 +203,12 @@ def test_a_forward_reaches_a_server_in_an_instance(gureumd, outside):
     assert gureumd.get("/1.0/networks/default/forwards")["metadata"] == [fw]
     assert gureumd.get("/1.0/networks/default/forwards/tcp/18080")["metadata"] == fw
 
-    # The same port again, another instance, a bad port: clear errors, nothing changed.
+    # From instances: another one, and the server's own (its bridge port is in hairpin mode).
     create(gureumd, "other")
+    for name in ("other", "web"):
+        assert sh(gureumd, name, "wget -qO- http://192.0.2.1:18080/") == "hello-from-web\n", name
+
+    # The same port again, another instance, a bad port: clear errors, nothing changed.
     table = nft_table(gureumd)
     error(gureumd, "POST", "/1.0/networks/default/forwards",
           {"host_port": 18080, "instance": "other", "port": 80}, code=409, contains="forwarded already")

@@ -329,6 +329,22 @@ static int link_set(struct nl *nl, int index, int master)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
+/* Hairpin mode on a bridge port: a frame may leave by the port it came in
+ * by, so an instance reaches its own port forward through the host's
+ * address (the DNAT sends it back to where it came from). */
+static int port_hairpin(struct nl *nl, int index)
+{
+	char buf[NL_REQ_SIZE] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh = nl_msg(buf, RTM_NEWLINK, 0);
+	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_family = AF_BRIDGE;
+	ifm->ifi_index = index;
+	struct nlattr *pi = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_MODE, 1);
+	mnl_attr_nest_end(nlh, pi);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
 static int link_up(struct nl *nl, const char *name, struct gr_error *err)
 {
 	struct link l;
@@ -506,6 +522,8 @@ int nl_veth_create(const char *host_name, const char *bridge, int netns_fd, cons
 		(void)nl_fail(&nl, err, r, "cannot look up the new veth %s", host_name);
 	else if ((r = link_set(&nl, l.index, br.index)) < 0)
 		(void)nl_fail(&nl, err, r, "cannot attach veth %s to bridge %s", host_name, bridge);
+	else if ((r = port_hairpin(&nl, l.index)) < 0)
+		(void)nl_fail(&nl, err, r, "cannot set hairpin mode on %s", host_name);
 	if (r < 0) {
 		/* Nothing half-made: deleting one end deletes the pair. */
 		struct gr_error ignored;
@@ -527,6 +545,8 @@ int nl_link_set_master(const char *name, const char *bridge, struct gr_error *er
 		return r;
 	if ((r = link_set(&nl, l.index, br.index)) < 0)
 		return nl_fail(&nl, err, r, "cannot attach %s to bridge %s", name, bridge);
+	if ((r = port_hairpin(&nl, l.index)) < 0)
+		return nl_fail(&nl, err, r, "cannot set hairpin mode on %s", name);
 	return 0;
 }
 
