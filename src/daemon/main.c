@@ -60,13 +60,15 @@ static int parse_level(const char *s, enum gr_log_level *out)
 	return -EINVAL;
 }
 
-/* Absolute, normalized-enough path of a directory flag (created if missing,
- * 0700, owner only: it holds the database, keys and the API socket). */
-static int prepare_dir(const char *flag, const char *dir, char **out, struct gr_error *err)
+/* Absolute, normalized-enough path of a directory flag, created if missing
+ * and given exactly mode: STATE 0700 (owner only: the database, keys);
+ * RUN 0711 (others may pass through, to reach the networks' host files that
+ * dnsmasq reads as nobody, but list nothing; what is in it is 0600/0700). */
+static int prepare_dir(const char *flag, const char *dir, mode_t mode, char **out, struct gr_error *err)
 {
 	if (!*dir)
 		return gr_error_set(err, EINVAL, "%s: empty path", flag);
-	int rc = gr_mkdir_p(dir, 0700, err);
+	int rc = gr_mkdir_p(dir, mode, err);
 	if (rc < 0)
 		return gr_error_prefix(err, "%s %s", flag, dir);
 	char *abs = realpath(dir, NULL);
@@ -77,8 +79,8 @@ static int prepare_dir(const char *flag, const char *dir, char **out, struct gr_
 		free(abs);
 		return gr_error_set(err, ENOTDIR, "%s %s: not a directory", flag, dir);
 	}
-	if ((st.st_mode & 077) && chmod(abs, st.st_mode & 0700) < 0) {
-		rc = gr_error_sys(err, errno, "%s %s: cannot make it owner-only", flag, dir);
+	if ((st.st_mode & 07777) != mode && chmod(abs, mode) < 0) {
+		rc = gr_error_sys(err, errno, "%s %s: cannot set its mode to %04o", flag, dir, (unsigned)mode);
 		free(abs);
 		return rc;
 	}
@@ -250,8 +252,8 @@ int main(int argc, char **argv)
 	struct gr_error err = { 0 };
 	gr_autofree char *state_dir = NULL, *run_dir = NULL, *libexec = libexec_dir();
 	gr_autoclose int lock_fd = -1;
-	if (prepare_dir("--state-dir", state, &state_dir, &err) < 0 ||
-	    prepare_dir("--run-dir", run, &run_dir, &err) < 0 || take_lock(run_dir, &lock_fd, &err) < 0) {
+	if (prepare_dir("--state-dir", state, 0700, &state_dir, &err) < 0 ||
+	    prepare_dir("--run-dir", run, 0711, &run_dir, &err) < 0 || take_lock(run_dir, &lock_fd, &err) < 0) {
 		fprintf(stderr, "gureumd: %s\n", err.msg);
 		return 1;
 	}

@@ -425,6 +425,9 @@ def remove_residue(state_dir, run_dir, extra_dirs=()):
 class Gureumd:
     def __init__(self, state_dir=None, run_dir=None, listen=None, args=(), env=None):
         self._tmp = tempfile.mkdtemp(prefix="gd-", dir="/tmp")  # short: unix socket paths
+        # As /run is: others may pass through (the networks' dnsmasq, as nobody, reads its host
+        # files under RUN; gureumd makes RUN 0711 itself).
+        os.chmod(self._tmp, 0o711)
         self.state_dir = state_dir or os.path.join(self._tmp, "state")
         self.run_dir = run_dir or os.path.join(self._tmp, "run")
         self.listen = listen

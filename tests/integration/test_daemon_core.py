@@ -289,7 +289,12 @@ def test_bad_listen_address_is_refused():
 def test_socket_and_directories_are_owner_only(gureumd):
     assert stat.S_IMODE(os.stat(gureumd.socket_path).st_mode) == 0o600
     assert stat.S_ISSOCK(os.stat(gureumd.socket_path).st_mode)
-    assert stat.S_IMODE(os.stat(gureumd.run_dir).st_mode) == 0o700
+    # RUN: others may only pass through (dnsmasq, as nobody, reads RUN/networks/NAME/hosts);
+    # nothing in it is theirs to open.
+    assert stat.S_IMODE(os.stat(gureumd.run_dir).st_mode) == 0o711
+    for entry in os.listdir(gureumd.run_dir):
+        mode = stat.S_IMODE(os.lstat(os.path.join(gureumd.run_dir, entry)).st_mode)
+        assert entry == "networks" or mode & 0o077 == 0, (entry, oct(mode))
     assert stat.S_IMODE(os.stat(gureumd.state_dir).st_mode) == 0o700
 
 

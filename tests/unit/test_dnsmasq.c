@@ -6,16 +6,25 @@
  * kills every dnsmasq it started, even after a crash. Inside: bridges br0
  * (10.99.0.1/24) and br1 (10.99.1.1/24), made with ip(8).
  *
- * Tested: the host files' text, directory modes, refused names and
- * addresses; start, DNS answers for NAME and NAME.gureum (hand-made A
- * queries over UDP), reload by SIGHUP (a new name resolves, a removed one
- * no longer does), stop (process gone, pid file removed, a second stop is
- * 0); a stale pid file (naming this test, another network's dnsmasq, or
- * garbage) is never signalled; the binary check (GUREUM_DNSMASQ); a failed
- * start carries dnsmasq's message and leaves no process; DHCP with busybox's
- * udhcpc on veths in br0 (static leases only, names that look like lease
- * times, guest-sent names kept out of DNS). Without root only the host files
- * are tested. */
+ * Tested: the host files' text, their place (RUN, not STATE, whose old
+ * copies go) and modes (files 0644, run directory 0711, its parent made
+ * searchable, whatever the umask), refused names and addresses; start, DNS
+ * answers for NAME and NAME.gureum (hand-made A queries over UDP), dnsmasq
+ * runs as nobody:nogroup (/proc/PID/status), reload by SIGHUP read as
+ * nobody (a new name resolves, a removed one no longer does), stop (process
+ * gone, pid file removed, a second stop is 0); a dnsmasq started with other
+ * arguments (as root, as earlier versions did) is replaced; a run directory
+ * chain nobody cannot pass is refused (-EACCES) before anything starts or
+ * is signalled; a stale pid file (naming this test, another network's
+ * dnsmasq, or garbage) is never signalled; the binary check
+ * (GUREUM_DNSMASQ); a failed start carries dnsmasq's message and leaves no
+ * process; DHCP with busybox's udhcpc on veths in br0 (static leases only,
+ * names that look like lease times, guest-sent names kept out of DNS; the
+ * lease file in the 0700 STATE directory is written by dnsmasq as nobody,
+ * in place). Without root only the host files are tested.
+ *
+ * The temporary directory stands for / down to RUN: it and BASE/run are
+ * made 0711 here, as gureumd's main.c makes RUN. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -26,8 +35,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -50,6 +61,7 @@
 extern char **environ;
 
 static char base[64];                 /* the test's temporary directory */
+static char run_root[96];             /* BASE/run, standing for RUN (0711) */
 static volatile sig_atomic_t got_hup, got_term;
 
 struct tnet {
@@ -274,6 +286,14 @@ static void reap(void)
 
 /* ---- host files (no root needed) ---- */
 
+static int mode_of(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		fail_msg("stat %s: %s", path, strerror(errno));
+	return (int)(st.st_mode & 07777);
+}
+
 static void test_write_hosts(void **state)
 {
 	(void)state;
@@ -282,17 +302,33 @@ static void test_write_hosts(void **state)
 		{ "c1", mac1, IP(10, 99, 0, 2) },
 		{ "web-2", mac3, IP(10, 99, 0, 254) },
 	};
+	/* RUN/networks as an owner-only directory (gureumd's network.c makes
+	 * it so before this), and the host files where versions that ran
+	 * dnsmasq as root kept them; all under a strict umask. */
+	char networks[128], old1[200], old2[200];
+	snprintf(networks, sizeof(networks), "%s/networks", run_root);
+	assert_int_equal(mkdir(networks, 0700), 0);
+	struct gr_error e = { 0 };
+	assert_int_equal(gr_mkdir_p(net1.state, 0700, &e), 0);
+	snprintf(old1, sizeof(old1), "%s/dhcp-hosts", net1.state);
+	snprintf(old2, sizeof(old2), "%s/hosts", net1.state);
+	put(old1, "0e:00:00:00:00:09,10.99.0.9,old\n");
+	put(old2, "10.99.0.9 old old.gureum\n");
+	mode_t umask_was = umask(077);
 	write_hosts_ok(&net1, h, 2);
+	umask(umask_was);
 
-	struct stat st;
-	assert_int_equal(stat(net1.state, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
-	assert_int_equal(stat(net1.run, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(mode_of(net1.state), 0700);
+	assert_int_equal(mode_of(net1.run), 0711);
+	assert_int_equal(mode_of(networks), 0711);
+	assert_int_equal(access(old1, F_OK), -1);
+	assert_int_equal(access(old2, F_OK), -1);
 
 	char p1[200], p2[200];
-	snprintf(p1, sizeof(p1), "%s/dhcp-hosts", net1.state);
-	snprintf(p2, sizeof(p2), "%s/hosts", net1.state);
+	snprintf(p1, sizeof(p1), "%s/dhcp-hosts", net1.run);
+	snprintf(p2, sizeof(p2), "%s/hosts", net1.run);
+	assert_int_equal(mode_of(p1), 0644);
+	assert_int_equal(mode_of(p2), 0644);
 	gr_autofree char *d = slurp(p1), *n = slurp(p2);
 	assert_string_equal(d, "0e:00:00:00:00:01,10.99.0.2,c1\n0e:ab:cd:ef:10:ff,10.99.0.254,web-2\n");
 	assert_string_equal(n, "10.99.0.2 c1 c1.gureum\n10.99.0.254 web-2 web-2.gureum\n");
@@ -339,24 +375,65 @@ static void test_write_hosts(void **state)
 	assert_string_equal(d2, d);
 	assert_string_equal(n2, n);
 
-	/* No instances: empty files. No temporary file is left behind. */
+	/* No instances: empty files. No temporary file is left behind, and
+	 * nothing is written to the state directory. */
 	write_hosts_ok(&net1, NULL, 0);
 	gr_autofree char *d3 = slurp(p1), *n3 = slurp(p2);
 	assert_string_equal(d3, "");
 	assert_string_equal(n3, "");
-	gr_autoclosedir DIR *dir = opendir(net1.state);
-	assert_non_null(dir);
-	struct dirent *e;
-	int files = 0;
-	while ((e = readdir(dir)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			assert_true(e->d_name[0] != '.');
-			files++;
-		}
-	assert_int_equal(files, 2);
+	const char *dirs[] = { net1.run, net1.state };
+	const int want[] = { 2, 0 };
+	for (int k = 0; k < 2; k++) {
+		gr_autoclosedir DIR *dir = opendir(dirs[k]);
+		assert_non_null(dir);
+		struct dirent *de;
+		int files = 0;
+		while ((de = readdir(dir)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				assert_true(de->d_name[0] != '.');
+				files++;
+			}
+		assert_int_equal(files, want[k]);
+	}
+
+	/* A run directory left 0700 (by an earlier version) becomes 0711. */
+	assert_int_equal(chmod(net1.run, 0700), 0);
+	write_hosts_ok(&net1, NULL, 0);
+	assert_int_equal(mode_of(net1.run), 0711);
 }
 
 /* ---- dnsmasq itself (root, in the namespaces) ---- */
+
+/* The four ids (real, effective, saved, file system) of a /proc/PID/status
+ * line ("Uid:" or "Gid:"). */
+static void proc_ids(pid_t pid, const char *key, unsigned ids[4])
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	gr_autofree char *st = slurp(path);
+	const char *line = strstr(st, key);
+	assert_non_null(line);
+	if (sscanf(line + strlen(key), "%u %u %u %u", &ids[0], &ids[1], &ids[2], &ids[3]) != 4)
+		fail_msg("%s: cannot parse %s", path, key);
+}
+
+/* dnsmasq has dropped root for nobody:nogroup, every id of it. */
+static void assert_not_root(pid_t pid)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct group *gr = getgrnam("nogroup");
+	assert_non_null(pw);
+	assert_non_null(gr);
+	unsigned uids[4], gids[4];
+	proc_ids(pid, "Uid:", uids);
+	proc_ids(pid, "Gid:", gids);
+	for (int i = 0; i < 4; i++) {
+		assert_int_not_equal(uids[i], 0);
+		assert_int_equal(uids[i], pw->pw_uid);
+		assert_int_not_equal(gids[i], 0);
+		assert_int_equal(gids[i], gr->gr_gid);
+	}
+}
 
 static void test_start_resolve_reload_stop(void **state)
 {
@@ -371,17 +448,20 @@ static void test_start_resolve_reload_stop(void **state)
 	assert_true(pid > 0);
 	gr_autofree char *pf = slurp(net1.pid_file);
 	assert_int_equal(atoi(pf), pid);
+	assert_not_root(pid);
 
 	dns_expect("10.99.0.1", "c1.gureum", IP(10, 99, 0, 2));
 	dns_expect("10.99.0.1", "c1", IP(10, 99, 0, 2));
 	dns_expect("10.99.0.1", "c2.gureum", 0);
 
-	/* A new name and a new address after a reload (SIGHUP: same process). */
+	/* A new name and a new address after a reload (SIGHUP: same process,
+	 * which reads the host files as nobody). */
 	struct dnsmasq_host h2[] = { { "c2", mac2, IP(10, 99, 0, 3) } };
 	write_hosts_ok(&net1, h2, 1);
 	if (dnsmasq_ensure(&net1.n, &err) < 0)
 		fail_msg("%s", err.msg);
 	assert_int_equal(dnsmasq_pid(&net1.n), pid);
+	assert_not_root(pid);
 	dns_expect("10.99.0.1", "c2.gureum", IP(10, 99, 0, 3));
 	dns_expect("10.99.0.1", "c2", IP(10, 99, 0, 3));
 	dns_expect("10.99.0.1", "c1.gureum", 0);
@@ -394,6 +474,107 @@ static void test_start_resolve_reload_stop(void **state)
 	reap();
 	assert_int_equal(got_hup, 0);
 	assert_int_equal(got_term, 0);
+}
+
+/* A dnsmasq started with other arguments (here as root, as versions before
+ * this one did) is stopped and started again by ensure, not reloaded. */
+static void test_replaces_other_arguments(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	struct dnsmasq_host h[] = { { "c1", mac1, IP(10, 99, 0, 2) } };
+	write_hosts_ok(&net1, h, 1);
+	if (dnsmasq_ensure(&net1.n, &err) < 0)
+		fail_msg("%s", err.msg);
+	pid_t p1 = dnsmasq_pid(&net1.n);
+	assert_true(p1 > 0);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)p1);
+	gr_autofree char *cmd = NULL;
+	size_t len = 0;
+	if (gr_read_file(path, &cmd, &len, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(dnsmasq_stop(&net1.n, &err), 0);
+	reap();
+
+	/* The same command line with --user=root and no --group. */
+	char *argv[40];
+	int argc = 0;
+	bool had_user = false;
+	for (size_t off = 0; off < len && argc < 38; off += strlen(cmd + off) + 1) {
+		if (strcmp(cmd + off, "--group=nogroup") == 0)
+			continue;
+		if (strcmp(cmd + off, "--user=nobody") == 0) {
+			argv[argc++] = "--user=root";
+			had_user = true;
+			continue;
+		}
+		argv[argc++] = cmd + off;
+	}
+	argv[argc] = NULL;
+	assert_true(had_user);
+	assert_int_equal(run_argv(argv), 0);
+	pid_t old = dnsmasq_pid(&net1.n);
+	assert_true(old > 0);
+	unsigned uids[4];
+	proc_ids(old, "Uid:", uids);
+	assert_int_equal(uids[1], 0);
+
+	if (dnsmasq_ensure(&net1.n, &err) < 0)
+		fail_msg("%s", err.msg);
+	pid_t p2 = dnsmasq_pid(&net1.n);
+	assert_true(p2 > 0 && p2 != old);
+	assert_true(process_gone(old));
+	assert_not_root(p2);
+	dns_expect("10.99.0.1", "c1.gureum", IP(10, 99, 0, 2));
+	/* Now the same arguments: a reload. */
+	if (dnsmasq_ensure(&net1.n, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(dnsmasq_pid(&net1.n), p2);
+	assert_int_equal(dnsmasq_stop(&net1.n, &err), 0);
+	reap();
+	assert_int_equal(got_hup, 0);
+	assert_int_equal(got_term, 0);
+}
+
+/* RUN that nobody cannot pass (as gureumd's main.c made it before dnsmasq
+ * dropped root): refused before anything starts, or is signalled. */
+static void test_unreachable(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	struct dnsmasq_host h[] = { { "c1", mac1, IP(10, 99, 0, 2) } };
+	write_hosts_ok(&net1, h, 1);
+	assert_int_equal(chmod(run_root, 0700), 0);
+	assert_int_equal(dnsmasq_ensure(&net1.n, &err), -EACCES);
+	char want[160];
+	snprintf(want, sizeof(want), "%s is mode 0700", run_root);
+	if (!strstr(err.msg, want) || !strstr(err.msg, "nobody"))
+		fail_msg("unexpected message: %s", err.msg);
+	assert_int_equal(dnsmasq_pid(&net1.n), 0);
+	assert_int_equal(processes_with_arg(net1.pid_file, false), 0);
+
+	/* Running already: no SIGHUP it could not act on either. */
+	assert_int_equal(chmod(run_root, 0711), 0);
+	if (dnsmasq_ensure(&net1.n, &err) < 0)
+		fail_msg("%s", err.msg);
+	pid_t pid = dnsmasq_pid(&net1.n);
+	assert_true(pid > 0);
+	assert_int_equal(chmod(run_root, 0700), 0);
+	assert_int_equal(dnsmasq_ensure(&net1.n, &err), -EACCES);
+	assert_int_equal(dnsmasq_pid(&net1.n), pid);
+	assert_int_equal(chmod(run_root, 0711), 0);
+
+	/* A host file others cannot read. */
+	char p[200];
+	snprintf(p, sizeof(p), "%s/hosts", net1.run);
+	assert_int_equal(chmod(p, 0600), 0);
+	assert_int_equal(dnsmasq_ensure(&net1.n, &err), -EACCES);
+	assert_non_null(strstr(err.msg, "cannot read"));
+	write_hosts_ok(&net1, h, 1);
+	assert_int_equal(mode_of(p), 0644);
+	assert_int_equal(dnsmasq_stop(&net1.n, &err), 0);
+	reap();
 }
 
 static void test_stale_pid_file(void **state)
@@ -507,6 +688,13 @@ static void test_dhcp(void **state)
 	write_hosts_ok(&net1, h, 2);
 	if (dnsmasq_ensure(&net1.n, &err) < 0)
 		fail_msg("%s", err.msg);
+	/* dnsmasq made its lease file while root, in the 0700 state directory. */
+	char leases[200];
+	snprintf(leases, sizeof(leases), "%s/leases", net1.state);
+	struct stat lst;
+	assert_int_equal(stat(leases, &lst), 0);
+	assert_int_equal(lst.st_uid, 0);
+	assert_int_equal(mode_of(net1.state), 0700);
 	const uint8_t *macs[] = { mac1, mac2, mac3 };
 	for (int i = 0; i < 3; i++) {
 		char v[8], e[8], m[MAC_STR_MAX];
@@ -533,6 +721,27 @@ static void test_dhcp(void **state)
 	dhcp_lease("e2", "2", NULL, out, sizeof(out));
 	if (strstr(out, "obtained") || !strstr(out, "no lease"))
 		fail_msg("udhcpc on e2 (unknown MAC): %s", out);
+
+	/* As nobody it records both leases there: in place, through the
+	 * descriptor it opened as root (same file, still root's). It writes
+	 * in its own time: polled, up to 1000 tries. */
+	bool recorded = false;
+	for (int i = 0; i < 1000 && !recorded; i++) {
+		gr_autofree char *l = slurp(leases);
+		recorded = strstr(l, " 0e:00:00:00:00:01 10.99.0.2 ") && strstr(l, " 0e:00:00:00:00:02 10.99.0.3 ");
+		if (!recorded) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (!recorded) {
+		gr_autofree char *l = slurp(leases);
+		fail_msg("%s lacks the two leases: %s", leases, l);
+	}
+	struct stat lst2;
+	assert_int_equal(stat(leases, &lst2), 0);
+	assert_int_equal(lst2.st_ino, lst.st_ino);
+	assert_int_equal(lst2.st_uid, 0);
 
 	for (int i = 0; i < 3; i++) {
 		char v[8];
@@ -579,6 +788,10 @@ static int group_setup(void **state)
 	(void)state;
 	snprintf(base, sizeof(base), "/tmp/gureum-test-dnsmasq-XXXXXX");
 	if (!mkdtemp(base))
+		return -1;
+	/* What gureumd's main.c does for RUN: nobody (dnsmasq) may pass. */
+	snprintf(run_root, sizeof(run_root), "%s/run", base);
+	if (chmod(base, 0711) < 0 || mkdir(run_root, 0711) < 0 || chmod(run_root, 0711) < 0)
 		return -1;
 	tnet_init(&net1, "n1", "br0", IP(10, 99, 0, 0));
 	tnet_init(&net2, "n2", "br1", IP(10, 99, 1, 0));
@@ -633,6 +846,8 @@ static int run_in_namespaces(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_hosts),
 		cmocka_unit_test(test_start_resolve_reload_stop),
+		cmocka_unit_test(test_replaces_other_arguments),
+		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_stale_pid_file),
 		cmocka_unit_test(test_dhcp),
 		cmocka_unit_test(test_start_failure),

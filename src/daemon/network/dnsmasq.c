@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +26,9 @@
 #define DNSMASQ_STOP_WAIT_MS 5000   /* after SIGTERM, then as long again after SIGKILL */
 #define DNSMASQ_START_WAIT_MS 30000 /* its launcher exits once the daemon serves */
 #define DNSMASQ_NAME_MAX 63         /* a DNS label */
+#define DNSMASQ_USER "nobody"       /* what it drops to (Debian's names) */
+#define DNSMASQ_GROUP "nogroup"
+#define DNSMASQ_MAX_ARGS 32
 
 static const char *dnsmasq_path(void)
 {
@@ -43,6 +47,22 @@ static int join_path(char *buf, size_t size, const char *dir, const char *name, 
 static int pid_file_path(const struct dnsmasq_net *n, char buf[PATH_MAX], struct gr_error *err)
 {
 	return join_path(buf, PATH_MAX, n->run_dir, "dnsmasq.pid", err);
+}
+
+struct dnsmasq_paths {
+	char dhcp_hosts[PATH_MAX], hosts[PATH_MAX], leases[PATH_MAX], pid_file[PATH_MAX], log[PATH_MAX];
+};
+
+static int dnsmasq_paths(const struct dnsmasq_net *n, struct dnsmasq_paths *p, struct gr_error *err)
+{
+	int rc;
+	if ((rc = join_path(p->dhcp_hosts, sizeof(p->dhcp_hosts), n->run_dir, "dhcp-hosts", err)) < 0 ||
+	    (rc = join_path(p->hosts, sizeof(p->hosts), n->run_dir, "hosts", err)) < 0 ||
+	    (rc = join_path(p->leases, sizeof(p->leases), n->state_dir, "leases", err)) < 0 ||
+	    (rc = pid_file_path(n, p->pid_file, err)) < 0 ||
+	    (rc = join_path(p->log, sizeof(p->log), n->run_dir, "dnsmasq.log", err)) < 0)
+		return gr_error_prefix(err, "network %s", n->name);
+	return 0;
 }
 
 /* ---- host files ---- */
@@ -87,8 +107,9 @@ static bool dhcp_name_ambiguous(const char *s)
 	return s[digits] == '\0' || (strchr("smhdw", s[digits]) && s[digits + 1] == '\0');
 }
 
-/* Writes dir/name atomically and durably: a new temporary file (O_EXCL),
- * fsync, rename over name, fsync of the directory. */
+/* Writes dir/name atomically and durably: a new temporary file (O_EXCL,
+ * 0644 whatever the umask: dnsmasq reads it as nobody), fsync, rename over
+ * name, fsync of the directory. */
 static int write_file_durable(const char *dir, const char *name, const char *data, size_t len,
 			      struct gr_error *err)
 {
@@ -106,7 +127,7 @@ static int write_file_durable(const char *dir, const char *name, const char *dat
 			return gr_error_sys(err, errno, "cannot create %s/%s", dir, tmp);
 	}
 	int rc = 0;
-	if (gr_write_all(fd, data, len) < 0 || fsync(fd) < 0)
+	if (fchmod(fd, 0644) < 0 || gr_write_all(fd, data, len) < 0 || fsync(fd) < 0)
 		rc = gr_error_sys(err, errno, "cannot write %s/%s", dir, tmp);
 	else if (close(gr_steal_fd(fd)) < 0)
 		rc = gr_error_sys(err, errno, "cannot write %s/%s", dir, tmp);
@@ -121,6 +142,10 @@ static int write_file_durable(const char *dir, const char *name, const char *dat
 	return 0;
 }
 
+/* The state directory 0700; the run directory 0711 (dnsmasq, as nobody,
+ * opens the host files in it by name but cannot list it) whatever the
+ * umask or an earlier mode, and its parent (RUN/networks) given the search
+ * bits it lacks (nothing else of its mode changes). */
 static int make_dirs(const struct dnsmasq_net *n, struct gr_error *err)
 {
 	/* dnsmasq is given paths under them, and finds itself by them. */
@@ -129,9 +154,24 @@ static int make_dirs(const struct dnsmasq_net *n, struct gr_error *err)
 				    n->name, n->state_dir, n->run_dir);
 	int rc = gr_mkdir_p(n->state_dir, 0700, err);
 	if (rc == 0)
-		rc = gr_mkdir_p(n->run_dir, 0700, err);
+		rc = gr_mkdir_p(n->run_dir, 0711, err);
 	if (rc < 0)
 		return gr_error_prefix(err, "network %s", n->name);
+	if (chmod(n->run_dir, 0711) < 0)
+		return gr_error_sys(err, errno, "network %s: cannot make %s 0711", n->name, n->run_dir);
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", n->run_dir);
+	for (size_t k = strlen(parent); k > 1 && parent[k - 1] == '/'; k--)
+		parent[k - 1] = '\0';
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		return 0;                   /* directly under / */
+	*slash = '\0';
+	struct stat st;
+	if (stat(parent, &st) < 0)
+		return gr_error_sys(err, errno, "network %s: cannot stat %s", n->name, parent);
+	if ((st.st_mode & 0011) != 0011 && chmod(parent, (st.st_mode & 07777) | 0011) < 0)
+		return gr_error_sys(err, errno, "network %s: cannot make %s traversable (0711)", n->name, parent);
 	return 0;
 }
 
@@ -183,11 +223,18 @@ int dnsmasq_write_hosts(const struct dnsmasq_net *n, const struct dnsmasq_host *
 	if (bad || !dhcp || !names)
 		return gr_error_set(err, ENOMEM, "out of memory");
 
-	rc = write_file_durable(n->state_dir, "dhcp-hosts", dhcp, dhcp_len, err);
+	rc = write_file_durable(n->run_dir, "dhcp-hosts", dhcp, dhcp_len, err);
 	if (rc == 0)
-		rc = write_file_durable(n->state_dir, "hosts", names, names_len, err);
+		rc = write_file_durable(n->run_dir, "hosts", names, names_len, err);
 	if (rc < 0)
 		return gr_error_prefix(err, "network %s: DHCP/DNS host files", n->name);
+	/* Where versions before dnsmasq ran as nobody kept them. */
+	static const char *const old[] = { "dhcp-hosts", "hosts" };
+	for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/%s", n->state_dir, old[i]) < (int)sizeof(path))
+			(void)unlink(path);
+	}
 	return 0;
 }
 
@@ -404,23 +451,75 @@ static int run_launcher(const char *path, char *const argv[], char *out, size_t 
 	return 0;
 }
 
-static int dnsmasq_start(const struct dnsmasq_net *n, struct gr_error *err)
+/* dnsmasq reads the host files after it has become nobody (at start and at
+ * every SIGHUP) and starts without complaint when it cannot, serving no
+ * names: every directory on the way must let others search it, and the
+ * files must let others read them. */
+static int check_reachable(const struct dnsmasq_net *n, const struct dnsmasq_paths *p, struct gr_error *err)
 {
-	int rc = make_dirs(n, err);
-	if (rc < 0)
-		return rc;
-	char dhcp_hosts[PATH_MAX], hosts[PATH_MAX], leases[PATH_MAX], pid_file[PATH_MAX], log[PATH_MAX];
-	if ((rc = join_path(dhcp_hosts, sizeof(dhcp_hosts), n->state_dir, "dhcp-hosts", err)) < 0 ||
-	    (rc = join_path(hosts, sizeof(hosts), n->state_dir, "hosts", err)) < 0 ||
-	    (rc = join_path(leases, sizeof(leases), n->state_dir, "leases", err)) < 0 ||
-	    (rc = pid_file_path(n, pid_file, err)) < 0 ||
-	    (rc = join_path(log, sizeof(log), n->run_dir, "dnsmasq.log", err)) < 0)
-		return gr_error_prefix(err, "network %s", n->name);
-	/* dnsmasq would start without them and serve nothing until a SIGHUP. */
-	if (access(dhcp_hosts, F_OK) < 0 || access(hosts, F_OK) < 0)
-		return gr_error_sys(err, errno, "network %s: cannot start dnsmasq without %s and %s (write them first)",
-				    n->name, dhcp_hosts, hosts);
+	gr_autofree char *dir = realpath(n->run_dir, NULL);
+	if (!dir)
+		return gr_error_sys(err, errno, "network %s: %s", n->name, n->run_dir);
+	size_t len = strlen(dir);
+	for (size_t end = 0; end <= len; end++) {
+		if (end < len && dir[end] != '/')
+			continue;
+		char saved = dir[end];
+		dir[end] = '\0';
+		const char *d = end == 0 ? "/" : dir;
+		struct stat st;
+		int rc = 0;
+		if (stat(d, &st) < 0)
+			rc = gr_error_sys(err, errno, "network %s: cannot stat %s", n->name, d);
+		else if (!(st.st_mode & S_IXOTH))
+			rc = gr_error_set(err, EACCES,
+					  "network %s: dnsmasq runs as %s and cannot reach its host files in %s: "
+					  "%s is mode %04o; it must let others through (0711, as gureumd makes its "
+					  "run directory)",
+					  n->name, DNSMASQ_USER, n->run_dir, d, (unsigned)(st.st_mode & 07777));
+		dir[end] = saved;
+		if (rc < 0)
+			return rc;
+		if (end == 0 && len == 1)
+			break;
+	}
+	const char *const files[] = { p->dhcp_hosts, p->hosts };
+	for (size_t i = 0; i < 2; i++) {
+		struct stat st;
+		/* dnsmasq would start without them and serve nothing until a SIGHUP. */
+		if (stat(files[i], &st) < 0)
+			return gr_error_sys(err, errno, "network %s: cannot run dnsmasq without %s and %s (write them first)",
+					    n->name, p->dhcp_hosts, p->hosts);
+		if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IROTH))
+			return gr_error_set(err, EACCES,
+					    "network %s: dnsmasq runs as %s and cannot read %s (mode %04o; rewrite the "
+					    "host files)",
+					    n->name, DNSMASQ_USER, files[i], (unsigned)(st.st_mode & 07777));
+	}
+	return 0;
+}
 
+static bool add_arg(char **v, size_t *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool add_arg(char **v, size_t *k, const char *fmt, ...)
+{
+	if (*k + 1 >= DNSMASQ_MAX_ARGS)
+		return false;
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	int r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return false;
+	v[(*k)++] = s;
+	return true;
+}
+
+/* dnsmasq's argument vector (a NULL-terminated vector of allocated strings). */
+static int build_argv(const struct dnsmasq_net *n, const struct dnsmasq_paths *p, char ***out,
+		      struct gr_error *err)
+{
 	char gw[IPV4_STR_MAX], first[IPV4_STR_MAX], mask[IPV4_STR_MAX];
 	ipv4_format(ipv4_net_gateway(&n->subnet), gw);
 	ipv4_format(ipv4_net_first_host(&n->subnet), first);
@@ -428,56 +527,72 @@ static int dnsmasq_start(const struct dnsmasq_net *n, struct gr_error *err)
 	uint32_t first_a = ipv4_net_first_host(&n->subnet), last_a = ipv4_net_last_host(&n->subnet);
 	unsigned lease_max = last_a >= first_a ? last_a - first_a + 1 : 1;
 
-	gr_autofree char *a_iface = NULL, *a_listen = NULL, *a_pid = NULL, *a_log = NULL, *a_range = NULL,
-			 *a_dhcp_hosts = NULL, *a_hosts = NULL, *a_leases = NULL, *a_lease_max = NULL,
-			 *a_domain = NULL, *a_local = NULL;
-	if (asprintf(&a_iface, "--interface=%s", n->bridge) < 0 ||
-	    asprintf(&a_listen, "--listen-address=%s", gw) < 0 ||
-	    asprintf(&a_pid, "--pid-file=%s", pid_file) < 0 ||
-	    asprintf(&a_log, "--log-facility=%s", log) < 0 ||
-	    asprintf(&a_range, "--dhcp-range=%s,static,%s,1h", first, mask) < 0 ||
-	    asprintf(&a_dhcp_hosts, "--dhcp-hostsfile=%s", dhcp_hosts) < 0 ||
-	    asprintf(&a_hosts, "--addn-hosts=%s", hosts) < 0 ||
-	    asprintf(&a_leases, "--dhcp-leasefile=%s", leases) < 0 ||
-	    asprintf(&a_lease_max, "--dhcp-lease-max=%u", lease_max) < 0 ||
-	    asprintf(&a_domain, "--domain=%s", DNSMASQ_DOMAIN) < 0 ||
-	    asprintf(&a_local, "--local=/%s/", DNSMASQ_DOMAIN) < 0)
+	gr_autostrv char **v = calloc(DNSMASQ_MAX_ARGS, sizeof(*v));
+	if (!v)
 		return gr_error_set(err, ENOMEM, "out of memory");
-	const char *path = dnsmasq_path();
-	char *const argv[] = {
-		(char *)path,
-		"--conf-file=/dev/null",   /* not /etc/dnsmasq.conf */
-		"--user=root",             /* see dnsmasq.h: the host files are in a 0700 directory */
-		"--no-hosts",              /* not /etc/hosts */
-		"--strict-order",
-		"--bind-interfaces",       /* one dnsmasq per bridge, each on its own address */
-		"--except-interface=lo",   /* --interface would add lo (127.0.0.1:53) */
-		a_iface,
-		a_listen,
-		a_pid,
-		a_log,
-		a_range,
-		a_dhcp_hosts,
-		a_hosts,
-		a_leases,
-		a_lease_max,
-		"--dhcp-no-override",
-		"--dhcp-authoritative",
-		"--dhcp-ignore-names",     /* a guest cannot put a name of its choice into DNS */
-		a_domain,
-		a_local,
-		"--domain-needed",         /* a dotless name that is no instance is not forwarded */
-		NULL,
-	};
+	size_t k = 0;
+	bool ok = add_arg(v, &k, "%s", dnsmasq_path()) &&
+		  add_arg(v, &k, "--conf-file=/dev/null") &&      /* not /etc/dnsmasq.conf */
+		  /* It parses packets from the guests: never as root (see dnsmasq.h).
+		   * Explicit, also the group: its default group is "dip". */
+		  add_arg(v, &k, "--user=%s", DNSMASQ_USER) &&
+		  add_arg(v, &k, "--group=%s", DNSMASQ_GROUP) &&
+		  add_arg(v, &k, "--no-hosts") &&                 /* not /etc/hosts */
+		  add_arg(v, &k, "--strict-order") &&
+		  add_arg(v, &k, "--bind-interfaces") &&          /* one dnsmasq per bridge, each on its own address */
+		  add_arg(v, &k, "--except-interface=lo") &&      /* --interface would add lo (127.0.0.1:53) */
+		  add_arg(v, &k, "--interface=%s", n->bridge) &&
+		  add_arg(v, &k, "--listen-address=%s", gw) &&
+		  add_arg(v, &k, "--pid-file=%s", p->pid_file) &&
+		  add_arg(v, &k, "--log-facility=%s", p->log) &&
+		  add_arg(v, &k, "--dhcp-range=%s,static,%s,1h", first, mask) &&
+		  add_arg(v, &k, "--dhcp-hostsfile=%s", p->dhcp_hosts) &&
+		  add_arg(v, &k, "--addn-hosts=%s", p->hosts) &&
+		  add_arg(v, &k, "--dhcp-leasefile=%s", p->leases) &&
+		  add_arg(v, &k, "--dhcp-lease-max=%u", lease_max) &&
+		  add_arg(v, &k, "--dhcp-no-override") &&
+		  add_arg(v, &k, "--dhcp-authoritative") &&
+		  add_arg(v, &k, "--dhcp-ignore-names") &&        /* a guest cannot put a name of its choice into DNS */
+		  add_arg(v, &k, "--domain=%s", DNSMASQ_DOMAIN) &&
+		  add_arg(v, &k, "--local=/%s/", DNSMASQ_DOMAIN) &&
+		  add_arg(v, &k, "--domain-needed");              /* a dotless name that is no instance is not forwarded */
+	if (!ok)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	*out = gr_steal_ptr(v);
+	return 0;
+}
 
+/* Was pid started with exactly argv? (Not when it has exited since.) */
+static bool runs_with(pid_t pid, char *const argv[])
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	gr_autofree char *cmd = NULL;
+	size_t len = 0, off = 0;
+	struct gr_error ignored = { 0 };
+	if (gr_read_file(path, &cmd, &len, &ignored) < 0)
+		return false;
+	for (size_t i = 0; argv[i]; i++) {
+		size_t l = strlen(argv[i]) + 1;
+		if (off + l > len || memcmp(cmd + off, argv[i], l) != 0)
+			return false;
+		off += l;
+	}
+	return off == len;
+}
+
+static int dnsmasq_start(const struct dnsmasq_net *n, const struct dnsmasq_paths *p, char *const argv[],
+			 struct gr_error *err)
+{
 	char out[GR_ERROR_MSG_MAX / 2];
 	int status = 0;
-	rc = run_launcher(path, argv, out, sizeof(out), &status, err);
+	int rc = run_launcher(argv[0], argv, out, sizeof(out), &status, err);
 	if (rc < 0)
 		return gr_error_prefix(err, "network %s", n->name);
 	one_line(out);
 	if (status != 0) {
-		char gwnet[IPV4_NET_STR_MAX];
+		char gw[IPV4_STR_MAX], gwnet[IPV4_NET_STR_MAX];
+		ipv4_format(ipv4_net_gateway(&n->subnet), gw);
 		ipv4_net_format(&n->subnet, gwnet);
 		return gr_error_set(err, EIO,
 				    "network %s: dnsmasq (DHCP/DNS on bridge %s, %s) did not start: %s "
@@ -488,21 +603,40 @@ static int dnsmasq_start(const struct dnsmasq_net *n, struct gr_error *err)
 	if (dnsmasq_pid(n) == 0)
 		return gr_error_set(err, EIO,
 				    "network %s: dnsmasq reported it started, but %s names no running dnsmasq; see %s",
-				    n->name, pid_file, log);
+				    n->name, p->pid_file, p->log);
 	return 0;
 }
 
 int dnsmasq_ensure(const struct dnsmasq_net *n, struct gr_error *err)
 {
-	gr_autoclose int pidfd = dnsmasq_open(n, NULL);
+	struct dnsmasq_paths p;
+	int rc = dnsmasq_paths(n, &p, err);
+	if (rc < 0)
+		return rc;
+	if ((rc = make_dirs(n, err)) < 0 || (rc = check_reachable(n, &p, err)) < 0)
+		return rc;
+	gr_autostrv char **argv = NULL;
+	if ((rc = build_argv(n, &p, &argv, err)) < 0)
+		return gr_error_prefix(err, "network %s", n->name);
+
+	pid_t pid = 0;
+	gr_autoclose int pidfd = dnsmasq_open(n, &pid);
 	if (pidfd >= 0) {
-		if (pidfd_signal(pidfd, SIGHUP) == 0)
-			return 0;
-		if (errno != ESRCH)
-			return gr_error_sys(err, errno, "network %s: cannot signal its dnsmasq to reload", n->name);
-		/* It has just exited: start a new one. */
+		if (runs_with(pid, argv)) {
+			if (pidfd_signal(pidfd, SIGHUP) == 0)
+				return 0;
+			if (errno != ESRCH)
+				return gr_error_sys(err, errno, "network %s: cannot signal its dnsmasq to reload",
+						    n->name);
+			/* It has just exited: start a new one. */
+		} else {
+			/* Started with other arguments (by an earlier version, or
+			 * before a setting changed): a SIGHUP would not apply them. */
+			if ((rc = dnsmasq_stop(n, err)) < 0)
+				return rc;
+		}
 	}
-	return dnsmasq_start(n, err);
+	return dnsmasq_start(n, &p, argv, err);
 }
 
 int dnsmasq_stop(const struct dnsmasq_net *n, struct gr_error *err)

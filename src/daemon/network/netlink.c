@@ -335,7 +335,7 @@ static int link_set(struct nl *nl, int index, int master)
 static int port_hairpin(struct nl *nl, int index)
 {
 	char buf[NL_REQ_SIZE] __attribute__((aligned(8)));
-	struct nlmsghdr *nlh = nl_msg(buf, RTM_NEWLINK, 0);
+	struct nlmsghdr *nlh = nl_msg(buf, RTM_SETLINK, 0);
 	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
 	ifm->ifi_family = AF_BRIDGE;
 	ifm->ifi_index = index;

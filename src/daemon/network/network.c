@@ -165,7 +165,7 @@ static int apply_one(struct daemon *d, const struct store_network *row, struct g
 	/* A forward reached from the host's own 127.0.0.1 leaves by the bridge. */
 	if (rc == 0)
 		rc = net_sysctl_write(key, "1", err);
-	if (rc == 0 && (rc = gr_mkdir_p(dirs.state, 0700, err)) == 0 && (rc = gr_mkdir_p(dirs.run, 0700, err)) == 0 &&
+	if (rc == 0 && (rc = gr_mkdir_p(dirs.state, 0700, err)) == 0 && (rc = gr_mkdir_p(dirs.run, 0711, err)) == 0 &&
 	    (rc = write_hosts(d, row, &dn, err)) == 0)
 		rc = dnsmasq_ensure(&dn, err);
 	if (rc < 0)
@@ -370,7 +370,9 @@ static json_t *network_json(struct daemon *d, const struct store_network *row)
 			 detail ? "Errored" : "Created", "status_detail", detail ? detail : "");
 }
 
-static int create_locked(struct daemon *d, const char *name, const char *subnet_s, bool nat, bool isolated,
+/* keep: a network that cannot be made real stays (errored, with the reason;
+ * the default one at start-up), instead of being taken back. */
+static int create_locked(struct daemon *d, const char *name, const char *subnet_s, bool nat, bool isolated, bool keep,
 			 json_t **out, struct gr_error *err)
 {
 	int rc = validate_instance_name(name, err);
@@ -404,6 +406,10 @@ static int create_locked(struct daemon *d, const char *name, const char *subnet_
 	gr_autonet struct store_network made = { 0 };
 	if ((rc = store_network_get(d->store, name, &made, err)) == 0 && (rc = apply_one(d, &made, err)) == 0)
 		rc = apply_rules(d, err);
+	if (rc < 0 && keep && made.name) {
+		set_error(nets_of(d), name, err->msg);
+		return rc;
+	}
 	if (rc < 0) {
 		/* Nothing half-made: the bridge, dnsmasq and the row go again. */
 		if (made.name)
@@ -427,7 +433,7 @@ int network_create(struct daemon *d, const char *name, const char *subnet, bool 
 		   struct gr_error *err)
 {
 	NETS_LOCK(d);
-	return create_locked(d, name, subnet, nat, isolated, out, err);
+	return create_locked(d, name, subnet, nat, isolated, false, out, err);
 }
 
 int network_info(struct daemon *d, const char *name, json_t **out, struct gr_error *err)
@@ -836,8 +842,8 @@ int network_startup(struct daemon *d, struct gr_error *err)
 			return rc;
 		struct gr_error e = { 0 };
 		/* The first start (no network at all): the default one. */
-		if (n == 0 && create_locked(d, NETWORK_DEFAULT, NULL, true, false, NULL, &e) < 0)
-			gr_log(GR_LOG_ERROR, "cannot create the default network: %s", e.msg);
+		if (n == 0 && create_locked(d, NETWORK_DEFAULT, NULL, true, false, true, NULL, &e) < 0)
+			gr_log(GR_LOG_ERROR, "the default network: %s", e.msg);
 		apply_all(d);
 	}
 	if (pthread_create(&nets->supervisor, NULL, supervise, d) == 0)
