@@ -275,13 +275,14 @@ def test_launch_and_list_in_every_format(cli, c1):
     lines = table.splitlines()
     assert [h.strip() for h in lines[1].strip("|").split("|")] == ["NAME", "TYPE", "STATE", "IPV4", "CREATED"]
     row = next(line for line in lines if f"| {c1} " in line)
-    assert [c.strip() for c in row.strip("|").split("|")][:4] == [c1, "container", "RUNNING", ""]
+    addr = inst[c1]["network"]["ipv4"]  # on the default network
+    assert [c.strip() for c in row.strip("|").split("|")][:4] == [c1, "container", "RUNNING", f"{addr} (eth0)"]
     assert re.search(r"\d{4}/\d\d/\d\d \d\d:\d\d UTC", row)
 
     rows = list(csv.reader(io.StringIO(cli.ok("list", "--format", "csv"))))
     mine = [r for r in rows if r[0] == c1]
     assert len(mine) == 1
-    assert mine[0][:4] == [c1, "container", "Running", ""]
+    assert mine[0][:4] == [c1, "container", "Running", f"{addr} (eth0)"]
     assert mine[0][4] == inst[c1]["created_at"]
 
     parsed = yaml.safe_load(cli.ok("list", "--format", "yaml"))

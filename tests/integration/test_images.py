@@ -14,14 +14,17 @@ import json
 import lzma
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
+import urllib.parse
 import urllib.request
 
 import pytest
 
-from daemon import gureumd  # noqa: F401 (fixture)
+from daemon import Gureumd, gureumd  # noqa: F401 (fixture)
 from storage import BUSYBOX_BIN, Cli, error, op_error, run_op, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="images and containers need root")
@@ -437,14 +440,84 @@ def mirror_reachable(url):
 
 
 @pytest.mark.slow
-def test_debian12_build_and_launch(gureumd):
-    d = gureumd
+def test_debian12_build_and_launch():
     if not shutil.which("debootstrap"):
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
     mirror = os.environ.get("GUREUM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     reason = mirror_reachable(mirror)
     if reason:
         pytest.skip(f"the Debian mirror {mirror} is unreachable: {reason}")
+    # gureumd lives in a network namespace of its own, with no way out: debootstrap reaches the
+    # mirror through an HTTP proxy that this test serves inside that namespace and that connects
+    # out from the machine's own (gureumd hands http_proxy to debootstrap).
+    d = Gureumd()
+    proxy = HttpProxy(d.ensure_netns())
+    d.env["http_proxy"] = f"http://127.0.0.1:{proxy.port}"
+    try:
+        d.start()
+        build_debian_and_launch(d)
+    finally:
+        try:
+            d.cleanup()
+        finally:
+            proxy.close()
+
+
+class HttpProxy:
+    """A plain-HTTP forward proxy: listens on 127.0.0.1 inside a namespace, connects out from
+    this process's own. One request per connection (it asks for Connection: close)."""
+
+    def __init__(self, ns):
+        self.sock = ns.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def handle(self, c):
+        with c:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            method, url, version = lines[0].split(b" ", 2)
+            u = urllib.parse.urlsplit(url.decode())
+            if u.scheme != "http" or not u.hostname:
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return
+            path = (u.path or "/") + (("?" + u.query) if u.query else "")
+            headers = [h for h in lines[1:] if not h.lower().startswith((b"proxy-connection:", b"connection:"))]
+            req = b"\r\n".join([b" ".join([method, path.encode(), version]), *headers, b"Connection: close"])
+            try:
+                up = socket.create_connection((u.hostname, u.port or 80), timeout=60)
+            except OSError:
+                c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n")
+                return
+            with up:
+                up.sendall(req + b"\r\n\r\n" + rest)
+                while True:
+                    data = up.recv(65536)
+                    if not data:
+                        return
+                    c.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def build_debian_and_launch(d):
     cli = Cli(d)
     r = cli.run("image", "build", "debian/12", timeout=1800)
     assert "Built debian/12" in r.stderr, r.stderr

@@ -249,6 +249,38 @@ def test_deleting_an_instance_removes_its_link_forward_and_address(gureumd):
     assert addr_of(gureumd, "c3") == a1
 
 
+# --- what instances and other hosts must not reach ----------------------------------------------
+
+def test_other_hosts_reach_a_nat_network_only_through_forwards(gureumd, outside):
+    create(gureumd, "web", command=HTTPD)
+    addr = addr_of(gureumd, "web")
+    r = outside.run([IP, "route", "add", "10.0.0.0/8", "via", "192.0.2.1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(OSError):
+        outside.create_connection((addr, 8080), timeout=3).close()
+    post(gureumd, "/1.0/networks/default/forwards", {"host_port": 18081, "instance": "web", "port": 8080})
+    wait_for(lambda: fetch_ok(outside.argv(["busybox", "wget", "-qO-", "http://192.0.2.1:18081/"])),
+             what="the forward")
+
+
+def test_no_ipv6_on_bridges_and_instances(gureumd):
+    create(gureumd, "c1")
+    bridge = gureumd.get("/1.0/networks/default")["metadata"]["bridge"]
+    out = in_daemon_ns(gureumd, ["cat", f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6"]).stdout
+    assert out.strip() == "1"
+    assert sh(gureumd, "c1", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "1"
+    assert "inet6" not in sh(gureumd, "c1", "ip addr show eth0")
+
+
+def net_prefix(d):
+    return d.get("/1.0/networks/default")["metadata"]["gateway"].rsplit(".", 1)[0]
+
+
+def fetch_ok(argv):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+    return r.returncode == 0 and r.stdout == "hello-from-web\n"
+
+
 # --- addresses ------------------------------------------------------------------------------------
 
 def test_addresses_survive_restarts_and_a_static_one_is_kept(gureumd):
@@ -302,6 +334,9 @@ def test_bad_networks_are_refused_and_change_nothing(gureumd, outside):
         ({"name": "x", "subnet": "banana"}, 400, "subnet"),
         ({"name": "x", "subnet": default}, 409, "overlaps network default"),
         ({"name": "x", "subnet": "192.0.2.0/25"}, 409, "already reaches"),
+        ({"name": "x", "subnet": "127.1.0.0/16"}, 400, "loopback"),
+        ({"name": "x", "subnet": "169.254.3.0/24"}, 400, "link-local"),
+        ({"name": "x", "subnet": "224.1.0.0/16"}, 400, "multicast"),
         ({"name": "default"}, 409, "already exists"),
         ({"name": "Bad_Name"}, 400, "network name"),
         ({"name": "x", "nat": "yes"}, 400, "nat"),

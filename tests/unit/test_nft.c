@@ -176,7 +176,16 @@ static void test_text_rules(void **state)
 	assert_non_null(strstr(t, "iifname \"gr2\" oifname != \"gr2\" oifname @bridges drop\n"));
 	assert_non_null(strstr(t, "oifname \"gr2\" iifname != \"gr2\" iifname @bridges drop\n"));
 	assert_null(strstr(t, "iifname \"gureum0\" oifname != "));
-	assert_int_equal(count(t, " drop\n"), 4);
+	assert_int_equal(count(t, "@bridges drop\n"), 4 + 2); /* isolation, both ways, for gureum1 and gr2; the two NAT networks */
+	/* NAT networks are private: from outside the bridges, only replies and forwards. */
+	assert_non_null(strstr(t, "oifname \"gureum0\" iifname != @bridges ct status dnat accept\n"));
+	assert_non_null(strstr(t, "oifname \"gureum0\" iifname != @bridges drop\n"));
+	assert_null(strstr(t, "oifname \"gureum1\" iifname != @bridges drop\n"));
+	/* Raw: nothing from instances to the host's loopback, no router advertisements. */
+	assert_non_null(strstr(t, "iifname @bridges ip daddr 127.0.0.0/8 drop\n"));
+	assert_non_null(strstr(t, "iifname @bridges icmpv6 type nd-router-advert drop\n"));
+	/* Forwards are never taken on a gateway. */
+	assert_non_null(strstr(t, "set gateways {\n\t\ttype ipv4_addr\n\t\telements = { 10.180.0.1, 10.181.0.1, 192.168.7.5 }\n"));
 
 	/* NAT networks only. */
 	assert_non_null(strstr(t, "ip saddr 10.180.0.0/24 ip daddr != 10.180.0.0/24 masquerade\n"));
@@ -194,9 +203,9 @@ static void test_text_rules(void **state)
 	assert_non_null(strstr(t, "oifname \"gureum1\" ip saddr 10.181.0.0/24 ip daddr 10.181.0.0/24 ct status dnat masquerade\n"));
 
 	/* Each forward in prerouting and in output. */
-	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.180.0.2:80\n"), 2);
-	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local udp dport 5353 dnat ip to 10.181.0.3:53\n"), 2);
-	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local udp dport 8080 dnat ip to 192.168.7.6:65535\n"), 2);
+	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local ip daddr != @gateways tcp dport 8080 dnat ip to 10.180.0.2:80\n"), 2);
+	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local ip daddr != @gateways udp dport 5353 dnat ip to 10.181.0.3:53\n"), 2);
+	assert_int_equal(count(t, "meta nfproto ipv4 fib daddr type local ip daddr != @gateways udp dport 8080 dnat ip to 192.168.7.6:65535\n"), 2);
 	const char *pre = strstr(t, "chain prerouting"), *outc = strstr(t, "chain output"),
 		   *post = strstr(t, "chain postrouting");
 	assert_non_null(pre);
@@ -379,7 +388,7 @@ static void test_apply_remove(void **state)
 	assert_null(strstr(l2, "gureum1"));
 	assert_null(strstr(l2, "10.180."));
 	assert_null(strstr(l2, "8080"));
-	assert_null(strstr(l2, "drop"));
+	assert_null(strstr(l2, "oifname @bridges drop"));
 
 	/* A transaction that fails changes nothing: the table stays as it was. */
 	const char *broken = "add table inet gureum\ndelete table inet gureum\ntable inet gureum {\n"

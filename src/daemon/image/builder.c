@@ -519,6 +519,12 @@ static int deb_line(void *ctx, char *line)
 	return c->pr && c->pr->report ? c->pr->report(c->pr->ctx, "debootstrap", 0, 0, line) : 0;
 }
 
+static void proxy_env_free(char *(*v)[6])
+{
+	for (size_t i = 0; i < 6; i++)
+		free((*v)[i]);
+}
+
 static int build_debian(struct image_store *is, const struct image_progress *pr, struct image_import_result *res,
 			struct gr_error *err)
 {
@@ -532,8 +538,18 @@ static int build_debian(struct image_store *is, const struct image_progress *pr,
 	image_debian_mirror(mirror, sizeof(mirror));
 	char *argv[] = { (char *)"/usr/sbin/debootstrap", (char *)"--variant=minbase", (char *)"bookworm", rootfs,
 			 mirror, NULL };
-	char *envp[] = { (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			 (char *)"LC_ALL=C", (char *)"DEBIAN_FRONTEND=noninteractive", NULL };
+	/* A clean environment, but for the proxy settings gureumd was given
+	 * (a host that reaches its mirror through a proxy). */
+	char *envp[16] = { (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			   (char *)"LC_ALL=C", (char *)"DEBIAN_FRONTEND=noninteractive", NULL };
+	static const char *const proxy_vars[] = { "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+						  "HTTPS_PROXY", "NO_PROXY" };
+	_cleanup_(proxy_env_free) char *proxy_env[6] = { 0 };
+	for (size_t i = 0, k = 3; i < 6; i++) {
+		const char *v = getenv(proxy_vars[i]);
+		if (v && asprintf(&proxy_env[i], "%s=%s", proxy_vars[i], v) >= 0)
+			envp[k++] = proxy_env[i];
+	}
 	struct deb_ctx c = { .pr = pr };
 	int status = 0;
 	if (pr && pr->report)

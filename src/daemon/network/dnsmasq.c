@@ -552,6 +552,7 @@ static int build_argv(const struct dnsmasq_net *n, const struct dnsmasq_paths *p
 		  add_arg(v, &k, "--dhcp-lease-max=%u", lease_max) &&
 		  add_arg(v, &k, "--dhcp-no-override") &&
 		  add_arg(v, &k, "--dhcp-authoritative") &&
+		  add_arg(v, &k, "--quiet-dhcp") &&               /* guests' DHCP traffic does not fill RUN (tmpfs) with log lines */
 		  add_arg(v, &k, "--dhcp-ignore-names") &&        /* a guest cannot put a name of its choice into DNS */
 		  add_arg(v, &k, "--domain=%s", DNSMASQ_DOMAIN) &&
 		  add_arg(v, &k, "--local=/%s/", DNSMASQ_DOMAIN) &&

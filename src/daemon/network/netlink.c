@@ -611,6 +611,13 @@ static int job_configure(struct ns_job *j, struct gr_error *err)
 				    j->ifname);
 	if (r < 0)
 		return nl_fail(&nl, err, r, "cannot look up %s in the instance's namespace", j->ifname);
+	/* IPv4 only: no IPv6 on the link, so no router advertisement from a
+	 * neighbour can route the instance (the sysctl is this thread's
+	 * namespace's; a host without IPv6 has none to write). */
+	char key[64];
+	snprintf(key, sizeof(key), "net/ipv6/conf/%s/disable_ipv6", j->ifname);
+	if ((r = net_sysctl_write(key, "1", err)) < 0 && r != -ENOENT)
+		return r;
 	if ((r = addr_add(&nl, l.index, j->ifname, j->addr, j->prefix, err)) < 0)
 		return r;
 	/* Up before the route: the gateway must be reachable through the

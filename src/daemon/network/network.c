@@ -17,6 +17,7 @@
 #include "daemon/network/netlink.h"
 #include "daemon/network/nft.h"
 #include "daemon/store/networks.h"
+#include "daemon/store/store.h"
 #include "daemon/validate.h"
 
 /* Where the default network's subnet is looked for: 10.180.0.0/24, then
@@ -162,9 +163,15 @@ static int apply_one(struct daemon *d, const struct store_network *row, struct g
 		rc = dnsmasq_stop(&dn, err);
 	if (rc == 0)
 		rc = net_sysctl_write("net/ipv4/ip_forward", "1", err);
-	/* A forward reached from the host's own 127.0.0.1 leaves by the bridge. */
+	/* A forward reached from the host's own 127.0.0.1 leaves by the bridge
+	 * (nft.c drops what instances send to 127.0.0.0/8). */
 	if (rc == 0)
 		rc = net_sysctl_write(key, "1", err);
+	/* IPv4 networks: no IPv6 on the bridge, so no instance's router
+	 * advertisement can give the host a route. */
+	snprintf(key, sizeof(key), "net/ipv6/conf/%s/disable_ipv6", row->bridge);
+	if (rc == 0 && (rc = net_sysctl_write(key, "1", err)) == -ENOENT)
+		rc = 0;
 	if (rc == 0 && (rc = gr_mkdir_p(dirs.state, 0700, err)) == 0 && (rc = gr_mkdir_p(dirs.run, 0711, err)) == 0 &&
 	    (rc = write_hosts(d, row, &dn, err)) == 0)
 		rc = dnsmasq_ensure(&dn, err);
@@ -307,6 +314,31 @@ static int check_subnet_free(struct daemon *d, const struct ipv4_net *subnet, co
 	return rc;
 }
 
+/* Not a range with a meaning of its own: "this network" (0/8), loopback,
+ * link-local, multicast and the reserved 240/4. */
+static int check_subnet_usable(const struct ipv4_net *subnet, struct gr_error *err)
+{
+	static const struct {
+		uint32_t addr;
+		unsigned prefix;
+		const char *what;
+	} reserved[] = {
+		{ 0x00000000u, 8, "\"this network\" (0.0.0.0/8)" }, { 0x7f000000u, 8, "loopback (127.0.0.0/8)" },
+		{ 0xa9fe0000u, 16, "link-local (169.254.0.0/16)" }, { 0xe0000000u, 4, "multicast (224.0.0.0/4)" },
+		{ 0xf0000000u, 4, "reserved (240.0.0.0/4)" },
+	};
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		struct ipv4_net r = ipv4_net_of(reserved[i].addr, reserved[i].prefix);
+		if (ipv4_net_overlap(subnet, &r)) {
+			char s[IPV4_NET_STR_MAX];
+			ipv4_net_format(subnet, s);
+			return gr_error_set(err, EINVAL, "subnet %s is in the %s range: use a private range such as "
+					    "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", s, reserved[i].what);
+		}
+	}
+	return 0;
+}
+
 static int choose_subnet(struct daemon *d, const struct ipv4_net *host, size_t n_host, struct ipv4_net *out,
 			 struct gr_error *err)
 {
@@ -385,7 +417,8 @@ static int create_locked(struct daemon *d, const char *name, const char *subnet_
 	struct ipv4_net subnet;
 	gr_autofree struct ipv4_net *host = NULL;
 	size_t n_host = 0;
-	if (subnet_s && (rc = ipv4_net_parse(subnet_s, "subnet", &subnet, err)) < 0)
+	if (subnet_s && ((rc = ipv4_net_parse(subnet_s, "subnet", &subnet, err)) < 0 ||
+			 (rc = check_subnet_usable(&subnet, err)) < 0))
 		return rc;
 	if ((rc = nl_ipv4_in_use(&host, &n_host, err)) < 0)
 		return rc;
@@ -487,6 +520,13 @@ int network_delete(struct daemon *d, const char *name, struct gr_error *err)
 		return gr_error_set(err, EBUSY, "network %s is used by instance%s %s: delete %s first", name,
 				    users[1] ? "s" : "", list, users[1] ? "them" : "it");
 	}
+	/* The host's side first: a bridge that cannot go keeps its row (and
+	 * the delete can be tried again). */
+	struct dirs dirs;
+	net_dirs(d, row.name, &dirs);
+	struct dnsmasq_net dn = dnsmasq_of(&row, &dirs);
+	if ((rc = dnsmasq_stop(&dn, err)) < 0 || (rc = nl_link_delete(row.bridge, err)) < 0)
+		return gr_error_prefix(err, "cannot delete network %s", name);
 	if ((rc = store_network_delete(d->store, name, err)) < 0)
 		return rc;
 	unapply_one(d, &row);
@@ -662,11 +702,18 @@ static void refresh_hosts(struct daemon *d, const struct store_network *row)
 		gr_warn("network %s: DNS names: %s", row->name, e.msg);
 }
 
+static int allocate_locked(struct daemon *d, const char *instance, const json_t *config, struct gr_error *err);
+
 int network_instance_allocate(struct daemon *d, const char *instance, const json_t *config, struct gr_error *err)
 {
 	if (!d->networks)
 		return 0;
 	NETS_LOCK(d);
+	return allocate_locked(d, instance, config, err);
+}
+
+static int allocate_locked(struct daemon *d, const char *instance, const json_t *config, struct gr_error *err)
+{
 	gr_autonet struct store_network row = { 0 };
 	uint32_t addr;
 	const char *network;
@@ -807,7 +854,20 @@ static void *supervise(void *arg)
 			struct dirs dirs;
 			net_dirs(d, rows[i].name, &dirs);
 			struct dnsmasq_net dn = dnsmasq_of(&rows[i], &dirs);
-			if (get_error(nets, rows[i].name) || dnsmasq_pid(&dn) > 0)
+			const char *was = get_error(nets, rows[i].name);
+			if (was) {
+				/* Errored: try to make it real again (the cause may
+				 * have gone); log only a new reason. */
+				if (apply_one(d, &rows[i], &e) == 0 && apply_rules(d, &e) == 0) {
+					gr_info("network %s: repaired", rows[i].name);
+					set_error(nets, rows[i].name, NULL);
+				} else if (strcmp(was, e.msg) != 0) {
+					gr_log(GR_LOG_ERROR, "%s", e.msg);
+					set_error(nets, rows[i].name, e.msg);
+				}
+				continue;
+			}
+			if (dnsmasq_pid(&dn) > 0)
 				continue;
 			gr_warn("network %s: dnsmasq is not running: starting it again", rows[i].name);
 			if (dnsmasq_ensure(&dn, &e) < 0) {
@@ -817,6 +877,35 @@ static void *supervise(void *arg)
 		}
 		store_network_list_free(rows, n);
 	}
+}
+
+/* Instances made before networks existed (no NIC row) get the one their
+ * config asks for (the default network unless network=none), from their
+ * next start on. */
+static void give_nics(struct daemon *d)
+{
+	struct store_instance *rows = NULL;
+	size_t n = 0;
+	struct gr_error e = { 0 };
+	if (store_instance_list(d->store, &rows, &n, &e) < 0) {
+		gr_warn("networks: %s", e.msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_nic nic = { 0 };
+		int rc = store_nic_get(d->store, rows[i].name, &nic, &e);
+		store_nic_clear(&nic);
+		if (rc != -ENOENT)
+			continue;
+		const char *net = json_string_value(json_object_get(rows[i].config, "network"));
+		if (net && strcmp(net, "none") == 0)
+			continue;
+		if (allocate_locked(d, rows[i].name, rows[i].config, &e) < 0)
+			gr_warn("instance %s: no network: %s", rows[i].name, e.msg);
+		else
+			gr_info("instance %s: joined network %s", rows[i].name, net ? net : NETWORK_DEFAULT);
+	}
+	store_instance_list_free(rows, n);
 }
 
 int network_startup(struct daemon *d, struct gr_error *err)
@@ -844,6 +933,7 @@ int network_startup(struct daemon *d, struct gr_error *err)
 		/* The first start (no network at all): the default one. */
 		if (n == 0 && create_locked(d, NETWORK_DEFAULT, NULL, true, false, true, NULL, &e) < 0)
 			gr_log(GR_LOG_ERROR, "the default network: %s", e.msg);
+		give_nics(d);
 		apply_all(d);
 	}
 	if (pthread_create(&nets->supervisor, NULL, supervise, d) == 0)

@@ -78,8 +78,8 @@ static void write_dnat(FILE *o, const struct nft_forward *fw, size_t n_fw)
 	for (size_t i = 0; i < n_fw; i++) {
 		char a[IPV4_STR_MAX];
 		ipv4_format(fw[i].addr, a);
-		fprintf(o, "\t\tmeta nfproto ipv4 fib daddr type local %s dport %u dnat ip to %s:%u\n", fw[i].protocol, fw[i].host_port, a,
-			fw[i].port);
+		fprintf(o, "\t\tmeta nfproto ipv4 fib daddr type local ip daddr != @gateways %s dport %u dnat ip to %s:%u\n",
+			fw[i].protocol, fw[i].host_port, a, fw[i].port);
 	}
 }
 
@@ -109,6 +109,32 @@ char *nft_ruleset(const struct nft_network *nets, size_t n_nets, const struct nf
 		fputs(" }\n", o);
 	}
 	fputs("\t}\n\n", o);
+	/* The gateways (the bridges' own addresses): a forward is never taken
+	 * on them, so an instance's DNS and DHCP to its gateway cannot be
+	 * forwarded to another instance. */
+	fputs("\tset gateways {\n\t\ttype ipv4_addr\n", o);
+	if (n_nets) {
+		fputs("\t\telements = {", o);
+		for (size_t i = 0; i < n_nets; i++) {
+			char g[IPV4_STR_MAX];
+			ipv4_format(ipv4_net_gateway(&nets[i].subnet), g);
+			fprintf(o, "%s %s", i ? "," : "", g);
+		}
+		fputs(" }\n", o);
+	}
+	fputs("\t}\n\n", o);
+
+	/* Before anything else sees them (raw, ahead of conntrack): nothing
+	 * from an instance to the host's loopback addresses (the bridges have
+	 * route_localnet for the forwards reached from 127.0.0.1, which must
+	 * not open the host's loopback-only services to instances), and no
+	 * IPv6 router advertisement from an instance. */
+	fputs("\tchain raw_prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;\n", o);
+	if (n_nets) {
+		fputs("\t\tiifname @bridges ip daddr 127.0.0.0/8 drop\n", o);
+		fputs("\t\tiifname @bridges icmpv6 type nd-router-advert drop\n", o);
+	}
+	fputs("\t}\n\n", o);
 
 	/* forward: an isolated bridge exchanges nothing with another gureum
 	 * bridge (traffic routed back to the same bridge, hairpin, stays). */
@@ -119,6 +145,16 @@ char *nft_ruleset(const struct nft_network *nets, size_t n_nets, const struct nf
 		const char *b = nets[i].bridge;
 		fprintf(o, "\t\tiifname \"%s\" oifname != \"%s\" oifname @bridges drop\n", b, b);
 		fprintf(o, "\t\toifname \"%s\" iifname != \"%s\" iifname @bridges drop\n", b, b);
+	}
+	/* A NAT network is private: from outside the gureum bridges, only
+	 * replies and forwards (DNAT) come in. */
+	for (size_t i = 0; i < n_nets; i++) {
+		if (!nets[i].nat)
+			continue;
+		const char *b = nets[i].bridge;
+		fprintf(o, "\t\toifname \"%s\" iifname != @bridges ct state established,related accept\n", b);
+		fprintf(o, "\t\toifname \"%s\" iifname != @bridges ct status dnat accept\n", b);
+		fprintf(o, "\t\toifname \"%s\" iifname != @bridges drop\n", b);
 	}
 	if (n_nets) {
 		fputs("\t\tiifname @bridges accept\n", o);
