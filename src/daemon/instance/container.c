@@ -11,6 +11,7 @@
  * Everything here is rebuilt from files on each call: gureumd keeps nothing
  * in memory about running instances. */
 #include "daemon/instance/container.h"
+#include "daemon/instance/supervised.h"
 #include "daemon/network/instance.h"
 #include "daemon/supervisor/supervisor.h"
 #include "common/cleanup.h"
@@ -39,24 +40,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define START_TIMEOUT_MS 30000      /* for the supervisor's report */
-#define STOP_GRACE_MS 10000         /* beyond the stop timeout, before the driver kills it itself */
 #define EXEC_PTY_TIMEOUT_MS 10000
 
 extern char **environ;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
-}
 
 static int paths_for(const struct driver_env *env, const struct instance_spec *spec, struct instance_paths *p,
 		     struct gr_error *err)
@@ -64,47 +52,8 @@ static int paths_for(const struct driver_env *env, const struct instance_spec *s
 	return instance_paths_init(p, env->state_dir, env->run_dir, spec->name, err);
 }
 
-/* A descriptor moved to >= 10 (close-on-exec), so that posix_spawn's dup2
- * onto 0..3 always clears close-on-exec on the copy. */
-static int fd_high(int fd)
-{
-	if (fd < 0 || fd >= 10)
-		return fd;
-	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n;
-}
 
-/* posix_spawn with a clean signal state (gureumd's threads block signals). */
-static int spawn(pid_t *pid, const char *path, posix_spawn_file_actions_t *fa, char **argv, bool setsid_,
-		 struct gr_error *err)
-{
-	posix_spawnattr_t at;
-	posix_spawnattr_init(&at);
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, (short)(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      (setsid_ ? POSIX_SPAWN_SETSID : 0)));
-	int r = posix_spawn(pid, path, fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	if (r != 0)
-		return gr_error_sys(err, r, "cannot run %s", path);
-	return 0;
-}
 
-static int supervisor_path(const struct driver_env *env, char *out, struct gr_error *err)
-{
-	if (snprintf(out, PATH_MAX, "%s/gureum-supervisor", env->libexec_dir ? env->libexec_dir : ".") >= PATH_MAX)
-		return gr_error_set(err, ENAMETOOLONG, "libexec directory path too long");
-	if (access(out, X_OK) < 0)
-		return gr_error_sys(err, errno, "gureum-supervisor not found at %s", out);
-	return 0;
-}
 
 /* ---- validate, create ---- */
 
@@ -226,9 +175,8 @@ static int container_status_(const struct driver_env *env, const struct instance
 	int r = paths_for(env, spec, &p, err);
 	if (r < 0)
 		return r;
-	memset(out, 0, sizeof(*out));
-	out->exit_code = -1;
-	bool alive = supervisor_alive(&p, &out->supervisor_pid);
+	supervised_status(&p, out);
+	bool alive = out->supervisor_pid > 0;
 	enum container_status cs;
 	container_view(&p, spec->name, &cs, &out->pid, NULL);
 	switch (cs) {
@@ -251,17 +199,7 @@ static int container_status_(const struct driver_env *env, const struct instance
 		out->starting = alive;
 		break;
 	}
-	struct exit_info ex;
-	struct gr_error xerr = { 0 };
-	r = exit_info_read(p.exit_file, &ex, &xerr);
-	if (r == 0) {
-		out->exit_code = ex.exit_code;
-		snprintf(out->stop_reason, sizeof(out->stop_reason), "%s", ex.reason);
-		out->restarts = ex.restarts;
-		out->restarting = out->starting && ex.restarting;
-	} else if (r != -ENOENT) {
-		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
-	}
+	out->restarting = out->starting && out->restarting;
 	return 0;
 }
 
@@ -292,91 +230,23 @@ static int container_usage_(const struct driver_env *env, const struct instance_
 
 /* ---- start ---- */
 
-static int read_ready(int fd, pid_t child, char *msg, size_t n, struct gr_error *err)
-{
-	size_t got = 0;
-	int64_t end = now_ms() + START_TIMEOUT_MS;
-	for (;;) {
-		int64_t left = end - now_ms();
-		if (left <= 0)
-			return gr_error_set(err, ETIMEDOUT, "the supervisor did not report within %d s",
-					    START_TIMEOUT_MS / 1000);
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int k = poll(&pfd, 1, (int)left);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return gr_error_sys(err, errno, "poll");
-		if (k == 0)
-			continue;
-		ssize_t m = read(fd, msg + got, n - 1 - got);
-		if (m < 0 && errno == EINTR)
-			continue;
-		if (m < 0)
-			return gr_error_sys(err, errno, "cannot read the supervisor's report");
-		if (m == 0 || (got += (size_t)m) >= n - 1 || memchr(msg, '\n', got))
-			break;
-	}
-	(void)child;
-	msg[got] = '\0';
-	return 0;
-}
 
-/* Runs gureum-supervisor for the instance and waits for its report. */
-static int spawn_supervisor(const struct driver_env *env, const struct instance_spec *spec,
-			    const struct container_image *img, const char *sup, struct gr_error *err)
+
+/* gureum-supervisor run ... for the instance. */
+static int launch(const struct driver_env *env, const struct instance_spec *spec, const struct container_image *img,
+		  struct gr_error *err)
 {
-	char instances_run[PATH_MAX];
-	int r;
 	const char *restart = spec->config ? json_string_value(json_object_get(spec->config, "boot.restart")) : NULL;
 	struct restart_policy rp;
-	if ((r = restart_policy_parse(restart, &rp, err)) < 0)
-		return r;
-	snprintf(instances_run, sizeof(instances_run), "%s/instances", env->run_dir);
-	if ((r = gr_mkdir_p(instances_run, 0700, err)) < 0)
-		return r;
-
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return gr_error_sys(err, errno, "pipe");
-	gr_autoclose int rd = fd_high(pfd[0]), wr = fd_high(pfd[1]);
-	if (rd < 0 || wr < 0)
-		return gr_error_sys(err, errno, "pipe");
-	char *argv[] = { (char *)sup, (char *)"run", (char *)"--state-dir", (char *)env->state_dir,
-			 (char *)"--run-dir", (char *)env->run_dir, (char *)"--name", (char *)spec->name,
-			 img->fingerprint[0] ? (char *)"--image" : (char *)"--lower",
-			 (char *)(img->fingerprint[0] ? img->fingerprint : img->lower), (char *)"--restart", (char *)(restart ? restart : "no"),
-			 (char *)"--ready-fd", (char *)"3", (char *)"--daemonize", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, wr, 3);
-	pid_t child;
-	r = spawn(&child, sup, &fa, argv, true, err);
-	posix_spawn_file_actions_destroy(&fa);
+	int r = restart_policy_parse(restart, &rp, err);
 	if (r < 0)
 		return r;
-	close(wr);
-	wr = -1;
-	/* It forks the real supervisor (not our child) and exits at once. */
-	int st;
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	char msg[GR_ERROR_MSG_MAX + 16];
-	if ((r = read_ready(rd, child, msg, sizeof(msg), err)) < 0)
-		return r;
-	if (strncmp(msg, "ok\n", 3) == 0)
-		return 0;
-	if (strncmp(msg, "error: ", 7) == 0) {
-		msg[strcspn(msg, "\n")] = '\0';
-		return gr_error_set(err, EIO, "cannot start instance %s: %s", spec->name, msg + 7);
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-		return gr_error_set(err, EIO, "cannot start instance %s: gureum-supervisor exited with %d (bad arguments?)",
-				    spec->name, WEXITSTATUS(st));
-	return gr_error_set(err, EIO, "cannot start instance %s: its supervisor ended without a report", spec->name);
+	char *const args[] = { (char *)"run", (char *)"--state-dir", (char *)env->state_dir, (char *)"--run-dir",
+			       (char *)env->run_dir, (char *)"--name", (char *)spec->name,
+			       img->fingerprint[0] ? (char *)"--image" : (char *)"--lower",
+			       (char *)(img->fingerprint[0] ? img->fingerprint : img->lower), (char *)"--restart",
+			       (char *)(restart ? restart : "no"), NULL };
+	return supervised_launch(env, spec->name, args, err);
 }
 
 static int container_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
@@ -385,7 +255,7 @@ static int container_start_(const struct driver_env *env, const struct instance_
 	char sup[PATH_MAX];
 	_cleanup_(container_image_clear) struct container_image img = { 0 };
 	int r;
-	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervised_binary(env, sup, err)) < 0)
 		return r;
 	pid_t spid;
 	if (supervisor_alive(&p, &spid))
@@ -402,7 +272,7 @@ static int container_start_(const struct driver_env *env, const struct instance_
 		return r;
 	if ((r = netif_write_etc(env, spec->name, spec->nic, err)) < 0 ||
 	    (r = write_config(env, &p, NULL, spec, &img, netns, err)) < 0 ||
-	    (r = spawn_supervisor(env, spec, &img, sup, err)) < 0) {
+	    (r = launch(env, spec, &img, err)) < 0) {
 		struct gr_error e = { 0 };
 		if (netif_container_down(env, spec->name, spec->nic, &e) < 0)
 			gr_warn("instance %s: %s", spec->name, e.msg);
@@ -413,16 +283,6 @@ static int container_start_(const struct driver_env *env, const struct instance_
 
 /* ---- stop ---- */
 
-static bool wait_supervisor_gone(const struct instance_paths *p, int64_t until)
-{
-	pid_t pid;
-	while (supervisor_alive(p, &pid)) {
-		if (now_ms() >= until)
-			return false;
-		sleep_ms(10);
-	}
-	return true;
-}
 
 static int stop_workload(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
 			 struct gr_error *err)
@@ -434,22 +294,16 @@ static int stop_workload(const struct driver_env *env, const struct instance_spe
 	if (timeout < 0)
 		timeout = 0;
 	pid_t pid;
-	int64_t until = now_ms() + (force ? 0 : (int64_t)timeout * 1000) + STOP_GRACE_MS;
-	if (supervisor_alive(&p, &pid)) {
-		char buf[64];
-		int n = snprintf(buf, sizeof(buf), "{\"timeout\":%d}\n", force ? 0 : timeout);
-		if ((r = gr_write_file_atomic(p.stop_file, buf, (size_t)n, 0600, err)) < 0)
-			return r;
-		/* Starting: the pid is written just after the lock is taken. */
-		for (int i = 0; pid == 0 && i < 100 && supervisor_alive(&p, &pid); i++)
-			sleep_ms(10);
-		if (pid > 0 && kill(pid, SIGTERM) < 0 && errno != ESRCH)
-			return gr_error_sys(err, errno, "cannot signal the supervisor of %s (pid %d)", spec->name, (int)pid);
-		if (wait_supervisor_gone(&p, until))
-			return 0;
+	bool none;
+	if ((r = supervised_stop(&p, spec->name, timeout, force, &none, err)) < 0)
+		return r;
+	if (r == 1 && !none)
+		return 0;
+	if (r == 0) {
 		/* It did not end in time: its container is killed from here. */
+		supervisor_alive(&p, &pid);
 		(void)container_kill(p.containers, spec->name, SIGKILL, true, NULL);
-		if (wait_supervisor_gone(&p, now_ms() + STOP_GRACE_MS))
+		if (supervised_wait_gone(&p, supervised_now_ms() + SUPERVISED_STOP_GRACE_MS))
 			return 0;
 		return gr_error_set(err, ETIMEDOUT, "the supervisor of %s (pid %d) did not stop", spec->name, (int)pid);
 	}
@@ -464,9 +318,9 @@ static int stop_workload(const struct driver_env *env, const struct instance_spe
 	if (!force && pid > 0) {
 		(void)container_pause(p.containers, spec->name, false, NULL);
 		kill(pid, SIGTERM);
-		int64_t end = now_ms() + (int64_t)timeout * 1000;
-		while (now_ms() < end && gr_proc_state(pid) && gr_proc_state(pid) != 'Z')
-			sleep_ms(10);
+		int64_t end = supervised_now_ms() + (int64_t)timeout * 1000;
+		while (supervised_now_ms() < end && gr_proc_state(pid) && gr_proc_state(pid) != 'Z')
+			supervised_sleep_ms(10);
 	}
 	if ((r = container_delete(p.containers, spec->name, true, err)) < 0)
 		return r;
@@ -580,7 +434,7 @@ static int memfd_with(const char *text, int *out, struct gr_error *err)
 		close(fd);
 		return gr_error_sys(err, -r, "cannot write the exec request");
 	}
-	*out = fd_high(fd);
+	*out = supervised_fd_high(fd);
 	return 0;
 }
 
@@ -593,7 +447,7 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 	char sup[PATH_MAX];
 	int r;
 	*out = (struct exec_session){ .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1, .pid = 0 };
-	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervisor_path(env, sup, err)) < 0)
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervised_binary(env, sup, err)) < 0)
 		return r;
 	if (!req->argv || !req->argv[0] || !req->argv[0][0])
 		return gr_error_set(err, EINVAL, "exec: a command is required");
@@ -617,12 +471,12 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 	if (!req->tty) {
 		if (pipe2(pp, O_CLOEXEC) < 0)
 			return gr_error_sys(err, errno, "pipe");
-		in_r = fd_high(pp[0]);
-		in_w = fd_high(pp[1]);
+		in_r = supervised_fd_high(pp[0]);
+		in_w = supervised_fd_high(pp[1]);
 		if (pipe2(pp, O_CLOEXEC) < 0)
 			return gr_error_sys(err, errno, "pipe");
-		out_r = fd_high(pp[0]);
-		out_w = fd_high(pp[1]);
+		out_r = supervised_fd_high(pp[0]);
+		out_w = supervised_fd_high(pp[1]);
 	} else {
 		/* The helper sends the pty master to a socket of ours, reached
 		 * through /proc/OURPID/fd/DIRFD (no sun_path length limit). */
@@ -643,8 +497,8 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 		r = gr_error_sys(err, errno, "pipe");
 		goto out;
 	}
-	err_r = fd_high(pp[0]);
-	err_w = fd_high(pp[1]);
+	err_r = supervised_fd_high(pp[0]);
+	err_w = supervised_fd_high(pp[1]);
 	char fdarg[16];
 	snprintf(fdarg, sizeof(fdarg), "%d", 3);
 	char *argv[] = { sup, (char *)"exec", (char *)"--run-dir", (char *)env->run_dir, (char *)"--name",
@@ -662,7 +516,7 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 	posix_spawn_file_actions_adddup2(&fa, err_w, 2);
 	posix_spawn_file_actions_adddup2(&fa, reqfd, 3);
 	pid_t child;
-	r = spawn(&child, sup, &fa, argv, false, err);
+	r = supervised_spawn(&child, sup, &fa, argv, false, err);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r < 0)
 		goto out;
@@ -677,10 +531,10 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 	/* tty: wait for the pty, or for the helper's failure (its stderr). */
 	close(err_w);
 	err_w = -1;
-	int64_t end = now_ms() + EXEC_PTY_TIMEOUT_MS;
+	int64_t end = supervised_now_ms() + EXEC_PTY_TIMEOUT_MS;
 	for (;;) {
 		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
-		int64_t left = end - now_ms();
+		int64_t left = end - supervised_now_ms();
 		int k = left > 0 ? poll(pf, 2, (int)left) : 0;
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -735,23 +589,7 @@ static int container_console_(const struct driver_env *env, const struct instanc
 {
 	struct instance_paths p;
 	int r = paths_for(env, spec, &p, err);
-	if (r < 0)
-		return r;
-	pid_t pid;
-	if (!supervisor_alive(&p, &pid))
-		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
-	gr_autoclose int dirfd = open(p.run, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return gr_error_sys(err, errno, "cannot open %s", p.run);
-	if (faccessat(dirfd, "console.sock", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		return gr_error_set(err, ENOTSUP, "instance %s has no console", spec->name);
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/console.sock", dirfd);
-	gr_autoclose int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return gr_error_sys(err, errno, "cannot connect to the console of %s", spec->name);
-	*fd = gr_steal_fd(s);
-	return 0;
+	return r < 0 ? r : supervised_console(&p, spec->name, fd, err);
 }
 
 static int container_log_path_(const struct driver_env *env, const struct instance_spec *spec, char **path,
@@ -759,11 +597,10 @@ static int container_log_path_(const struct driver_env *env, const struct instan
 {
 	struct instance_paths p;
 	int r = paths_for(env, spec, &p, err);
-	if (r < 0)
-		return r;
-	*path = strdup(p.log);
-	return *path ? 0 : gr_error_set(err, ENOMEM, "out of memory");
+	return r < 0 ? r : supervised_log_path(&p, path, err);
 }
+
+
 
 struct names {
 	char **v;

@@ -1,0 +1,242 @@
+/* What the supervised drivers share (instance/supervised.h). */
+#include "daemon/instance/supervised.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fs.h"
+
+extern char **environ;
+
+int64_t supervised_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void supervised_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+int supervised_fd_high(int fd)
+{
+	if (fd < 0 || fd >= 10)
+		return fd;
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n;
+}
+
+int supervised_spawn(pid_t *pid, const char *path, posix_spawn_file_actions_t *fa, char **argv, bool setsid_,
+		     struct gr_error *err)
+{
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setflags(&at, (short)(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      (setsid_ ? POSIX_SPAWN_SETSID : 0)));
+	int r = posix_spawn(pid, path, fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	if (r != 0)
+		return gr_error_sys(err, r, "cannot run %s", path);
+	return 0;
+}
+
+int supervised_binary(const struct driver_env *env, char *out, struct gr_error *err)
+{
+	if (snprintf(out, PATH_MAX, "%s/gureum-supervisor", env->libexec_dir ? env->libexec_dir : ".") >= PATH_MAX)
+		return gr_error_set(err, ENAMETOOLONG, "libexec directory path too long");
+	if (access(out, X_OK) < 0)
+		return gr_error_sys(err, errno, "gureum-supervisor not found at %s", out);
+	return 0;
+}
+
+/* The supervisor's one-line report on fd ("ok\n" or "error: ...\n"). */
+static int read_ready(int fd, char *msg, size_t n, struct gr_error *err)
+{
+	size_t got = 0;
+	int64_t end = supervised_now_ms() + SUPERVISED_START_TIMEOUT_MS;
+	for (;;) {
+		int64_t left = end - supervised_now_ms();
+		if (left <= 0)
+			return gr_error_set(err, ETIMEDOUT, "the supervisor did not report within %d s",
+					    SUPERVISED_START_TIMEOUT_MS / 1000);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int k = poll(&pfd, 1, (int)left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return gr_error_sys(err, errno, "poll");
+		if (k == 0)
+			continue;
+		ssize_t m = read(fd, msg + got, n - 1 - got);
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m < 0)
+			return gr_error_sys(err, errno, "cannot read the supervisor's report");
+		if (m == 0 || (got += (size_t)m) >= n - 1 || memchr(msg, '\n', got))
+			break;
+	}
+	msg[got] = '\0';
+	return 0;
+}
+
+int supervised_launch(const struct driver_env *env, const char *name, char *const args[], struct gr_error *err)
+{
+	char sup[PATH_MAX], instances_run[PATH_MAX];
+	int r = supervised_binary(env, sup, err);
+	if (r < 0)
+		return r;
+	snprintf(instances_run, sizeof(instances_run), "%s/instances", env->run_dir);
+	if ((r = gr_mkdir_p(instances_run, 0700, err)) < 0)
+		return r;
+	size_t n = 0;
+	while (args[n])
+		n++;
+	gr_autofree char **argv = calloc(n + 5, sizeof(char *));
+	if (!argv)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	argv[0] = sup;
+	memcpy(argv + 1, args, n * sizeof(char *));
+	argv[n + 1] = (char *)"--ready-fd";
+	argv[n + 2] = (char *)"3";
+	argv[n + 3] = (char *)"--daemonize";
+
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return gr_error_sys(err, errno, "pipe");
+	gr_autoclose int rd = supervised_fd_high(pfd[0]), wr = supervised_fd_high(pfd[1]);
+	if (rd < 0 || wr < 0)
+		return gr_error_sys(err, errno, "pipe");
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, wr, 3);
+	pid_t child;
+	r = supervised_spawn(&child, sup, &fa, argv, true, err);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		return r;
+	close(wr);
+	wr = -1;
+	/* It forks the real supervisor (not our child) and exits at once. */
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	char msg[GR_ERROR_MSG_MAX + 16];
+	if ((r = read_ready(rd, msg, sizeof(msg), err)) < 0)
+		return r;
+	if (strncmp(msg, "ok\n", 3) == 0)
+		return 0;
+	if (strncmp(msg, "error: ", 7) == 0) {
+		msg[strcspn(msg, "\n")] = '\0';
+		return gr_error_set(err, EIO, "cannot start instance %s: %s", name, msg + 7);
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		return gr_error_set(err, EIO, "cannot start instance %s: gureum-supervisor exited with %d (bad arguments?)",
+				    name, WEXITSTATUS(st));
+	return gr_error_set(err, EIO, "cannot start instance %s: its supervisor ended without a report", name);
+}
+
+bool supervised_wait_gone(const struct instance_paths *p, int64_t until)
+{
+	pid_t pid;
+	while (supervisor_alive(p, &pid)) {
+		if (supervised_now_ms() >= until)
+			return false;
+		supervised_sleep_ms(10);
+	}
+	return true;
+}
+
+int supervised_stop(const struct instance_paths *p, const char *name, int timeout, bool force, bool *had_none,
+		    struct gr_error *err)
+{
+	if (timeout < 0)
+		timeout = 0;
+	pid_t pid;
+	*had_none = false;
+	int64_t until = supervised_now_ms() + (force ? 0 : (int64_t)timeout * 1000) + SUPERVISED_STOP_GRACE_MS;
+	if (!supervisor_alive(p, &pid)) {
+		*had_none = true;
+		return 1;
+	}
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "{\"timeout\":%d}\n", force ? 0 : timeout);
+	int r = gr_write_file_atomic(p->stop_file, buf, (size_t)n, 0600, err);
+	if (r < 0)
+		return r;
+	/* Starting: the pid is written just after the lock is taken. */
+	for (int i = 0; pid == 0 && i < 100 && supervisor_alive(p, &pid); i++)
+		supervised_sleep_ms(10);
+	if (pid > 0 && kill(pid, SIGTERM) < 0 && errno != ESRCH)
+		return gr_error_sys(err, errno, "cannot signal the supervisor of %s (pid %d)", name, (int)pid);
+	return supervised_wait_gone(p, until) ? 1 : 0;
+}
+
+int supervised_console(const struct instance_paths *p, const char *name, int *fd, struct gr_error *err)
+{
+	pid_t pid;
+	if (!supervisor_alive(p, &pid))
+		return gr_error_set(err, EBUSY, "instance %s is not running", name);
+	gr_autoclose int dirfd = open(p->run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return gr_error_sys(err, errno, "cannot open %s", p->run);
+	if (faccessat(dirfd, "console.sock", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return gr_error_set(err, ENOTSUP, "instance %s has no console", name);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/console.sock", dirfd);
+	gr_autoclose int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return gr_error_sys(err, errno, "cannot connect to the console of %s", name);
+	*fd = gr_steal_fd(s);
+	return 0;
+}
+
+int supervised_log_path(const struct instance_paths *p, char **path, struct gr_error *err)
+{
+	*path = strdup(p->log);
+	return *path ? 0 : gr_error_set(err, ENOMEM, "out of memory");
+}
+
+void supervised_status(const struct instance_paths *p, struct instance_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->exit_code = -1;
+	bool alive = supervisor_alive(p, &out->supervisor_pid);
+	out->state = alive ? INSTANCE_RUNNING : INSTANCE_STOPPED;
+	struct exit_info ex;
+	struct gr_error xerr = { 0 };
+	int r = exit_info_read(p->exit_file, &ex, &xerr);
+	if (r == 0) {
+		out->exit_code = ex.exit_code;
+		snprintf(out->stop_reason, sizeof(out->stop_reason), "%s", ex.reason);
+		out->restarts = ex.restarts;
+		out->restarting = alive && ex.restarting;
+	} else if (r != -ENOENT) {
+		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
+	}
+}
