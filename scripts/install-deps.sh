@@ -24,6 +24,7 @@ packages=(
   # is not installed here: as a package it pulls in initramfs-tools and udev and rebuilds an
   # initramfs; the test skips without it, and on PVM hosts anyway.)
   qemu-system-x86
+  kmod  # depmod: scripts/fetch-kernel.sh makes the guest kernel's modules.dep
 )
 
 missing=()
@@ -35,7 +36,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+  exec "$(dirname "$0")/fetch-kernel.sh"  # the VM guest kernel (idempotent)
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -47,3 +48,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+"$(dirname "$0")/fetch-kernel.sh"  # the VM guest kernel (Debian cloud kernel, unpacked)

@@ -1,4 +1,4 @@
-/* gureum launch IMAGE [NAME] [-c KEY=VALUE]... [-- COMMAND...]: create an
+/* gureum launch IMAGE [NAME] [--vm] [-c KEY=VALUE]... [-- COMMAND...]: create an
  * instance and start it (one operation: POST /1.0/instances with
  * "start": true), wait for it, print the name. Without NAME a name is made
  * up, and another one tried while the made-up one is taken. */
@@ -12,11 +12,11 @@
 #include "cli/format.h"
 #include "common/cleanup.h"
 
-static int create(struct gr_client *c, const char *name, const char *image, json_t *config,
+static int create(struct gr_client *c, const char *name, const char *type, const char *image, json_t *config,
 		  json_t *command, bool start, struct gr_error *err)
 {
 	gr_autojson json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:O,s:b}",
-		"name", name, "type", "container",
+		"name", name, "type", type,
 		"source", "type", "image", "alias", image,
 		"config", config, "start", start);
 	if (!body)
@@ -32,10 +32,12 @@ int cmd_launch(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "empty", no_argument, NULL, 'e' },
+		{ "vm", no_argument, NULL, 'v' },
 		{ 0 },
 	};
 	gr_autojson json_t *config = json_object();
 	bool start = true;
+	const char *type = "container";
 	int opt;
 	struct gr_error err = { 0 };
 	if (!config)
@@ -57,6 +59,7 @@ int cmd_launch(struct cli *cli, int argc, char **argv)
 			break;
 		}
 		case 'e': start = false; break;
+		case 'v': type = "virtual-machine"; break;
 		default: return CLI_EXIT_USAGE;
 		}
 	}
@@ -88,7 +91,7 @@ int cmd_launch(struct cli *cli, int argc, char **argv)
 				seed = (uint32_t)getpid() * 2654435761u + (uint32_t)attempt;
 			cli_generate_name(seed, made_up, sizeof(made_up));
 		}
-		int r = create(c, name ? name : made_up, image, config, command, start, &err);
+		int r = create(c, name ? name : made_up, type, image, config, command, start, &err);
 		if (r == 0)
 			break;
 		/* A made-up name that is taken: make up another. */

@@ -22,12 +22,15 @@ static const char state_help[] =
 	"  -f, --force   stop: SIGKILL at once\n";
 
 static const struct cli_command commands[] = {
-	{ "launch", cmd_launch, "IMAGE [NAME] [-c KEY=VALUE]... [-- COMMAND [ARG]...]",
+	{ "launch", cmd_launch, "IMAGE [NAME] [--vm] [-c KEY=VALUE]... [-- COMMAND [ARG]...]",
 	  "create an instance from an image and start it",
 	  "  -c, --config KEY=VALUE  instance config (limits.cpu, limits.memory, limits.processes,\n"
 	  "                          environment.NAME, boot.restart, network=NAME|none,\n"
 	  "                          ipv4.address); repeatable\n"
 	  "  -e, --empty             create it without starting it\n"
+	  "      --vm                a virtual machine (its own kernel) instead of a container;\n"
+	  "                          VM keys: limits.cpu (vCPUs), limits.memory, root.size,\n"
+	  "                          vm.engine=qemu|gureum-vmm, vm.kernel=PATH\n"
 	  "Without NAME a name is made up. Prints the instance's name.\n" },
 	{ "list", cmd_list, "[--format table|json|yaml|csv]",
 	  "list the instances",

@@ -138,7 +138,7 @@ int reconcile(struct daemon *d, struct gr_error *err)
 	/* Workloads nobody knows: listed against the database as it is now. */
 	if ((rc = store_instance_list(d->store, &rows, &n, err)) < 0)
 		return gr_error_prefix(err, "reconcile");
-	static const char *const types[] = { "container" };
+	static const char *const types[] = { "container", "virtual-machine" };
 	unsigned unknown = 0;
 	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
 		const struct instance_driver *drv = instance_driver_for(types[t]);

@@ -244,7 +244,9 @@ int validate_config(const json_t *config, struct gr_error *err)
 			if ((rc = check_string_value(key, v, &s, err)) < 0 ||
 			    (rc = validate_restart(path, s, NULL, NULL, err)) < 0)
 				return rc;
-		} else if (strcmp(key, "network") == 0 || strcmp(key, "ipv4.address") == 0) {
+		} else if (strcmp(key, "network") == 0 || strcmp(key, "ipv4.address") == 0 ||
+			   strcmp(key, "vm.engine") == 0 || strcmp(key, "vm.kernel") == 0 ||
+			   strcmp(key, "root.size") == 0) {
 			/* Their values are checked against the networks
 			 * (network_instance_check). */
 			if ((rc = check_string_value(key, v, &s, err)) < 0)
@@ -256,7 +258,7 @@ int validate_config(const json_t *config, struct gr_error *err)
 		} else {
 			return gr_error_set(err, EINVAL,
 					    "config: unknown key %s (known: limits.cpu, limits.memory, limits.processes, "
-					    "boot.restart, environment.NAME, network, ipv4.address)",
+					    "boot.restart, environment.NAME, network, ipv4.address, root.size, vm.engine, vm.kernel)",
 					    Q(key));
 		}
 	}

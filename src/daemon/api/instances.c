@@ -491,7 +491,7 @@ static void post_instances(struct daemon *d, const struct http_request *rq, stru
 	const struct instance_driver *drv = instance_driver_for(type);
 	if (!drv) {
 		char q[VALIDATE_QUOTE_MAX];
-		rc = gr_error_set(&err, EINVAL, "type: unknown instance type %s (known: container)",
+		rc = gr_error_set(&err, EINVAL, "type: unknown instance type %s (known: container, virtual-machine)",
 				  validate_quote(type, q, sizeof(q)));
 		FAIL(rc);
 	}

@@ -632,7 +632,7 @@ static int container_scan_(const struct driver_env *env, void (*found)(void *opa
 		gr_autoclosedir DIR *d = opendir(dir);
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
-			if (!instance_name_valid(e->d_name))
+			if (!instance_name_valid(e->d_name) || vm_is_vm_run_dir(env->run_dir, e->d_name))
 				continue;
 			struct instance_spec spec = { .name = e->d_name };
 			struct instance_paths p;

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-const struct instance_driver *const instance_drivers[] = { &container_driver, NULL };
+const struct instance_driver *const instance_drivers[] = { &container_driver, &vm_driver, NULL };
 
 const struct instance_driver *instance_driver_for(const char *type)
 {

@@ -156,6 +156,9 @@ struct instance_driver {
 extern const struct instance_driver *const instance_drivers[];
 
 extern const struct instance_driver container_driver;
+extern const struct instance_driver vm_driver;       /* instance/vm.c: "virtual-machine" */
+/* Is RUN/instances/NAME a VM's? (The container driver's scan skips those.) */
+bool vm_is_vm_run_dir(const char *run_dir, const char *name);
 
 /* The driver for an instance type, or NULL. */
 const struct instance_driver *instance_driver_for(const char *type);

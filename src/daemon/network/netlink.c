@@ -10,6 +10,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/if_tun.h>
 #include <linux/veth.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -528,6 +530,29 @@ int nl_veth_create(const char *host_name, const char *bridge, int netns_fd, cons
 		/* Nothing half-made: deleting one end deletes the pair. */
 		struct gr_error ignored;
 		(void)nl_link_delete(host_name, &ignored);
+		return r;
+	}
+	return 0;
+}
+
+int nl_tap_create(const char *name, const char *bridge, struct gr_error *err)
+{
+	int r;
+	if ((r = ifname_check(name, "tap", err)) < 0 || (r = ifname_check(bridge, "bridge", err)) < 0)
+		return r;
+	gr_autoclose int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "cannot create tap %s: /dev/net/tun", name);
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	/* The flags the VM engine opens it with (QEMU: vnet_hdr when it can). */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		return gr_error_sys(err, errno, "cannot create tap %s", name);
+	if (ioctl(fd, TUNSETPERSIST, 1) < 0)
+		return gr_error_sys(err, errno, "cannot make tap %s persistent", name);
+	if ((r = nl_link_set_master(name, bridge, err)) < 0) {
+		(void)ioctl(fd, TUNSETPERSIST, 0); /* the tap goes with fd */
 		return r;
 	}
 	return 0;

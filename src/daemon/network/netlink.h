@@ -42,6 +42,12 @@ int nl_link_delete(const char *name, struct gr_error *err);
 int nl_veth_create(const char *host_name, const char *bridge, int netns_fd, const char *peer_name,
 		   const uint8_t peer_mac[6], unsigned mtu, struct gr_error *err);
 
+/* A persistent tap NAME (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, owned by
+ * root) for a VM engine to open by name, attached to bridge (a port, in
+ * hairpin mode) and up. -EEXIST... as the kernel says when NAME exists with
+ * other flags; on failure nothing is left. nl_link_delete removes it. */
+int nl_tap_create(const char *name, const char *bridge, struct gr_error *err);
+
 /* Attaches the link to bridge (as a port) and sets it up (drift repair). */
 int nl_link_set_master(const char *name, const char *bridge, struct gr_error *err);
 
