@@ -297,3 +297,22 @@ int request_check_keys(const json_t *obj, const char *where, const char *const a
 	}
 	return 0;
 }
+
+void reply_list(const struct http_request *rq, struct http_reply *rp, json_t *list, const char *prefix)
+{
+	char buf[16];
+	if (http_query_get(rq, "recursion", buf, sizeof(buf)) == 1 && strcmp(buf, "0") != 0) {
+		reply_sync(rp, json_incref(list));
+		return;
+	}
+	json_t *urls = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		char *url = NULL;
+		if (asprintf(&url, "%s/%s", prefix, json_string_value(json_object_get(v, "name"))) >= 0)
+			json_array_append_new(urls, json_string(url));
+		free(url);
+	}
+	reply_sync(rp, urls);
+}

@@ -50,20 +50,7 @@ static void get_networks(struct daemon *d, const struct http_request *rq, struct
 		reply_gr_error(rp, rc, &err);
 		return;
 	}
-	char buf[16];
-	if (http_query_get(rq, "recursion", buf, sizeof(buf)) == 1 && strcmp(buf, "0") != 0) {
-		reply_sync(rp, json_incref(list));
-		return;
-	}
-	json_t *urls = json_array();
-	size_t i;
-	json_t *v;
-	json_array_foreach(list, i, v) {
-		char url[96];
-		snprintf(url, sizeof(url), "/1.0/networks/%s", json_string_value(json_object_get(v, "name")));
-		json_array_append_new(urls, json_string(url));
-	}
-	reply_sync(rp, urls);
+	reply_list(rq, rp, list, "/1.0/networks");
 }
 
 static void post_networks(struct daemon *d, const struct http_request *rq, struct http_reply *rp)

@@ -154,5 +154,8 @@ int request_json(const struct http_request *rq, json_t **out, struct http_reply 
 /* -EINVAL naming the first key of obj that is not in allowed (NULL-terminated),
  * and the known ones; where: "" or the member's path ("source"). */
 int request_check_keys(const json_t *obj, const char *where, const char *const allowed[], struct gr_error *err);
+/* A collection's GET: the objects of list (each with a "name") with
+ * ?recursion=1, else their URLs, PREFIX/NAME. list stays the caller's. */
+void reply_list(const struct http_request *rq, struct http_reply *rp, json_t *list, const char *prefix);
 
 #endif

@@ -155,21 +155,9 @@ static void get_snapshots(struct daemon *d, const struct http_request *rq, struc
 		reply_gr_error(rp, rc, &err);
 		return;
 	}
-	char buf[16];
-	if (http_query_get(rq, "recursion", buf, sizeof(buf)) == 1 && strcmp(buf, "0") != 0) {
-		reply_sync(rp, json_incref(list));
-		return;
-	}
-	json_t *urls = json_array();
-	size_t k;
-	json_t *s;
-	json_array_foreach(list, k, s) {
-		char url[192];
-		snprintf(url, sizeof(url), "/1.0/instances/%s/snapshots/%s", rq->route_args[0],
-			 json_string_value(json_object_get(s, "name")));
-		json_array_append_new(urls, json_string(url));
-	}
-	reply_sync(rp, urls);
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "/1.0/instances/%s/snapshots", rq->route_args[0]);
+	reply_list(rq, rp, list, prefix);
 }
 
 static void post_snapshots(struct daemon *d, const struct http_request *rq, struct http_reply *rp)

@@ -509,17 +509,8 @@ int network_delete(struct daemon *d, const char *name, struct gr_error *err)
 	int rc = store_network_get(d->store, name, &row, err);
 	if (rc < 0)
 		return rc;
-	gr_autostrv char **users = NULL;
-	if ((rc = store_network_users(d->store, name, &users, err)) < 0)
+	if ((rc = store_network_check_unused(d->store, name, err)) < 0)
 		return rc;
-	if (users[0]) {
-		char list[512] = "";
-		size_t o = 0;
-		for (size_t i = 0; users[i] && o < sizeof(list); i++)
-			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", users[i]);
-		return gr_error_set(err, EBUSY, "network %s is used by instance%s %s: delete %s first", name,
-				    users[1] ? "s" : "", list, users[1] ? "them" : "it");
-	}
 	/* The host's side first: a bridge that cannot go keeps its row (and
 	 * the delete can be tried again). */
 	struct dirs dirs;

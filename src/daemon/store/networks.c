@@ -202,21 +202,33 @@ int store_network_users(struct store *s, const char *name, char ***out, struct g
 	return users_locked(s, db, name, out, err);
 }
 
+/* -EBUSY naming the users, when there are. */
+static int check_unused_locked(struct store *s, sqlite3 *db, const char *name, struct gr_error *err)
+{
+	gr_autostrv char **users = NULL;
+	int rc = users_locked(s, db, name, &users, err);
+	if (rc < 0 || !users[0])
+		return rc;
+	char list[512] = "";
+	size_t o = 0;
+	for (size_t i = 0; users[i] && o < sizeof(list); i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", users[i]);
+	return gr_error_set(err, EBUSY, "network %s is used by instance%s %s: delete %s first", name, users[1] ? "s" : "",
+			    list, users[1] ? "them" : "it");
+}
+
+int store_network_check_unused(struct store *s, const char *name, struct gr_error *err)
+{
+	DB_LOCK(s);
+	return check_unused_locked(s, db, name, err);
+}
+
 int store_network_delete(struct store *s, const char *name, struct gr_error *err)
 {
 	DB_LOCK(s);
-	gr_autostrv char **users = NULL;
-	int rc = users_locked(s, db, name, &users, err);
+	int rc = check_unused_locked(s, db, name, err);
 	if (rc < 0)
 		return rc;
-	if (users[0]) {
-		char list[512] = "";
-		size_t o = 0;
-		for (size_t i = 0; users[i] && o < sizeof(list); i++)
-			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", users[i]);
-		return gr_error_set(err, EBUSY, "network %s is used by instance%s %s: delete %s first", name,
-				    users[1] ? "s" : "", list, users[1] ? "them" : "it");
-	}
 	gr_autofinal sqlite3_stmt *st = NULL;
 	if ((rc = store_prep(s, db, "DELETE FROM networks WHERE name = ?1", &st, err)) < 0)
 		return rc;

@@ -57,6 +57,8 @@ int store_network_list(struct store *s, struct store_network **out, size_t *n, s
 /* The names of the instances with a NIC on it, sorted (NULL-terminated;
  * gr_strv_free). */
 int store_network_users(struct store *s, const char *name, char ***out, struct gr_error *err);
+/* -EBUSY naming the instances that use it; 0 when none does. */
+int store_network_check_unused(struct store *s, const char *name, struct gr_error *err);
 /* -ENOENT; -EBUSY naming the instances that use it. */
 int store_network_delete(struct store *s, const char *name, struct gr_error *err);
 
