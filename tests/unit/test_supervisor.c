@@ -1,18 +1,23 @@
 /* gureum-supervisor's pure parts and the container driver's config.json:
  * restart policy and back-off, log rotation, exit.json, instance paths,
- * supervisor liveness through the pid file's lock, and the OCI config made
- * from an instance (checked by the container library's own parser). */
+ * supervisor liveness through the pid file's lock, the OCI config made
+ * from an instance (checked by the container library's own parser), and the
+ * engine workload's parts: run-engine's arguments and the QMP client
+ * (against a socketpair playing QEMU). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +25,7 @@
 #include "common/fs.h"
 #include "container/config.h"
 #include "daemon/instance/container.h"
+#include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/supervisor.h"
 
 /* ---- restart policy ---- */
@@ -421,6 +427,305 @@ static void test_config_refused(void **state)
 	assert_non_null(strstr(err.msg, "string"));
 }
 
+/* ---- run-engine's arguments ---- */
+
+#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
+
+static int engine_args(char **argv, struct supervisor_opts *o, bool *d, struct gr_error *err)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	gr_error_clear(err);
+	return supervisor_engine_args(argc, argv, o, d, err);
+}
+
+static void test_engine_args(void **state)
+{
+	(void)state;
+	struct supervisor_opts o;
+	bool d = true;
+	struct gr_error err = { 0 };
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	int rfd = fds[1] >= 3 ? fds[1] : fcntl(fds[1], F_DUPFD, 3);
+	char fdtext[16];
+	snprintf(fdtext, sizeof(fdtext), "%d", rfd);
+
+	char **a = ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "vm-1", "--", "/usr/bin/qemu",
+			"-M", "microvm", "--", "-x");
+	assert_int_equal(engine_args(a, &o, &d, &err), 0);
+	assert_string_equal(o.state_dir, "/s");
+	assert_string_equal(o.run_dir, "/r");
+	assert_string_equal(o.name, "vm-1");
+	assert_false(d);
+	assert_int_equal(o.ready_fd, -1);
+	assert_null(o.qmp);
+	assert_int_equal(o.restart.mode, RESTART_NO);
+	assert_ptr_equal(o.engine_argv, a + 8); /* the engine's own "--" is its argument */
+	assert_string_equal(o.engine_argv[0], "/usr/bin/qemu");
+	assert_string_equal(o.engine_argv[3], "--");
+	assert_string_equal(o.engine_argv[4], "-x");
+	assert_null(o.engine_argv[5]);
+
+	char **b = ARGV("run-engine", "--state-dir=/s", "--run-dir", "/r", "--name=v", "--restart", "on-failure:2",
+			"--ready-fd", fdtext, "--daemonize", "--qmp=/r/instances/v/qmp.sock", "--log-max", "8192",
+			"--log-files=2", "--", "/e");
+	assert_int_equal(engine_args(b, &o, &d, &err), 0);
+	assert_string_equal(o.state_dir, "/s");
+	assert_string_equal(o.name, "v");
+	assert_true(d);
+	assert_int_equal(o.ready_fd, rfd);
+	assert_string_equal(o.qmp, "/r/instances/v/qmp.sock");
+	assert_int_equal(o.restart.mode, RESTART_ON_FAILURE);
+	assert_int_equal(o.restart.max, 2);
+	assert_int_equal(o.log_max, 8192);
+	assert_int_equal(o.log_files, 2);
+	assert_string_equal(o.engine_argv[0], "/e");
+	assert_null(o.engine_argv[1]);
+
+	/* Refused, each with a message naming what. */
+	struct {
+		char **argv;
+		const char *expect;
+	} bad[] = {
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v"), "command line is missing" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--"), "command line is missing" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--", "qemu"), "\"qemu\" must be an absolute path" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "/e"), "unexpected argument \"/e\"" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--lower", "/l", "--", "/e"), "unknown option \"--lower\"" },
+		{ ARGV("run-engine", "--state", "/s", "--run-dir", "/r", "--name", "v", "--", "/e"), "unknown option \"--state\"" },
+		{ ARGV("run-engine", "--run-dir", "/r", "--name", "v", "--", "/e"), "are required" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "Bad_Name", "--", "/e"), "\"Bad_Name\" is not an instance name" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--restart", "sometimes", "--", "/e"), "sometimes" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--ready-fd", "2", "--", "/e"), "--ready-fd: \"2\"" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--ready-fd", "999999", "--", "/e"), "--ready-fd: \"999999\"" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--ready-fd", "x", "--", "/e"), "--ready-fd: \"x\"" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--daemonize=yes", "--", "/e"), "--daemonize takes no value" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--qmp", "qmp.sock", "--", "/e"), "--qmp: \"qmp.sock\"" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--log-max", "10", "--", "/e"), "--log-max" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name", "v", "--log-files", "0", "--", "/e"), "--log-files" },
+		{ ARGV("run-engine", "--state-dir", "/s", "--run-dir", "/r", "--name"), "--name needs a value" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = engine_args(bad[i].argv, &o, &d, &err);
+		if (r != -EINVAL || !strstr(err.msg, bad[i].expect))
+			fail_msg("case %zu: %d \"%s\" does not name %s", i, r, err.msg, bad[i].expect);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	if (rfd != fds[1])
+		close(rfd);
+}
+
+/* ---- QMP ---- */
+
+static const char GREETING[] = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, "
+			       "\"package\": \"Debian\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+/* The peer's side: writes s; reads what the client sent (at most n - 1 bytes, non-blocking). */
+static void peer_send(int fd, const char *s)
+{
+	assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+static char *peer_recv(int fd, char *buf, size_t n)
+{
+	ssize_t k = recv(fd, buf, n - 1, MSG_DONTWAIT);
+	buf[k > 0 ? k : 0] = '\0';
+	return buf;
+}
+
+static void qmp_pair(struct qmp_client *q, int *peer)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	qmp_client_init(q, sv[0], "system_powerdown");
+	*peer = sv[1];
+}
+
+static void test_qmp_exchange(void **state)
+{
+	(void)state;
+	static struct qmp_client q;
+	int peer;
+	char buf[256];
+	qmp_pair(&q, &peer);
+	assert_int_equal(q.events, POLLIN);
+	/* Nothing yet: it waits for the greeting and sends nothing. */
+	assert_int_equal(qmp_client_io(&q, 0), POLLIN);
+	assert_string_equal(peer_recv(peer, buf, sizeof(buf)), "");
+	/* The greeting in two pieces. */
+	peer_send(peer, "{\"QMP\": {\"version\": {}, ");
+	assert_int_equal(qmp_client_io(&q, POLLIN), POLLIN);
+	assert_int_equal(q.state, QMP_GREETING);
+	assert_string_equal(peer_recv(peer, buf, sizeof(buf)), "");
+	peer_send(peer, "\"capabilities\": []}}\r\n");
+	assert_int_equal(qmp_client_io(&q, POLLIN), POLLIN);
+	assert_int_equal(q.state, QMP_CAPABILITIES);
+	assert_string_equal(peer_recv(peer, buf, sizeof(buf)), "{\"execute\":\"qmp_capabilities\"}\n");
+	/* An event and the answer in one read, then a blank line. */
+	peer_send(peer, "{\"event\": \"RTC_CHANGE\", \"data\": {}}\r\n{\"return\": {}}\r\n\r\n");
+	assert_int_equal(qmp_client_io(&q, POLLIN), POLLIN);
+	assert_int_equal(q.state, QMP_COMMAND);
+	assert_string_equal(peer_recv(peer, buf, sizeof(buf)), "{\"execute\":\"system_powerdown\"}\n");
+	peer_send(peer, "{\"return\": {}}\n{\"event\": \"POWERDOWN\"}\n");
+	assert_int_equal(qmp_client_io(&q, POLLIN), 0);
+	assert_int_equal(q.state, QMP_DONE);
+	assert_int_equal(q.events, 0);
+	/* Over: it reads and sends nothing more. */
+	assert_int_equal(qmp_client_io(&q, POLLIN), 0);
+	qmp_client_close(&q);
+	assert_int_equal(q.fd, -1);
+	close(peer);
+
+	/* Everything the server says at once (a greeting and answers queued ahead). */
+	qmp_pair(&q, &peer);
+	char all[1024];
+	snprintf(all, sizeof(all), "%s{\"return\": {}}\n{\"return\": {}}\n", GREETING);
+	peer_send(peer, all);
+	assert_int_equal(qmp_client_io(&q, POLLIN), 0);
+	assert_int_equal(q.state, QMP_DONE);
+	assert_string_equal(peer_recv(peer, buf, sizeof(buf)),
+			    "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"system_powerdown\"}\n");
+	qmp_client_close(&q);
+	close(peer);
+}
+
+/* Runs a server script: greeting reply1 [reply2]; returns the client's final state. */
+static enum qmp_state qmp_run(const char *const *replies, size_t n, struct qmp_client *q, bool close_after)
+{
+	int peer;
+	qmp_pair(q, &peer);
+	for (size_t i = 0; i < n; i++) {
+		peer_send(peer, replies[i]);
+		if (i + 1 == n && close_after)
+			shutdown(peer, SHUT_WR);
+		if (qmp_client_io(q, POLLIN) == 0)
+			break;
+	}
+	if (n == 0 && close_after) {
+		shutdown(peer, SHUT_WR);
+		qmp_client_io(q, POLLIN | POLLHUP);
+	}
+	close(peer);
+	qmp_client_close(q);
+	return q->state;
+}
+
+static void test_qmp_errors(void **state)
+{
+	(void)state;
+	static struct qmp_client q;
+	const char *err_desc = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no ACPI here\"}}\n";
+	const char *ret = "{\"return\": {}}\n";
+	struct {
+		const char *replies[3];
+		size_t n;
+		bool close_after;
+		const char *expect;
+	} cases[] = {
+		{ { GREETING, ret, err_desc }, 3, false, "system_powerdown refused: no ACPI here" },
+		{ { GREETING, err_desc }, 2, false, "qmp_capabilities refused: no ACPI here" },
+		{ { "not json\n" }, 1, false, "expected a JSON object, got \"not json\"" },
+		{ { "[1,2]\n" }, 1, false, "expected a JSON object" },
+		{ { "{\"return\": {}}\n" }, 1, false, "expected the server's greeting" },
+		{ { GREETING, "{\"id\": 1}\n" }, 2, false, "expected the answer to qmp_capabilities" },
+		{ { 0 }, 0, true, "closed the connection without a greeting" },
+		{ { GREETING }, 1, true, "before answering qmp_capabilities" },
+		{ { GREETING, ret }, 2, true, "before answering system_powerdown" },
+		{ { "{\"QMP\": {}" }, 1, true, "without a greeting" }, /* a last line never ended */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum qmp_state st = qmp_run(cases[i].replies, cases[i].n, &q, cases[i].close_after);
+		if (st != QMP_FAILED || !strstr(q.err.msg, cases[i].expect))
+			fail_msg("case %zu: state %d, \"%s\" does not say %s", i, st, q.err.msg, cases[i].expect);
+	}
+
+	/* A line longer than QMP_MESSAGE_MAX ends it (the client never grows without bound). */
+	int peer;
+	qmp_pair(&q, &peer);
+	char *big = malloc(QMP_MESSAGE_MAX + 10);
+	memset(big, 'x', QMP_MESSAGE_MAX + 9);
+	big[QMP_MESSAGE_MAX + 9] = '\0';
+	int sz = 1 << 20;
+	setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	peer_send(peer, big);
+	free(big);
+	short ev = POLLIN;
+	for (int i = 0; i < 8 && ev; i++)
+		ev = qmp_client_io(&q, POLLIN);
+	assert_int_equal(ev, 0);
+	assert_int_equal(q.state, QMP_FAILED);
+	assert_non_null(strstr(q.err.msg, "over 16384 bytes"));
+	qmp_client_close(&q);
+	close(peer);
+
+	/* A peer gone before the client could answer its greeting: the send
+	 * fails and says what it was. */
+	qmp_pair(&q, &peer);
+	assert_int_equal(qmp_client_message(&q, "{\"QMP\":{}}", 10), QMP_CAPABILITIES);
+	close(peer);
+	assert_int_equal(qmp_client_io(&q, 0), 0);
+	assert_int_equal(q.state, QMP_FAILED);
+	assert_non_null(strstr(q.err.msg, "cannot send qmp_capabilities"));
+	qmp_client_close(&q);
+
+	/* Messages fed directly: the state machine alone. */
+	qmp_client_init(&q, -1, "system_powerdown");
+	assert_int_equal(qmp_client_message(&q, "{\"event\":\"X\"}", 13), QMP_GREETING);
+	assert_int_equal(qmp_client_message(&q, "{\"QMP\":{}}", 10), QMP_CAPABILITIES);
+	assert_int_equal(q.out_len, strlen("{\"execute\":\"qmp_capabilities\"}\n"));
+	assert_int_equal(qmp_client_message(&q, "{\"return\":{}}", 13), QMP_COMMAND);
+	assert_memory_equal(q.out, "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"system_powerdown\"}\n", q.out_len);
+	assert_int_equal(qmp_client_message(&q, "{\"return\":{}}", 13), QMP_DONE);
+	assert_int_equal(qmp_client_message(&q, "garbage", 7), QMP_DONE); /* over is over */
+	/* Control bytes of a hostile server are not copied into the message. */
+	qmp_client_init(&q, -1, "system_powerdown");
+	assert_int_equal(qmp_client_message(&q, "\x1b[2J\n", 5), QMP_FAILED);
+	assert_null(strchr(q.err.msg, '\x1b'));
+}
+
+static void test_qmp_connect(void **state)
+{
+	(void)state;
+	struct gr_error err = { 0 };
+	int fd = -1;
+	/* A path longer than sun_path: reached through its directory. */
+	char dir[200], path[240];
+	snprintf(dir, sizeof(dir), "%s/%0120d", tmpdir, 0);
+	assert_int_equal(gr_mkdir_p(dir, 0700, &err), 0);
+	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
+	assert_true(strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path));
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/qmp.sock", dfd);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(qmp_connect(path, &fd, &err), 0);
+	int c = accept(l, NULL, NULL);
+	assert_true(c >= 0);
+	/* The client's side works. */
+	static struct qmp_client q;
+	qmp_client_init(&q, fd, "system_powerdown");
+	peer_send(c, GREETING);
+	assert_int_equal(qmp_client_io(&q, POLLIN), POLLIN);
+	assert_int_equal(q.state, QMP_CAPABILITIES);
+	qmp_client_close(&q);
+	close(c);
+	close(l);
+	close(dfd);
+	/* Nobody listening, or no such socket: the path is named. */
+	assert_true(qmp_connect(path, &fd, &err) < 0);
+	assert_non_null(strstr(err.msg, "qmp.sock"));
+	assert_non_null(strstr(err.msg, "refused"));
+	gr_error_clear(&err);
+	assert_int_equal(qmp_connect("/nonexistent/qmp.sock", &fd, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "cannot connect to QMP at /nonexistent/qmp.sock"));
+	assert_int_equal(qmp_connect("", &fd, &err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +740,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_supervisor_alive, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_config_generate),
 		cmocka_unit_test(test_config_refused),
+		cmocka_unit_test(test_engine_args),
+		cmocka_unit_test(test_qmp_exchange),
+		cmocka_unit_test(test_qmp_errors),
+		cmocka_unit_test_setup_teardown(test_qmp_connect, setup_tmp, teardown_tmp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,11 +3,16 @@
  *   gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME
  *                         [--lower DIR | --image FINGERPRINT] [--restart POLICY] [--ready-fd N] [--daemonize]
  *                         [--log-max BYTES] [--log-files N] [--no-cgroups]
+ *   gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME
+ *                         [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH]
+ *                         [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]
  *   gureum-supervisor exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
  *
- * Both first re-execute themselves from a sealed copy (CVE-2019-5736 class)
+ * run supervises a container, run-engine a VM engine process (engine.h).
+ * All first re-execute themselves from a sealed copy (CVE-2019-5736 class)
  * and close every inherited descriptor they were not given. */
 #include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/image.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
@@ -34,6 +39,8 @@ static int usage(const char *fmt, const char *arg)
 	fprintf(stderr, "\nusage: gureum-supervisor run --state-dir DIR --run-dir DIR --name NAME [--lower DIR | --image FP] "
 			"[--restart POLICY] [--ready-fd N] [--daemonize] [--log-max BYTES] [--log-files N] "
 			"[--no-cgroups]\n"
+			"       gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME [--restart POLICY] "
+			"[--ready-fd N] [--daemonize] [--qmp PATH] [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]\n"
 			"       gureum-supervisor exec --run-dir DIR --name NAME --request-fd N "
 			"[--console-socket PATH]\n");
 	return 2;
@@ -58,6 +65,34 @@ static void close_inherited(int keep)
 	if (keep > 3)
 		close_range(3, (unsigned)keep - 1, 0);
 	close_range((unsigned)keep + 1, ~0u, 0);
+}
+
+/* The end of run and run-engine: alone, in the background when asked. */
+static int run_supervisor(const struct supervisor_opts *op, bool daemonize)
+{
+	struct supervisor_opts o = *op;
+	struct gr_error err = { 0 };
+	close_inherited(o.ready_fd);
+	if (daemonize) {
+		/* Not the starter's child: the starter waits for this fork's parent. */
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("gureum-supervisor: fork");
+			return 1;
+		}
+		if (pid > 0)
+			_exit(0);
+	}
+	if (getsid(0) != getpid())
+		(void)setsid();
+	if (chdir("/") < 0)
+		return 1;
+	umask(022);
+	if (supervisor_run(&o, &err) < 0) {
+		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -119,27 +154,17 @@ static int cmd_run(int argc, char **argv)
 		return usage("--name: \"%s\" is not an instance name ([a-z0-9][a-z0-9-]*, at most 63)", o.name);
 	if (o.lower && o.image)
 		return usage("run: --lower and --image exclude each other%s", "");
-	close_inherited(o.ready_fd);
-	if (daemonize) {
-		/* Not the starter's child: the starter waits for this fork's parent. */
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("gureum-supervisor: fork");
-			return 1;
-		}
-		if (pid > 0)
-			_exit(0);
-	}
-	if (getsid(0) != getpid())
-		(void)setsid();
-	if (chdir("/") < 0)
-		return 1;
-	umask(022);
-	if (supervisor_run(&o, &err) < 0) {
-		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
-		return 1;
-	}
-	return 0;
+	return run_supervisor(&o, daemonize);
+}
+
+static int cmd_run_engine(int argc, char **argv)
+{
+	struct supervisor_opts o;
+	bool daemonize = false;
+	struct gr_error err = { 0 };
+	if (supervisor_engine_args(argc, argv, &o, &daemonize, &err) < 0)
+		return usage("%s", err.msg);
+	return run_supervisor(&o, daemonize);
 }
 
 static int cmd_exec(int argc, char **argv)
@@ -227,20 +252,22 @@ static int cmd_exec(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return usage("a command is required (run or exec)%s", "");
+		return usage("a command is required (run, run-engine or exec)%s", "");
 	struct gr_error err = { 0 };
-	/* Both commands put processes into a container. */
+	/* run and exec put processes into a container (run-engine too: one binary). */
 	if (sealed_exe_reexec("gureum-supervisor", argv, &err) < 0) {
 		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
 		return 1;
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run-engine") == 0)
+		return cmd_run_engine(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return cmd_exec(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0) {
 		usage("%s", "help");
 		return 0;
 	}
-	return usage("unknown command \"%s\" (run or exec)", argv[1]);
+	return usage("unknown command \"%s\" (run, run-engine or exec)", argv[1]);
 }

@@ -1,5 +1,6 @@
-/* gureum-supervisor: one per running container instance (see
- * src/daemon/README.md). main.c is a thin command line over this library, so
+/* gureum-supervisor: one per running instance (see src/daemon/README.md):
+ * a container, or a VM's engine process (engine.h). main.c is a thin
+ * command line over this library, so
  * the pure parts (paths, restart policy and back-off, log rotation, exit.json)
  * are unit-tested and the container driver shares the paths and the exit.json
  * decoder.
@@ -13,7 +14,9 @@
  *   RUN/instances/NAME/supervisor.pid  "PID STARTTIME\n", write-locked (OFD lock) while it lives
  *   RUN/instances/NAME/console.sock    console attach (raw bytes both ways), with a pty
  *   RUN/instances/NAME/stop.json       {"timeout":SECONDS}: read on SIGTERM
- *   RUN/instances/NAME/exit.json       the last exit, written atomically after every exit */
+ *   RUN/instances/NAME/exit.json       the last exit, written atomically after every exit
+ * An engine (VM) instance uses only logs/, supervisor.pid, console.sock,
+ * stop.json and exit.json of these. */
 #ifndef GR_SUPERVISOR_H
 #define GR_SUPERVISOR_H
 
@@ -136,10 +139,16 @@ struct supervisor_opts {
 	uint64_t log_max;           /* 0: SUPERVISOR_LOG_MAX */
 	unsigned log_files;         /* 0: SUPERVISOR_LOG_FILES */
 	bool no_cgroups;            /* tests on hosts without cgroups */
+	/* run-engine (engine.h): a VM engine process instead of a container;
+	 * lower, image and no_cgroups are then unused. */
+	char *const *engine_argv;   /* NULL-terminated, [0] an absolute path; NULL: a container */
+	const char *qmp;            /* the engine's QMP socket: a stop sends system_powerdown through it
+				     * (NULL: a stop sends SIGTERM) */
 };
 
-/* Runs the instance's container until it ends without a restart or is
- * stopped (SIGTERM), then removes its container state and exits cleanly.
+/* Runs the instance's workload (its container, or its engine when
+ * engine_argv is set) until it ends without a restart or is stopped
+ * (SIGTERM), then removes its state (a container's) and exits cleanly.
  * Returns 0, or a negative errno when the first start failed (reported
  * through ready_fd too). Installs signal handling for the process. */
 int supervisor_run(const struct supervisor_opts *o, struct gr_error *err);

@@ -1,0 +1,217 @@
+/* A QMP client for one command (engine.h): the greeting, the capabilities
+ * handshake, the command, never blocking. */
+#include "daemon/supervisor/engine.h"
+#include "common/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int qmp_connect(const char *path, int *fd, struct gr_error *err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	gr_autoclose int dirfd = -1;
+	size_t len = path ? strlen(path) : 0;
+	if (len == 0)
+		return gr_error_set(err, EINVAL, "QMP: no socket path");
+	if (len < sizeof(a.sun_path)) {
+		memcpy(a.sun_path, path, len + 1);
+	} else {
+		/* Too long for sun_path: through its directory. */
+		const char *slash = strrchr(path, '/');
+		if (!slash || slash == path || strlen(slash + 1) > 64 || (size_t)(slash - path) >= PATH_MAX)
+			return gr_error_set(err, ENAMETOOLONG, "QMP socket path too long: %s", path);
+		char dir[PATH_MAX];
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			return gr_error_sys(err, errno, "cannot open the QMP socket's directory %s", dir);
+		snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dirfd, slash + 1);
+	}
+	gr_autoclose int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return gr_error_sys(err, errno, "socket");
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return gr_error_sys(err, errno == EAGAIN ? EBUSY : errno, "cannot connect to QMP at %s", path);
+	*fd = gr_steal_fd(s);
+	return 0;
+}
+
+void qmp_client_init(struct qmp_client *q, int fd, const char *command)
+{
+	memset(q, 0, sizeof(*q));
+	q->fd = fd;
+	q->state = QMP_GREETING;
+	q->events = POLLIN;
+	snprintf(q->command, sizeof(q->command), "%s", command);
+}
+
+void qmp_client_close(struct qmp_client *q)
+{
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}
+
+static enum qmp_state fail(struct qmp_client *q, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum qmp_state fail(struct qmp_client *q, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	gr_error_setv(&q->err, code, fmt, ap);
+	va_end(ap);
+	return q->state = QMP_FAILED;
+}
+
+static void queue(struct qmp_client *q, const char *command)
+{
+	if (q->out_off > 0) {
+		memmove(q->out, q->out + q->out_off, q->out_len - q->out_off);
+		q->out_len -= q->out_off;
+		q->out_off = 0;
+	}
+	int n = snprintf(q->out + q->out_len, sizeof(q->out) - q->out_len, "{\"execute\":\"%s\"}\n", command);
+	if (n > 0 && (size_t)n < sizeof(q->out) - q->out_len)
+		q->out_len += (size_t)n;
+}
+
+/* A message shortened for an error message, control bytes as '?'. */
+static void excerpt(const char *msg, size_t n, char *out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 4 < cap; i++)
+		out[k++] = (unsigned char)msg[i] < 0x20 || msg[i] == 0x7f ? '?' : msg[i];
+	if (k < n && k + 4 >= cap)
+		memcpy(out + k, "...", 3), k += 3;
+	out[k] = '\0';
+}
+
+enum qmp_state qmp_client_message(struct qmp_client *q, const char *msg, size_t n)
+{
+	if (q->state == QMP_DONE || q->state == QMP_FAILED)
+		return q->state;
+	char ex[96];
+	excerpt(msg, n, ex, sizeof(ex));
+	json_error_t jerr;
+	gr_autojson json_t *j = json_loadb(msg, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(j))
+		return fail(q, EPROTO, "QMP: expected a JSON object, got \"%s\"", ex);
+	if (json_object_get(j, "event"))
+		return q->state; /* asynchronous, not an answer */
+	if (q->state == QMP_GREETING) {
+		if (!json_is_object(json_object_get(j, "QMP")))
+			return fail(q, EPROTO, "QMP: expected the server's greeting {\"QMP\":...}, got \"%s\"", ex);
+		queue(q, "qmp_capabilities");
+		return q->state = QMP_CAPABILITIES;
+	}
+	const char *what = q->state == QMP_CAPABILITIES ? "qmp_capabilities" : q->command;
+	json_t *e = json_object_get(j, "error");
+	if (e) {
+		const char *desc = json_string_value(json_object_get(e, "desc"));
+		return fail(q, EPROTO, "QMP: %s refused: %s", what, desc ? desc : ex);
+	}
+	if (!json_object_get(j, "return"))
+		return fail(q, EPROTO, "QMP: expected the answer to %s, got \"%s\"", what, ex);
+	if (q->state == QMP_CAPABILITIES) {
+		queue(q, q->command);
+		return q->state = QMP_COMMAND;
+	}
+	return q->state = QMP_DONE;
+}
+
+static bool flush(struct qmp_client *q)
+{
+	while (q->out_off < q->out_len) {
+		ssize_t n = send(q->fd, q->out + q->out_off, q->out_len - q->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n < 0) {
+			gr_error_sys(&q->err, errno, "QMP: cannot send %s", q->state == QMP_CAPABILITIES ?
+				     "qmp_capabilities" : q->command);
+			q->state = QMP_FAILED;
+			return false;
+		}
+		q->out_off += (size_t)n;
+	}
+	q->out_off = q->out_len = 0;
+	return true;
+}
+
+/* The complete lines in q->in, each a message. */
+static void messages(struct qmp_client *q)
+{
+	size_t start = 0;
+	for (;;) {
+		char *nl = memchr(q->in + start, '\n', q->in_len - start);
+		if (!nl || q->state == QMP_DONE || q->state == QMP_FAILED)
+			break;
+		size_t end = (size_t)(nl - q->in), len = end - start;
+		if (len > 0 && q->in[start + len - 1] == '\r')
+			len--;
+		bool blank = true;
+		for (size_t i = 0; i < len && blank; i++)
+			blank = q->in[start + i] == ' ' || q->in[start + i] == '\t';
+		if (!blank)
+			qmp_client_message(q, q->in + start, len);
+		start = end + 1;
+	}
+	memmove(q->in, q->in + start, q->in_len - start);
+	q->in_len -= start;
+}
+
+static short io(struct qmp_client *q, short revents);
+
+short qmp_client_io(struct qmp_client *q, short revents)
+{
+	return q->events = io(q, revents);
+}
+
+static short io(struct qmp_client *q, short revents)
+{
+	if (q->state != QMP_DONE && q->state != QMP_FAILED && !flush(q))
+		return 0;
+	for (int i = 0; i < 16 && (revents & (POLLIN | POLLHUP | POLLERR)) && q->state != QMP_DONE &&
+			q->state != QMP_FAILED; i++) {
+		if (q->in_len == sizeof(q->in)) {
+			gr_error_set(&q->err, EMSGSIZE, "QMP: a message over %u bytes", QMP_MESSAGE_MAX);
+			q->state = QMP_FAILED;
+			break;
+		}
+		ssize_t n = recv(q->fd, q->in + q->in_len, sizeof(q->in) - q->in_len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			gr_error_sys(&q->err, errno, "QMP: cannot read");
+			q->state = QMP_FAILED;
+			break;
+		}
+		if (n == 0) {
+			if (q->state == QMP_GREETING)
+				fail(q, ECONNRESET, "QMP: the server closed the connection without a greeting");
+			else
+				fail(q, ECONNRESET, "QMP: the server closed the connection before answering %s",
+				     q->state == QMP_CAPABILITIES ? "qmp_capabilities" : q->command);
+			break;
+		}
+		q->in_len += (size_t)n;
+		messages(q);
+		if (q->state != QMP_FAILED && !flush(q)) /* what the messages queued (also when done) */
+			return 0;
+	}
+	if (q->state == QMP_DONE || q->state == QMP_FAILED)
+		return 0;
+	return (short)(POLLIN | (q->out_off < q->out_len ? POLLOUT : 0));
+}
