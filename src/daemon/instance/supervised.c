@@ -117,11 +117,15 @@ int supervised_launch(const struct driver_env *env, const char *name, char *cons
 	gr_autofree char **argv = calloc(n + 5, sizeof(char *));
 	if (!argv)
 		return gr_error_set(err, ENOMEM, "out of memory");
+	/* The subcommand, then ours, then the caller's (which may end with
+	 * "-- ENGINE ARGS"). */
 	argv[0] = sup;
-	memcpy(argv + 1, args, n * sizeof(char *));
-	argv[n + 1] = (char *)"--ready-fd";
-	argv[n + 2] = (char *)"3";
-	argv[n + 3] = (char *)"--daemonize";
+	argv[1] = n ? args[0] : NULL;
+	argv[2] = (char *)"--ready-fd";
+	argv[3] = (char *)"3";
+	argv[4] = (char *)"--daemonize";
+	if (n > 1)
+		memcpy(argv + 5, args + 1, (n - 1) * sizeof(char *));
 
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)

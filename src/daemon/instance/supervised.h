@@ -28,8 +28,9 @@ int supervised_spawn(pid_t *pid, const char *path, posix_spawn_file_actions_t *f
 /* ENV/gureum-supervisor, checked to be executable (out: PATH_MAX bytes). */
 int supervised_binary(const struct driver_env *env, char *out, struct gr_error *err);
 
-/* Runs `gureum-supervisor ARGS... --ready-fd 3 --daemonize` (args: what
- * comes between, NULL-terminated) and waits for its report: 0 once it runs
+/* Runs `gureum-supervisor SUBCOMMAND --ready-fd 3 --daemonize ARGS...`
+ * (args: the subcommand then its arguments, NULL-terminated) and waits for
+ * its report: 0 once it runs
  * the workload, else the reason ("cannot start instance NAME: ..."). */
 int supervised_launch(const struct driver_env *env, const char *name, char *const args[], struct gr_error *err);
 

@@ -33,6 +33,7 @@
 #include "daemon/instance/supervised.h"
 #include "daemon/network/addr.h"
 #include "daemon/network/netlink.h"
+#include "daemon/supervisor/engine.h"
 #include "daemon/validate.h"
 #include "daemon/vm/engine.h"
 #include "daemon/vm/initrd.h"
@@ -125,6 +126,10 @@ static int vm_create_(const struct driver_env *env, const struct instance_spec *
 	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = vm_validate(env, spec, err)) < 0 ||
 	    (r = shape_of(spec, &sh, err)) < 0)
 		return r;
+	char instances[PATH_MAX];
+	snprintf(instances, sizeof(instances), "%s/instances", env->state_dir);
+	if ((r = gr_mkdir_p(instances, 0700, err)) < 0)
+		return r;
 	if (mkdir(p.bundle, 0700) < 0)
 		return gr_error_sys(err, errno, "cannot create %s", p.bundle);
 	char disk[PATH_MAX];
@@ -137,7 +142,7 @@ static int vm_create_(const struct driver_env *env, const struct instance_spec *
 }
 
 /* gureum-init: $GUREUM_INIT, next to the supervisor (installed), or the
- * build tree's src/guest/init/. */
+ * build tree's src/guest/. */
 static int init_binary(const struct driver_env *env, char out[PATH_MAX], struct gr_error *err)
 {
 	const char *e = getenv("GUREUM_INIT");
@@ -149,10 +154,10 @@ static int init_binary(const struct driver_env *env, char out[PATH_MAX], struct 
 	snprintf(out, PATH_MAX, "%s/gureum-init", dir);
 	if (access(out, R_OK) == 0)
 		return 0;
-	snprintf(out, PATH_MAX, "%s/../guest/init/gureum-init", dir);
+	snprintf(out, PATH_MAX, "%s/../guest/gureum-init", dir);
 	if (access(out, R_OK) == 0)
 		return 0;
-	return gr_error_set(err, ENOENT, "gureum-init not found in %s (or the build tree's src/guest/init)", dir);
+	return gr_error_set(err, ENOENT, "gureum-init not found in %s (or the build tree's src/guest)", dir);
 }
 
 /* etc/gureum/instance.json of the instance initramfs (vm-design, gureum-init). */
@@ -228,6 +233,8 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 	snprintf(mpath, sizeof(mpath), "%s/vm.json", p.run);
 	if (!mtext || (r = gr_write_file_atomic(mpath, mtext, strlen(mtext), 0600, err)) < 0)
 		return mtext ? r : gr_error_set(err, ENOMEM, "out of memory");
+	snprintf(mpath, sizeof(mpath), "%s/paused", p.run);
+	(void)unlink(mpath);
 
 	if (spec->nic && (r = nl_tap_create(spec->nic->host_ifname, spec->nic->bridge, err)) < 0)
 		return gr_error_prefix(err, "instance %s", spec->name);
@@ -301,6 +308,10 @@ static int vm_status_(const struct driver_env *env, const struct instance_spec *
 	if (r < 0)
 		return r;
 	supervised_status(&p, out);
+	char flag[PATH_MAX];
+	snprintf(flag, sizeof(flag), "%s/paused", p.run);
+	if (out->state == INSTANCE_RUNNING && access(flag, F_OK) == 0)
+		out->state = INSTANCE_PAUSED;
 	return 0;
 }
 
@@ -314,10 +325,40 @@ static int vm_usage_(const struct driver_env *env, const struct instance_spec *s
 	return 0;
 }
 
+#define VM_QMP_TIMEOUT_MS 10000
+
+/* RUN/instances/NAME/paused exists while the VM is paused (the status is
+ * read from it: no QMP round trip for lists). */
+static int pause_or_resume(const struct driver_env *env, const struct instance_spec *spec, bool pause,
+			   struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	pid_t pid;
+	if (!supervisor_alive(&p, &pid))
+		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
+	char qmp[PATH_MAX], flag[PATH_MAX];
+	snprintf(qmp, sizeof(qmp), "%s/qmp-ctl.sock", p.run);
+	snprintf(flag, sizeof(flag), "%s/paused", p.run);
+	if ((r = qmp_execute(qmp, pause ? "stop" : "cont", VM_QMP_TIMEOUT_MS, err)) < 0)
+		return gr_error_prefix(err, "cannot %s VM %s", pause ? "pause" : "resume", spec->name);
+	if (pause)
+		return gr_write_file_atomic(flag, "1\n", 2, 0600, err);
+	if (unlink(flag) < 0 && errno != ENOENT)
+		return gr_error_sys(err, errno, "cannot remove %s", flag);
+	return 0;
+}
+
 static int vm_pause_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
-	(void)env;
-	return gr_error_set(err, ENOTSUP, "instance %s: pausing a VM is not supported yet", spec->name);
+	return pause_or_resume(env, spec, true, err);
+}
+
+static int vm_resume_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
+{
+	return pause_or_resume(env, spec, false, err);
 }
 
 static int vm_remove_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
@@ -396,7 +437,7 @@ const struct instance_driver vm_driver = {
 	.start = vm_start_,
 	.stop = vm_stop_,
 	.pause = vm_pause_,
-	.resume = vm_pause_,
+	.resume = vm_resume_,
 	.remove = vm_remove_,
 	.status = vm_status_,
 	.usage = vm_usage_,

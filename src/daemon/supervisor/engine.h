@@ -79,5 +79,8 @@ enum qmp_state qmp_client_message(struct qmp_client *q, const char *msg, size_t 
  * 0 once the exchange is over (QMP_DONE, or QMP_FAILED with q->err set). */
 short qmp_client_io(struct qmp_client *q, short revents);
 void qmp_client_close(struct qmp_client *q);
+/* The same, blocking, for the VM driver's own commands ("stop", "cont"):
+ * connects to path, runs command, waits at most timeout_ms. */
+int qmp_execute(const char *path, const char *command, int timeout_ms, struct gr_error *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 int qmp_connect(const char *path, int *fd, struct gr_error *err)
@@ -214,4 +215,40 @@ static short io(struct qmp_client *q, short revents)
 	if (q->state == QMP_DONE || q->state == QMP_FAILED)
 		return 0;
 	return (short)(POLLIN | (q->out_off < q->out_len ? POLLOUT : 0));
+}
+
+int qmp_execute(const char *path, const char *command, int timeout_ms, struct gr_error *err)
+{
+	int fd;
+	int r = qmp_connect(path, &fd, err);
+	if (r < 0)
+		return r;
+	struct qmp_client q;
+	qmp_client_init(&q, fd, command);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	short ev = qmp_client_io(&q, 0);
+	while (ev) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t left = timeout_ms - ((int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0) {
+			qmp_client_close(&q);
+			return gr_error_set(err, ETIMEDOUT, "QMP %s at %s: no answer within %d ms", command, path, timeout_ms);
+		}
+		struct pollfd p = { .fd = q.fd, .events = ev };
+		int k = poll(&p, 1, (int)left);
+		if (k < 0 && errno != EINTR) {
+			qmp_client_close(&q);
+			return gr_error_sys(err, errno, "QMP %s: poll", command);
+		}
+		if (k > 0)
+			ev = qmp_client_io(&q, p.revents);
+	}
+	qmp_client_close(&q);
+	if (q.state != QMP_DONE) {
+		*err = q.err;
+		return -(q.err.code ? q.err.code : EIO);
+	}
+	return 0;
 }

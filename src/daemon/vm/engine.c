@@ -174,8 +174,12 @@ char **vm_qemu_argv(const struct vm_qemu_opts *o, struct gr_error *err)
 		r = r ?: add(&v, &n, "virtserialport,chardev=agent%d,name=" VM_AGENT_PORT_PREFIX "%d,nr=%d", i, i,
 			     i + 1);
 	}
+	/* Two monitors: QEMU serves one client on each; the supervisor's stop
+	 * must not wait behind the driver's pause or resume. */
 	r = r ?: add(&v, &n, "-qmp");
 	r = r ?: add(&v, &n, "unix:%s/qmp.sock,server=on,wait=off", o->run_dir);
+	r = r ?: add(&v, &n, "-qmp");
+	r = r ?: add(&v, &n, "unix:%s/qmp-ctl.sock,server=on,wait=off", o->run_dir);
 	if (r < 0) {
 		gr_strv_free(v);
 		gr_error_set(err, ENOMEM, "out of memory");

@@ -11,7 +11,8 @@
  * (virtio-blk), the NIC on a tap (virtio-net), a virtio-serial controller
  * with VM_AGENT_PORTS ports named org.gureum.agent.N, each a unix socket
  * QEMU listens on, virtio-rng, the 8250 serial console on QEMU's stdio (the
- * supervisor's pty), and QMP on a unix socket. */
+ * supervisor's pty), and QMP on two unix sockets: qmp.sock for the
+ * supervisor's stop, qmp-ctl.sock for the driver (pause, resume). */
 #ifndef GR_DAEMON_VM_ENGINE_H
 #define GR_DAEMON_VM_ENGINE_H
 
