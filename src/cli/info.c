@@ -54,6 +54,8 @@ int cmd_info(struct cli *cli, int argc, char **argv)
 
 	printf("Name: %s\n", str_or(inst, "name", name));
 	printf("Type: %s\n", str_or(inst, "type", "container"));
+	if (json_string_value(json_object_get(inst, "engine")))
+		printf("Engine: %s\n", json_string_value(json_object_get(inst, "engine")));
 	printf("Status: %s\n", str_or(state, "status", str_or(inst, "status", "")));
 	const char *image = json_string_value(json_object_get(inst, "image"));
 	if (!image)

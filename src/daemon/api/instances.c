@@ -276,6 +276,8 @@ static json_t *instance_json(struct daemon *d, struct loaded *l)
 			      stop_reason_of(l->row, &st, rc), "image_fingerprint", l->row->image);
 	if (j)
 		add_network(j, l, rc == 0 && (st.state == INSTANCE_RUNNING || st.state == INSTANCE_PAUSED));
+	if (j && rc == 0 && st.engine[0])
+		json_object_set_new(j, "engine", json_string(st.engine));
 	return j;
 }
 

@@ -80,6 +80,8 @@ struct instance_status {
 	int exit_code;                /* last exit: code, or 128 + signal; -1 if never exited */
 	char stop_reason[128];        /* why it last stopped ("exited with 3", "killed by SIGKILL", ...) */
 	unsigned restarts;            /* restarts done by the restart policy since the last start */
+	char engine[160];             /* VMs: the engine and why ("qemu with binary translation (TCG) (this
+				       * host: ...)"), of the last start; "" for containers */
 };
 
 /* An exec request (POST /1.0/instances/NAME/exec). */

@@ -308,6 +308,22 @@ static int vm_status_(const struct driver_env *env, const struct instance_spec *
 	if (r < 0)
 		return r;
 	supervised_status(&p, out);
+	/* The engine of the last start (vm.json), else the one it would get. */
+	char mpath[PATH_MAX];
+	snprintf(mpath, sizeof(mpath), "%s/vm.json", p.run);
+	json_error_t jerr;
+	gr_autojson json_t *m = json_load_file(mpath, 0, &jerr);
+	const char *why = json_string_value(json_object_get(m, "why"));
+	if (why) {
+		snprintf(out->engine, sizeof(out->engine), "%s", why);
+	} else {
+		struct vm_host h;
+		enum vm_engine e;
+		bool kvm;
+		vm_host_probe(NULL, &h);
+		if (vm_engine_choose(&h, cfg(spec, "vm.engine"), &e, &kvm, out->engine, sizeof(out->engine), NULL) < 0)
+			out->engine[0] = '\0';
+	}
 	char flag[PATH_MAX];
 	snprintf(flag, sizeof(flag), "%s/paused", p.run);
 	if (out->state == INSTANCE_RUNNING && access(flag, F_OK) == 0)
