@@ -7,7 +7,8 @@
   forward   a client on an "outside host" (a namespace joined to the daemon's by a veth) to
             HOST_PORT on the daemon's address, forwarded (POST /1.0/networks/default/forwards,
             DNAT) to a container, against the same client reaching a hand-made server namespace
-            behind a hand-made router namespace by plain routing (no DNAT)
+            through a hand-made router namespace's own DNAT rule (nft, one table, one rule) to its
+            address, as a user would forward a port by hand
 
 iperf3 (Debian's /usr/bin/iperf3) is the server and the client; the busybox image has none, so
 it runs on the host's file system inside the instances' network namespaces
@@ -150,6 +151,14 @@ class HandMade:
         sh(outside.path, [IP, "addr", "add", f"{oa}/{link.prefixlen}", "dev", "toh"])
         sh(outside.path, [IP, "link", "set", "toh", "up"])
         sh(outside.path, [IP, "route", "add", str(lan), "via", ra])
+        # the hand-made port forward: the same DNAT a user would write (conntrack and NAT on
+        # the path, as on gureum's)
+        self.router_addr = ra
+        for argv in (["add", "table", "ip", "hand"],
+                     ["add", "chain", "ip", "hand", "pre", "{ type nat hook prerouting priority dstnat; }"],
+                     ["add", "rule", "ip", "hand", "pre", "ip", "daddr", ra, "tcp", "dport", str(PORT), "dnat",
+                      "to", f"{self.a_addr}:{PORT}"]):
+            sh(r, ["nft", *argv])
         self.subnets = [lan, link]
 
     def _netns(self):
@@ -240,7 +249,7 @@ def main():
         taken += hand.subnets
         servers.append(Iperf3Server(hand.a.path, tmp, "hand"))
         cases = {"container to container (bridge)": {"hand-made": (hand.b.path, hand.a_addr)},
-                 "client to container (forward)": {"hand-made": (outside.path, hand.a_addr)}}
+                 "client to container (forward)": {"hand-made": (outside.path, hand.router_addr)}}
         if d is not None:
             c1_ns, c1_addr, c2_ns, daemon_addr = gureum_side(d, outside, taken)
             servers.append(Iperf3Server(c1_ns, tmp, "gureum"))

@@ -184,6 +184,8 @@ static void test_text_rules(void **state)
 	/* Raw: nothing from instances to the host's loopback, no router advertisements. */
 	assert_non_null(strstr(t, "iifname @bridges ip daddr 127.0.0.0/8 drop\n"));
 	assert_non_null(strstr(t, "iifname @bridges icmpv6 type nd-router-advert drop\n"));
+	/* Instance to instance on a bridge is not tracked; the gateway's traffic is. */
+	assert_non_null(strstr(t, "iifname \"gureum0\" ip saddr 10.180.0.0/24 ip daddr 10.180.0.0/24 ip daddr != 10.180.0.1 notrack\n"));
 	/* Forwards are never taken on a gateway. */
 	assert_non_null(strstr(t, "set gateways {\n\t\ttype ipv4_addr\n\t\telements = { 10.180.0.1, 10.181.0.1, 192.168.7.5 }\n"));
 

@@ -134,6 +134,15 @@ char *nft_ruleset(const struct nft_network *nets, size_t n_nets, const struct nf
 		fputs("\t\tiifname @bridges ip daddr 127.0.0.0/8 drop\n", o);
 		fputs("\t\tiifname @bridges icmpv6 type nd-router-advert drop\n", o);
 	}
+	/* Instance to instance on one bridge (bridged, but br_netfilter hands
+	 * it to these hooks): no connection tracking, which nothing here needs
+	 * (the gateway's traffic, NAT's and forwards' stay tracked). */
+	for (size_t i = 0; i < n_nets; i++) {
+		char s[IPV4_NET_STR_MAX], g[IPV4_STR_MAX];
+		ipv4_net_format(&nets[i].subnet, s);
+		ipv4_format(ipv4_net_gateway(&nets[i].subnet), g);
+		fprintf(o, "\t\tiifname \"%s\" ip saddr %s ip daddr %s ip daddr != %s notrack\n", nets[i].bridge, s, s, g);
+	}
 	fputs("\t}\n\n", o);
 
 	/* forward: an isolated bridge exchanges nothing with another gureum
