@@ -97,6 +97,7 @@ int cmd_volume(struct cli *cli, int argc, char **argv);   /* create list info de
 int cmd_snapshot(struct cli *cli, int argc, char **argv); /* create list restore delete */
 int cmd_network(struct cli *cli, int argc, char **argv);  /* list create info delete forward */
 int cmd_image(struct cli *cli, int argc, char **argv);    /* import build export list info delete alias */
+int cmd_file(struct cli *cli, int argc, char **argv);     /* push pull */
 
 /* Terminal helpers (term.c): raw mode that is restored on every exit path
  * (normal return, error, fatal signal, exit()). */

@@ -26,6 +26,7 @@
 
 #define MAX_BODY (64u << 20)   /* a log can be large; the API's own limit is 1 MiB */
 #define MAX_WATCH 4
+#define BODY_CHUNK (64u << 10)  /* request bodies are written in pieces of this size */
 #define WAIT_SLICE 15           /* seconds per /wait request */
 /* Local input is not read while more than QUEUE_HIGH bytes wait to be sent,
  * and read again below QUEUE_LOW (a fast stdin, a slow daemon). */
@@ -54,8 +55,9 @@ struct gr_ws {
 	/* HTTP */
 	const char *method;
 	const char *body;
-	size_t body_len;
+	size_t body_len, body_off;
 	bool body_sent;
+	const struct gr_http_extra *extra;   /* gr_client_http_ex: body type, headers */
 	struct gr_response *resp;
 	size_t cap;
 
@@ -170,7 +172,7 @@ static void connection_error(struct gr_ws *c, const char *why)
 static int append(struct gr_ws *c, const void *data, size_t len)
 {
 	struct gr_response *r = c->resp;
-	if (r->len + len + 1 > MAX_BODY) {
+	if (r->len + len > MAX_BODY) {
 		conn_fail(c, EFBIG, "the response from gureumd is larger than %u bytes", MAX_BODY);
 		return -1;
 	}
@@ -203,11 +205,22 @@ static int add_headers(struct gr_ws *c, struct lws *wsi, unsigned char **p, unsi
 						 (unsigned char *)auth, n, p, end))
 			return -1;
 	}
+	if (c->kind == CONN_HTTP && c->extra && c->extra->headers) {
+		for (const char *const *h = c->extra->headers; h[0] && h[1]; h += 2) {
+			char name[128];
+			if (snprintf(name, sizeof(name), "%s:", h[0]) >= (int)sizeof(name) ||
+			    lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)h[1],
+							(int)strlen(h[1]), p, end))
+				return -1;
+		}
+	}
 	if (c->kind == CONN_HTTP && c->body) {
 		char len[32];
 		int n = snprintf(len, sizeof(len), "%zu", c->body_len);
+		const char *type = !c->extra ? "application/json"
+				   : c->extra->content_type ? c->extra->content_type : "application/octet-stream";
 		if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-						 (unsigned char *)"application/json", 16, p, end) ||
+						 (const unsigned char *)type, (int)strlen(type), p, end) ||
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
 						 (unsigned char *)len, n, p, end))
 			return -1;
@@ -364,26 +377,48 @@ static int callback_client(struct lws *wsi, enum lws_callback_reasons reason, vo
 		if (lws_hdr_copy(wsi, c->resp->content_type, sizeof(c->resp->content_type),
 				 WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
 			c->resp->content_type[0] = '\0';
+		for (size_t i = 0; c->extra && c->extra->want && c->extra->want[i]; i++) {
+			char name[128];
+			size_t n = 0;
+			for (const char *k = c->extra->want[i]; *k && n + 2 < sizeof(name); k++)
+				name[n++] = (char)tolower((unsigned char)*k);
+			name[n++] = ':';
+			name[n] = '\0';
+			c->extra->got[i][0] = '\0';
+			if (lws_hdr_custom_length(wsi, name, (int)n) < 0 ||
+			    lws_hdr_custom_copy(wsi, c->extra->got[i], (int)sizeof(c->extra->got[i]), name, (int)n) < 0)
+				c->extra->got[i][0] = '\0';
+		}
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
 		if (c->kind != CONN_HTTP || c->body_sent || !c->body)
 			return 0;
 		{
-			unsigned char *buf = malloc(LWS_PRE + c->body_len + 1);
+			/* In pieces: a large body (a file) is not copied whole. */
+			size_t n = c->body_len - c->body_off;
+			if (n > BODY_CHUNK)
+				n = BODY_CHUNK;
+			bool last = c->body_off + n == c->body_len;
+			unsigned char *buf = malloc(LWS_PRE + n + 1);
 			if (!buf) {
 				conn_fail(c, ENOMEM, "out of memory");
 				return -1;
 			}
-			memcpy(buf + LWS_PRE, c->body, c->body_len);
-			lws_client_http_body_pending(wsi, 0);
-			int n = lws_write(wsi, buf + LWS_PRE, c->body_len, LWS_WRITE_HTTP_FINAL);
+			memcpy(buf + LWS_PRE, c->body + c->body_off, n);
+			if (last)
+				lws_client_http_body_pending(wsi, 0);
+			int w = lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
 			free(buf);
-			c->body_sent = true;
-			if (n < (int)c->body_len) {
+			if (w < (int)n) {
 				conn_fail(c, EIO, "sending the request body to gureumd failed");
 				return -1;
 			}
+			c->body_off += n;
+			if (last)
+				c->body_sent = true;
+			else
+				lws_callback_on_writable(wsi);
 		}
 		return 0;
 
@@ -720,11 +755,11 @@ static void conn_loop(struct gr_client *cl, struct gr_ws *c)
 	cl->cur = NULL;
 }
 
-int gr_client_http(struct gr_client *cl, const char *method, const char *path, const char *body,
-		   struct gr_response *resp, struct gr_error *err)
+static int client_http(struct gr_client *cl, const char *method, const char *path, const char *body, size_t body_len,
+		       const struct gr_http_extra *extra, struct gr_response *resp, struct gr_error *err)
 {
 	struct gr_ws c = { .client = cl, .kind = CONN_HTTP, .active_watch = -1, .method = method, .body = body,
-			   .body_len = body ? strlen(body) : 0, .resp = resp };
+			   .body_len = body_len, .extra = extra, .resp = resp };
 	memset(resp, 0, sizeof(*resp));
 	if (conn_start(cl, &c, path) == 0)
 		conn_loop(cl, &c);
@@ -740,6 +775,20 @@ int gr_client_http(struct gr_client *cl, const char *method, const char *path, c
 	if (!resp->body && !(resp->body = calloc(1, 1)))
 		return gr_error_set(err, ENOMEM, "out of memory");
 	return 0;
+}
+
+int gr_client_http(struct gr_client *cl, const char *method, const char *path, const char *body,
+		   struct gr_response *resp, struct gr_error *err)
+{
+	return client_http(cl, method, path, body, body ? strlen(body) : 0, NULL, resp, err);
+}
+
+int gr_client_http_ex(struct gr_client *cl, const char *method, const char *path, const struct gr_http_extra *x,
+		      struct gr_response *resp, struct gr_error *err)
+{
+	/* A body pointer for an empty body too: a POST says Content-Length: 0. */
+	const char *body = x->body ? (const char *)x->body : strcmp(method, "GET") != 0 ? "" : NULL;
+	return client_http(cl, method, path, body, x->body ? x->body_len : 0, x, resp, err);
 }
 
 static int code_to_errno(long code)

@@ -47,6 +47,19 @@ void gr_response_clear(struct gr_response *r);
 int gr_client_http(struct gr_client *c, const char *method, const char *path, const char *body,
 		   struct gr_response *resp, struct gr_error *err);
 
+/* A request with a binary body and headers of its own, whose response
+ * headers are read too (gureum file). */
+struct gr_http_extra {
+	const void *body;          /* sent as is; NULL with body_len 0: none */
+	size_t body_len;
+	const char *content_type;  /* of body (default application/octet-stream) */
+	const char *const *headers;/* NULL-terminated name, value, name, value... sent with it */
+	const char *const *want;   /* NULL-terminated names of response headers to read */
+	char (*got)[256];          /* one per want: its value, "" when absent or too long */
+};
+int gr_client_http_ex(struct gr_client *c, const char *method, const char *path, const struct gr_http_extra *x,
+		      struct gr_response *resp, struct gr_error *err);
+
 /* A request whose answer is a JSON envelope. *envelope receives it whatever
  * its type (the caller decides what to print); the return value is 0 for
  * sync/async envelopes and -EPROTO... for an error envelope, with err->msg =

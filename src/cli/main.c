@@ -52,6 +52,14 @@ static const struct cli_command commands[] = {
 	  "      --user UID[:GID]  user and group ids\n"
 	  "stdin is relayed; its end is passed on. A signal that stops gureum (INT, TERM, HUP,\n"
 	  "QUIT) is forwarded to the command without a terminal.\n" },
+	{ "file", cmd_file, "push|pull ...", "copy a file into or out of a running instance",
+	  "  push [--mode MODE] [--uid N] [--gid N] LOCAL NAME/PATH\n"
+	  "                          LOCAL (- for stdin) becomes PATH in instance NAME, replaced\n"
+	  "                          atomically; PATH ending in / gets LOCAL's name; --mode (octal)\n"
+	  "                          defaults to LOCAL's (0644 for stdin), --uid and --gid to 0\n"
+	  "  pull NAME/PATH LOCAL    PATH of instance NAME into LOCAL (- for stdout; a directory\n"
+	  "                          gets PATH's name); a new file gets PATH's permissions\n"
+	  "Containers and VMs alike (a VM through its guest agent); files up to 64 MiB.\n" },
 	{ "logs", cmd_logs, "[-f] NAME", "print an instance's console log",
 	  "  -f, --follow  keep printing what the instance writes (Ctrl-C to stop)\n" },
 	{ "console", cmd_console, "NAME", "attach to an instance's console",

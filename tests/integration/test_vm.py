@@ -37,7 +37,7 @@ def static_init():
     return None
 
 
-INIT = static_init()
+INIT = os.environ.get("GUREUM_INIT") or static_init()
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="VMs need root (taps, KVM, namespaces)"),
     pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed (scripts/install-deps.sh)"),
@@ -194,3 +194,193 @@ def test_gureum_vmm_engine():
     """gureum-vmm runs VMs where KVM is hardware-assisted: not yet through the VM driver."""
     pytest.skip("the VM driver runs QEMU only so far; gureum-vmm has no guest-agent transport yet "
                 "(and this host's /dev/kvm is PVM: an unmodified kernel does not boot under it)")
+
+
+# --- exec, files and stop through the guest agent (host side: vm/agent_client.c, ------------
+# --- gureum-supervisor vm-exec, the VM driver's exec, stop and file ops) --------------------
+
+def vm_ws_output(ws):
+    """(stdout bytes, stderr bytes) of an exec WebSocket until the server closes it."""
+    import websocket
+
+    out, err = b"", b""
+    while True:
+        try:
+            op, data = ws.recv_data()
+        except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError):
+            break
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if data and data[0] == 1:
+            out += data[1:]
+        elif data and data[0] == 2:
+            err += data[1:]
+    return out, err
+
+
+def vm_exec(d, name, command, **kw):
+    """A recorded exec: its metadata (return, stdout, stderr)."""
+    return run_op(d, "POST", f"/1.0/instances/{name}/exec", dict(command=command, **kw))["metadata"]
+
+
+def vm_exec_ws(d, name, body):
+    st, _, env = d.request("POST", f"/1.0/instances/{name}/exec",
+                           body=json.dumps(dict(body, **{"wait-for-websocket": True})).encode())
+    assert st == 202, env
+    return env["operation"], d.websocket(env["metadata"]["metadata"]["websocket"])
+
+
+def test_vm_exec_output_exit_codes_env_and_user(vmd):
+    launch_vm(vmd, "x1", config={"environment.GREETING": "hello"})
+    wait_booted(vmd, "x1")
+    md = vm_exec(vmd, "x1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (md["return"], md["stdout"], md["stderr"]) == (3, "out\n", "err\n"), md
+    # The instance's environment.* keys and the request's; cwd; user and group.
+    md = vm_exec(vmd, "x1", ["sh", "-c", "echo $GREETING $FOO; pwd; id -u; id -g"], environment={"FOO": "bar"},
+                 cwd="/tmp", user=1000, group=1000)
+    assert md["return"] == 0 and md["stdout"] == "hello bar\n/tmp\n1000\n1000\n", md
+    md = vm_exec(vmd, "x1", ["sh", "-c", "kill -9 $$"])
+    assert md["return"] == 137, md
+    md = vm_exec(vmd, "x1", ["no-such-command"])
+    assert md["return"] == 127 and "not found" in md["stderr"], md
+    # The CLI: the command's output and exit code are gureum's; stdin is relayed.
+    cli = Cli(vmd)
+    out = cli.run("exec", "x1", "--", "uname", "-a").stdout
+    assert out.startswith("Linux x1 "), out
+    assert cli.run("exec", "x1", "--", "sh", "-c", "exit 7", expect=7).returncode == 7
+    r = subprocess.run(cli.base + ["exec", "x1", "-T", "--", "cat"], input="to the guest\n", capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 0 and r.stdout == "to the guest\n", r
+
+
+def test_vm_exec_websockets_pipes_tty_and_signals(vmd):
+    launch_vm(vmd, "x2")
+    wait_booted(vmd, "x2")
+    # Pipes: stdin and its end, stdout and stderr apart.
+    op, ws = vm_exec_ws(vmd, "x2", {"command": ["sh", "-c", "cat; echo done >&2; exit 4"]})
+    ws.send_binary(b"\x00hello stdin\n")
+    ws.send_binary(b"\x03" + json.dumps({"eof": True}).encode())
+    out, err = vm_ws_output(ws)
+    assert out == b"hello stdin\n" and err == b"done\n", (out, err)
+    assert vmd.wait_operation(op)["metadata"]["return"] == 4
+    # A terminal: its size, a resize, the command's exit code.
+    op, ws = vm_exec_ws(vmd, "x2", {"command": ["sh"], "interactive": True, "width": 80, "height": 24})
+    first = b""
+    ws.send_binary(b"\x00stty size\n")
+    while b"24 80" not in first:
+        first += ws.recv_data()[1][1:]
+    ws.send_binary(b"\x03" + json.dumps({"resize": {"width": 100, "height": 30}}).encode())
+    ws.send_binary(b"\x00stty size; [ -t 0 ] && echo tty-$TERM; echo $((6*7)); exit 5\n")
+    out, _ = vm_ws_output(ws)
+    text = out.decode(errors="replace")
+    assert "30 100" in text and "tty-xterm" in text and "42" in text, text
+    assert vmd.wait_operation(op)["metadata"]["return"] == 5
+    # A signal from the client reaches the command.
+    op, ws = vm_exec_ws(vmd, "x2", {"command": ["sh", "-c", "echo ready; exec sleep 100000"]})
+    got = b""
+    while b"ready" not in got:
+        got += ws.recv_data()[1][1:]
+    ws.send_binary(b"\x03" + json.dumps({"signal": 15}).encode())
+    vm_ws_output(ws)
+    assert vmd.wait_operation(op)["metadata"]["return"] == 128 + 15
+    # With a terminal, a command that cannot start says why on stderr.
+    op, ws = vm_exec_ws(vmd, "x2", {"command": ["no-such-command"], "interactive": True, "width": 80,
+                                    "height": 24})
+    out, err = vm_ws_output(ws)
+    assert b"no-such-command" in err and b"not found" in err, (out, err)
+    assert vmd.wait_operation(op)["metadata"]["return"] == 127
+
+
+def test_vm_exec_sessions_run_side_by_side(vmd):
+    """Each session takes a port of its own (agent.N.lock): several execs wait at once while
+    recorded execs and files still go through."""
+    launch_vm(vmd, "x3")
+    wait_booted(vmd, "x3")
+    waiting = [vm_exec_ws(vmd, "x3", {"command": ["sh", "-c", f"read x; echo {i}-$x"]}) for i in range(3)]
+    assert vm_exec(vmd, "x3", ["echo", "meanwhile"])["stdout"] == "meanwhile\n"
+    st, _, _ = vmd.request("POST", "/1.0/instances/x3/files?path=/tmp/side", body=b"side\n")
+    assert st == 200
+    for i, (op, ws) in enumerate(waiting):
+        ws.send_binary(b"\x00go\n")
+        out, _ = vm_ws_output(ws)
+        assert out == f"{i}-go\n".encode(), out
+        assert vmd.wait_operation(op)["metadata"]["return"] == 0
+    locks = sorted(f for f in os.listdir(os.path.join(vmd.run_dir, "instances", "x3")) if f.endswith(".lock"))
+    assert len(locks) >= 4, locks  # three waiting execs and one more session at least
+
+
+def test_vm_files_push_pull(vmd, tmp_path):
+    launch_vm(vmd, "x4")
+    wait_booted(vmd, "x4")
+    data = bytes(range(256)) * 9 + os.urandom(2 << 20)
+    st, _, env = vmd.request("POST", "/1.0/instances/x4/files?path=/tmp/blob", body=data,
+                             headers={"X-Gureum-Mode": "0640", "X-Gureum-Uid": "12", "X-Gureum-Gid": "34"})
+    assert st == 200, env
+    assert sh(vmd, "x4", "stat -c '%a %u %g %s' /tmp/blob") == f"640 12 34 {len(data)}\n"
+    st, hdrs, body = vmd.request("GET", "/1.0/instances/x4/files?path=/tmp/blob")
+    assert st == 200 and body == data
+    assert (hdrs["x-gureum-mode"], hdrs["x-gureum-uid"], hdrs["x-gureum-gid"]) == ("0640", "12", "34")
+    # A symlink at the path is replaced, not followed; the image's own files come out.
+    sh(vmd, "x4", "ln -s /etc/passwd /tmp/link")
+    assert vmd.request("POST", "/1.0/instances/x4/files?path=/tmp/link", body=b"mine\n")[0] == 200
+    assert sh(vmd, "x4", "test -L /tmp/link || echo regular; cat /tmp/link") == "regular\nmine\n"
+    st, _, body = vmd.request("GET", "/1.0/instances/x4/files?path=/etc/passwd")
+    assert st == 200 and body.startswith(b"root:")
+    # Errors, as for containers.
+    for method, path, code, text in (("GET", "/nonexistent", 404, "No such file"), ("GET", "/etc", 400, "directory"),
+                                     ("POST", "/no/such/dir/f", 404, "No such file"),
+                                     ("GET", "relative", 400, "absolute")):
+        st, _, env = vmd.request(method, f"/1.0/instances/x4/files?path={path}",
+                                 body=b"x" if method == "POST" else None)
+        assert st == code and text in env["error"], (method, path, st, env)
+    # The CLI.
+    cli = Cli(vmd)
+    local = tmp_path / "motd"
+    local.write_text("from the host\n")
+    os.chmod(local, 0o600)
+    cli.run("file", "push", local, "x4/tmp/")
+    assert sh(vmd, "x4", "stat -c '%a' /tmp/motd; cat /tmp/motd") == "600\nfrom the host\n"
+    cli.run("file", "pull", "x4/tmp/motd", tmp_path / "back")
+    assert (tmp_path / "back").read_text() == "from the host\n"
+    # A paused VM's agent cannot answer: 409 at once; a stopped one has no files to give.
+    run_op(vmd, "PUT", "/1.0/instances/x4/state", {"action": "pause"})
+    st, _, env = vmd.request("GET", "/1.0/instances/x4/files?path=/etc/passwd")
+    assert st == 409 and "paused" in env["error"], env
+    run_op(vmd, "PUT", "/1.0/instances/x4/state", {"action": "resume"})
+    run_op(vmd, "PUT", "/1.0/instances/x4/state", {"action": "stop", "force": True})
+    st, _, env = vmd.request("GET", "/1.0/instances/x4/files?path=/etc/passwd")
+    assert st == 409 and "stopped" in env["error"], env
+
+
+def test_vm_stop_through_the_agent_then_force(vmd):
+    # gureum-init runs the command (it is PID 1): the agent's shutdown stops everything and
+    # powers off. boot.restart=always: a stop is still a stop, not a restart.
+    launch_vm(vmd, "x5", config={"boot.restart": "always"}, command=["sh", "-c", "exec sleep 100000"])
+    wait_booted(vmd, "x5")
+    run_op(vmd, "PUT", "/1.0/instances/x5/state", {"action": "stop", "timeout": 120})
+    inst = vmd.get("/1.0/instances/x5")["metadata"]
+    assert inst["status"] == "Stopped", inst
+    assert vmd.stderr().count("instance x5: the guest agent is shutting it down") == 1, vmd.stderr()
+    assert "powering off" in console_log(vmd, "x5")
+    assert qemu_processes(vmd) == [] and taps(vmd) == []
+    # Force skips the agent: killed at once.
+    run_op(vmd, "PUT", "/1.0/instances/x5/state", {"action": "start"})
+    wait_for(lambda: console_log(vmd, "x5").count("gureum-init: agent: listening") >= 2, timeout=BOOT_TIMEOUT,
+             what="the second boot")
+    run_op(vmd, "PUT", "/1.0/instances/x5/state", {"action": "stop", "force": True})
+    assert vmd.get("/1.0/instances/x5")["metadata"]["status"] == "Stopped"
+    assert vmd.stderr().count("instance x5: the guest agent is shutting it down") == 1
+    assert qemu_processes(vmd) == []
+
+
+def test_vm_stop_of_a_paused_vm_and_of_the_image_init(vmd):
+    # No command: the image's own init (busybox) runs; the agent runs its /sbin/poweroff. A paused
+    # VM is resumed for its shutdown.
+    launch_vm(vmd, "x6")
+    wait_booted(vmd, "x6")
+    run_op(vmd, "PUT", "/1.0/instances/x6/state", {"action": "pause"})
+    run_op(vmd, "PUT", "/1.0/instances/x6/state", {"action": "stop", "timeout": 120})
+    assert vmd.get("/1.0/instances/x6")["metadata"]["status"] == "Stopped"
+    assert "instance x6: the guest agent is shutting it down" in vmd.stderr()
+    assert "running /sbin/poweroff" in console_log(vmd, "x6")
+    assert qemu_processes(vmd) == []

@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -1574,6 +1575,284 @@ static void get_logs(struct daemon *d, const struct http_request *rq, struct htt
 	rp->ws = relay;
 }
 
+/* --- files ------------------------------------------------------------------------------ */
+
+/* GET/POST /1.0/instances/NAME/files?path=/ABS/PATH: a file's bytes, its
+ * mode and owner in X-Gureum-Mode (octal), X-Gureum-Uid, X-Gureum-Gid (as
+ * Incus's X-Incus-* headers). The work is an operation on a worker thread
+ * (the instance's lock held around the driver call); the request is
+ * answered when it ends (a deferred reply), with the bytes or the error.
+ * Files move through memory: INSTANCE_FILE_MAX (64 MiB) at most. */
+struct file_ctx {
+	atomic_int refs;
+	char *name, *path;
+	bool push;
+	int fd;                       /* push: the body (memfd); pull: -1 */
+	struct file_meta meta;
+	struct operation *op;         /* the deferred reply's reference */
+	/* Set by the operation before it ends. */
+	int rc;
+	struct gr_error err;
+	char *data;                   /* pull: the bytes */
+	size_t len;
+};
+
+static void file_ctx_unref(void *p)
+{
+	struct file_ctx *c = p;
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	free(c->name);
+	free(c->path);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->data);
+	free(c);
+}
+
+/* The deferred reply's end (answered, or the client left): its reference
+ * to the operation goes (the operation holds the context until it is
+ * purged), and the pulled bytes with it once the operation is over. */
+static void file_deferred_free(void *p)
+{
+	struct file_ctx *c = p;
+	struct operation *op = gr_steal_ptr(c->op);
+	if (op) {
+		if (op_done(op)) {
+			free(c->data);
+			c->data = NULL;
+		}
+		op_put(op);
+	}
+	file_ctx_unref(c);
+}
+
+/* The same rules as the guest agent's (docs/guest-agent.md), plus no "."
+ * component: absolute, not "/", no trailing '/', no "." or "..". */
+static const char *file_path_check(const char *path)
+{
+	size_t n = strlen(path);
+	if (path[0] != '/')
+		return "must be an absolute path";
+	if (n >= PATH_MAX)
+		return "is too long";
+	if (n == 1)
+		return "is the root directory";
+	if (path[n - 1] == '/')
+		return "must not end with '/'";
+	for (const char *c = path; *c;) {
+		while (*c == '/')
+			c++;
+		const char *end = strchrnul(c, '/');
+		if ((end - c == 1 && c[0] == '.') || (end - c == 2 && c[0] == '.' && c[1] == '.'))
+			return "must not have a \".\" or \"..\" component";
+		c = end;
+	}
+	return NULL;
+}
+
+static int file_op(struct daemon *d, struct operation *op, void *arg, struct gr_error *err)
+{
+	(void)op;
+	struct file_ctx *c = arg;
+	int rc;
+	gr_autoclose int mfd = -1;
+	{
+		INSTANCE_LOCK(d, c->name);
+		gr_autoloaded struct loaded l = { 0 };
+		if ((rc = load(d, c->name, &l, err)) < 0 || (rc = check_settled(l.row, err)) < 0) {
+			/* (rc set) */
+		} else if (!l.drv->file_push || !l.drv->file_pull) {
+			rc = gr_error_set(err, ENOTSUP, "instance %s: its type has no files API", c->name);
+		} else if (c->push) {
+			if (lseek(c->fd, 0, SEEK_SET) < 0)
+				rc = gr_error_sys(err, errno, "cannot rewind the file's data");
+			else
+				rc = l.drv->file_push(&d->env, &l.spec, c->path, c->fd, &c->meta, err);
+		} else if ((mfd = memfd_create("gureum-pull", MFD_CLOEXEC)) < 0) {
+			rc = gr_error_sys(err, errno, "memfd_create");
+		} else {
+			rc = l.drv->file_pull(&d->env, &l.spec, c->path, mfd, INSTANCE_FILE_MAX, &c->meta, err);
+		}
+	}
+	if (rc == 0 && !c->push) {
+		off_t len = lseek(mfd, 0, SEEK_END);
+		c->data = len >= 0 ? malloc((size_t)len + 1) : NULL;
+		if (!c->data)
+			rc = gr_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)len);
+		else if (pread(mfd, c->data, (size_t)len, 0) != len)
+			rc = gr_error_sys(err, errno, "cannot read the pulled file back");
+		else
+			c->len = (size_t)len;
+	}
+	if (rc == 0)
+		instance_emit(d, c->push ? "instance-file-pushed" : "instance-file-retrieved", c->name,
+			      json_pack("{s:s}", "path", c->path));
+	c->rc = rc;
+	if (rc < 0)
+		c->err = *err;
+	return rc;
+}
+
+static bool file_poll(struct daemon *d, void *opaque, struct http_reply *rp, bool timed_out)
+{
+	(void)d;
+	(void)timed_out;
+	struct file_ctx *c = opaque;
+	if (!op_done(c->op))
+		return false;
+	if (c->rc < 0) {
+		int code = -c->rc;
+		if (code == EISDIR || code == ENOTDIR || code == ELOOP || code == EXDEV)
+			reply_error(rp, 400, "%s", c->err.msg);
+		else if (code == EFBIG)
+			reply_error(rp, 413, "%s", c->err.msg);
+		else
+			reply_gr_error(rp, c->rc, &c->err);
+		return true;
+	}
+	if (c->push) {
+		reply_sync(rp, json_object());
+		return true;
+	}
+	char mode[16], uid[16], gid[16];
+	snprintf(mode, sizeof(mode), "%04o", c->meta.mode & 07777);
+	snprintf(uid, sizeof(uid), "%u", c->meta.uid);
+	snprintf(gid, sizeof(gid), "%u", c->meta.gid);
+	rp->status = 200;
+	rp->content_type = "application/octet-stream";
+	rp->raw_body = gr_steal_ptr(c->data);
+	rp->raw_len = c->len;
+	rp->headers = json_pack("{s:s, s:s, s:s, s:s}", "X-Gureum-Type", "file", "X-Gureum-Mode", mode,
+				"X-Gureum-Uid", uid, "X-Gureum-Gid", gid);
+	return true;
+}
+
+/* A header's number: 1 set, 0 absent, -1 after a 400 in rp. */
+static int header_u32(const struct http_request *rq, struct http_reply *rp, const char *name, int base,
+		      uint32_t max, uint32_t *out)
+{
+	char v[32];
+	int rc = http_header_get(rq, name, v, sizeof(v));
+	if (rc == 0)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long n = rc > 0 && v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, base) : 0;
+	if (rc < 0 || !end || *end || errno || n > max) {
+		reply_error(rp, 400, "%s: \"%s\" is not %s from 0 to %s", name, rc < 0 ? "..." : v,
+			    base == 8 ? "an octal mode" : "a number", base == 8 ? "07777" : "4294967294");
+		return -1;
+	}
+	*out = (uint32_t)n;
+	return 1;
+}
+
+static void files_common(struct daemon *d, const struct http_request *rq, struct http_reply *rp, bool push)
+{
+	gr_autoloaded struct loaded l = { 0 };
+	if (route_instance(d, rq, rp, &l) < 0)
+		return;
+	char path[PATH_MAX + 1];
+	int rc = http_query_get(rq, "path", path, sizeof(path));
+	if (rc <= 0) {
+		reply_error(rp, 400, rc == 0 ? "path: the file's path in the instance is required (?path=/ABSOLUTE/PATH)"
+					     : "path: too long");
+		return;
+	}
+	const char *why = file_path_check(path);
+	if (why) {
+		char q[VALIDATE_QUOTE_MAX];
+		reply_error(rp, 400, "path: %s %s", validate_quote(path, q, sizeof(q)), why);
+		return;
+	}
+	struct file_meta meta = { .mode = 0644 };
+	if (push) {
+		char type[32];
+		if (http_header_get(rq, "X-Gureum-Type", type, sizeof(type)) != 0 && strcmp(type, "file") != 0) {
+			reply_error(rp, 400, "X-Gureum-Type: only \"file\" can be pushed");
+			return;
+		}
+		if (header_u32(rq, rp, "X-Gureum-Mode", 8, 07777, &meta.mode) < 0 ||
+		    header_u32(rq, rp, "X-Gureum-Uid", 10, 4294967294u, &meta.uid) < 0 ||
+		    header_u32(rq, rp, "X-Gureum-Gid", 10, 4294967294u, &meta.gid) < 0)
+			return;
+	}
+	struct gr_error err = { 0 };
+	if ((rc = check_settled(l.row, &err)) < 0) {
+		reply_gr_error(rp, rc, &err);
+		return;
+	}
+	struct instance_status st;
+	rc = driver_status(d, &l, &st, &err);
+	if (rc < 0 || st.state == INSTANCE_STOPPED || (st.state == INSTANCE_RUNNING && st.starting)) {
+		reply_error(rp, 409, "instance %s is %s: files need it running", l.row->name,
+			    rc < 0 ? "in an unknown state" : st.state == INSTANCE_STOPPED ? "stopped" : "starting");
+		return;
+	}
+	struct file_ctx *c = calloc(1, sizeof(*c));
+	if (!c) {
+		reply_error(rp, 500, "out of memory");
+		return;
+	}
+	atomic_init(&c->refs, 2); /* the operation's and the deferred reply's */
+	c->fd = -1;
+	c->push = push;
+	c->meta = meta;
+	c->name = strdup(l.row->name);
+	c->path = strdup(path);
+	bool oom = !c->name || !c->path;
+	if (!oom && push) {
+		c->fd = memfd_create("gureum-push", MFD_CLOEXEC);
+		if (c->fd < 0 || gr_write_all(c->fd, rq->body, rq->body_len) < 0) {
+			atomic_store(&c->refs, 1);
+			file_ctx_unref(c);
+			reply_error(rp, 500, "cannot keep the file's data: %s", strerror(errno));
+			return;
+		}
+	}
+	struct http_deferred *df = oom ? NULL : calloc(1, sizeof(*df));
+	if (!df) {
+		atomic_store(&c->refs, 1);
+		file_ctx_unref(c);
+		reply_error(rp, 500, "out of memory");
+		return;
+	}
+	struct op_params p = { .description = push ? "Pushing a file" : "Pulling a file", .klass = "task",
+			       .instance = l.row->name, .fn = file_op, .arg = c, .free_arg = file_ctx_unref };
+	const char *id = NULL;
+	json_t *opj = NULL;
+	if ((rc = op_start(d, &p, &id, &opj, &err)) < 0) {
+		/* op_start dropped the operation's reference. */
+		file_ctx_unref(c);
+		free(df);
+		reply_gr_error(rp, rc, &err);
+		return;
+	}
+	json_decref(opj);
+	c->op = op_get(d, id);
+	if (!c->op) {
+		file_ctx_unref(c);
+		free(df);
+		reply_error(rp, 500, "the file operation vanished");
+		return;
+	}
+	df->poll = file_poll;
+	df->free_opaque = file_deferred_free;
+	df->opaque = c;
+	rp->deferred = df;
+}
+
+static void get_files(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
+{
+	files_common(d, rq, rp, false);
+}
+
+static void post_files(struct daemon *d, const struct http_request *rq, struct http_reply *rp)
+{
+	files_common(d, rq, rp, true);
+}
+
 const struct route instance_routes[] = {
 	{ "GET", "/1.0/instances", get_instances },
 	{ "POST", "/1.0/instances", post_instances },
@@ -1584,5 +1863,7 @@ const struct route instance_routes[] = {
 	{ "POST", "/1.0/instances/{}/exec", post_exec },
 	{ "GET", "/1.0/instances/{}/console", get_console },
 	{ "GET", "/1.0/instances/{}/logs", get_logs },
+	{ "GET", "/1.0/instances/{}/files", get_files },
+	{ "POST", "/1.0/instances/{}/files", post_files, INSTANCE_FILE_MAX },
 	{ 0 },
 };

@@ -9,7 +9,7 @@
  * the wsi's opaque user data (it survives the HTTP -> WebSocket protocol
  * rebinding, which frees lws' per-session data) and freed at
  * LWS_CALLBACK_WSI_DESTROY. A conn holds the request being read (method,
- * path, query, body up to API_MAX_BODY), the reply being written, a
+ * path, query, body up to its route's limit), the reply being written, a
  * deferred reply, and for WebSockets the relay.
  *
  * Relays: the descriptors of every relay are registered in one epoll
@@ -24,6 +24,7 @@
 #include "daemon/api/server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
@@ -125,6 +126,7 @@ struct conn {
 	char *path, *query;
 	char *body;
 	size_t body_len, body_cap;
+	size_t body_max;              /* the route's limit (API_MAX_BODY by default) */
 	bool body_too_big;
 	bool websocket;
 	bool answered;
@@ -134,6 +136,7 @@ struct conn {
 	size_t resp_len, resp_off;
 	const char *ctype;
 	char allow[64];
+	json_t *headers;              /* further response headers (http_reply.headers) */
 	bool headers_sent, close_after;
 	/* deferred */
 	struct http_deferred *deferred;
@@ -656,6 +659,9 @@ static void conn_reset_request(struct conn *c)
 	c->path = c->query = c->body = c->resp = NULL;
 	c->body_len = c->body_cap = c->resp_len = c->resp_off = 0;
 	c->body_too_big = c->websocket = c->answered = c->headers_sent = c->close_after = false;
+	c->body_max = API_MAX_BODY;
+	json_decref(c->headers);
+	c->headers = NULL;
 	c->status = 0;
 	c->ctype = NULL;
 	c->allow[0] = '\0';
@@ -679,6 +685,7 @@ static void conn_free(struct conn *c)
 static void reply_clear(struct http_reply *rp)
 {
 	json_decref(rp->envelope);
+	json_decref(rp->headers);
 	free(rp->raw_body);
 	if (rp->ws)
 		relay_spec_drop(rp->ws);
@@ -721,6 +728,8 @@ static void conn_set_response(struct conn *c, struct http_reply *rp)
 	}
 	if (rp->allow)
 		snprintf(c->allow, sizeof(c->allow), "%s", rp->allow);
+	json_decref(c->headers);
+	c->headers = gr_steal_ptr(rp->headers);
 	c->resp_off = 0;
 	c->headers_sent = false;
 	c->answered = true;
@@ -735,6 +744,17 @@ static int write_headers(struct conn *c)
 	if (c->allow[0] && lws_add_http_header_by_name(c->wsi, (const unsigned char *)"allow:",
 						       (const unsigned char *)c->allow, (int)strlen(c->allow), &p, end))
 		return -1;
+	const char *hk;
+	json_t *hv;
+	json_object_foreach(c->headers, hk, hv) {
+		char name[128];
+		const char *v = json_string_value(hv);
+		if (!v || snprintf(name, sizeof(name), "%s:", hk) >= (int)sizeof(name))
+			continue;
+		if (lws_add_http_header_by_name(c->wsi, (const unsigned char *)name, (const unsigned char *)v,
+						(int)strlen(v), &p, end))
+			return -1;
+	}
 	if (c->close_after && lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION,
 							   (const unsigned char *)"close", 5, &p, end))
 		return -1;
@@ -1020,6 +1040,39 @@ static bool authorized(struct conn *c, struct http_reply *rp)
 	return true;
 }
 
+int http_header_get(const struct http_request *rq, const char *name, char *buf, size_t len)
+{
+	const struct conn *c = rq->conn;
+	char key[128];
+	size_t n = strlen(name);
+	if (!c || !c->wsi || n == 0 || n + 2 > sizeof(key) || len == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		key[i] = (char)tolower((unsigned char)name[i]);
+	key[n] = ':';
+	key[n + 1] = '\0';
+	int vlen = lws_hdr_custom_length(c->wsi, key, (int)n + 1);
+	if (vlen < 0)
+		return 0;
+	if ((size_t)vlen + 1 > len)
+		return -E2BIG;
+	if (lws_hdr_custom_copy(c->wsi, buf, (int)len, key, (int)n + 1) < 0)
+		return 0;
+	return 1;
+}
+
+/* The largest body the route of method + path takes. */
+static size_t route_body_max(const char *method, const char *path)
+{
+	gr_autofree char *pb = strdup(path);
+	const struct route *r = NULL;
+	const char *args[4];
+	char allow[64];
+	if (pb && route_lookup(route_tables, method, pb, &r, args, allow, sizeof(allow)) == 0 && r->max_body)
+		return r->max_body;
+	return API_MAX_BODY;
+}
+
 /* Routes the request and runs its handler; the reply ends up in rp. */
 static void dispatch(struct conn *c, struct http_reply *rp)
 {
@@ -1034,6 +1087,7 @@ static void dispatch(struct conn *c, struct http_reply *rp)
 		.body_len = c->body_len,
 		.websocket = c->websocket,
 		.trusted_socket = c->trusted,
+		.conn = c,
 	};
 	gr_autofree char *pb = strdup(c->path);
 	if (!pb) {
@@ -1070,7 +1124,7 @@ static int handle_http(struct conn *c)
 {
 	struct http_reply rp = { 0 };
 	if (c->body_too_big) {
-		reply_error(&rp, 413, "request body too large (limit %u bytes)", API_MAX_BODY);
+		reply_error(&rp, 413, "request body too large (limit %zu bytes)", c->body_max);
 		conn_set_response(c, &rp);
 		lws_callback_on_writable(c->wsi);
 		return 0;
@@ -1162,14 +1216,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			c->close_after = true;
 			return handle_http(c);
 		}
-		if (clen > DISCARD_MAX) {
-			reply_error(&rp, 413, "request body too large (limit %u bytes)", API_MAX_BODY);
+		c->body_max = route_body_max(method, c->path);
+		if (clen > c->body_max && clen > DISCARD_MAX) {
+			reply_error(&rp, 413, "request body too large (limit %zu bytes)", c->body_max);
 			c->close_after = true;
 			conn_set_response(c, &rp);
 			write_response_now(c);
 			return -1;
 		}
-		if (clen > API_MAX_BODY)
+		if (clen > c->body_max)
 			c->body_too_big = true;
 		/* lws delivers the body (HTTP_BODY ... HTTP_BODY_COMPLETION) when
 		 * there is one; a POST with an explicit length 0 gets those too. */
@@ -1181,7 +1236,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c = lws_get_opaque_user_data(wsi);
 		if (!c || c->body_too_big || len == 0)
 			return 0;
-		if (c->body_len + len > API_MAX_BODY) {
+		if (c->body_len + len > c->body_max) {
 			c->body_too_big = true;
 			return 0;
 		}

@@ -1,8 +1,9 @@
 /* gureumd's HTTP and WebSocket server (libwebsockets): the unix socket
  * (RUN/gureum.sock, mode 0600, trusted) and, with --listen, TCP with TLS
  * (token or client-certificate authentication). It reads request bodies
- * (limit API_MAX_BODY), routes by method and path to handlers, and sends the
- * JSON envelope they build. WebSockets are relays between a client and
+ * (limit API_MAX_BODY, or the route's max_body), routes by method and path to
+ * handlers, and sends the JSON envelope they build (or a raw body, with
+ * further headers). WebSockets are relays between a client and
  * descriptors the handler provides, so no handler ever touches
  * libwebsockets. One service thread; handlers run on it and must not block
  * (slow work becomes an async operation, operations.h). */
@@ -26,7 +27,13 @@ struct http_request {
 	bool websocket;               /* the client asked for a WebSocket upgrade */
 	const char *route_args[4];    /* the path's variable parts, in order (e.g. NAME, ID) */
 	bool trusted_socket;          /* came over the unix socket (not TCP/TLS) */
+	const void *conn;             /* the server's, for http_header_get (NULL: no headers) */
 };
+
+/* The value of a request header (name in any case, without ':', e.g.
+ * "X-Gureum-Mode"), during the handler only: 1 found (copied into buf,
+ * NUL-terminated), 0 absent, -E2BIG when it does not fit. */
+int http_header_get(const struct http_request *rq, const char *name, char *buf, size_t len);
 
 /* The decoded value of a query parameter (?force=1&recursion=1): 1 found
  * (copied into buf, NUL-terminated; a key without '=' gives ""), 0 absent,
@@ -76,6 +83,7 @@ struct http_reply {
 	struct ws_relay *ws;          /* malloc'd; upgrade the connection to this relay */
 	struct http_deferred *deferred; /* malloc'd; answer later (below) */
 	const char *allow;            /* 405: the Allow header (set by the router) */
+	json_t *headers;              /* optional further headers: {"X-Name": "value"} (strings) */
 };
 
 /* A reply that is not ready yet (GET /1.0/operations/ID/wait, the exec
@@ -115,6 +123,7 @@ struct route {
 	const char *method;
 	const char *pattern;          /* "/1.0/instances/{}/state": {} matches one path segment */
 	route_fn fn;
+	size_t max_body;              /* the largest request body it takes; 0: API_MAX_BODY */
 };
 
 /* Tables of routes, defined by the files that implement them. The server

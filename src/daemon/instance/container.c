@@ -32,7 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -582,6 +585,161 @@ out:
 	return r;
 }
 
+/* ---- files ---- */
+
+/* openat2 with RESOLVE_IN_ROOT: root is "/" for path, whose ".." and
+ * symlinks (absolute ones too) never lead out of it; magic links
+ * (/proc/PID/root and the like, the container's procfs included) are
+ * refused. */
+static int open_in_root(int root, const char *path, int flags)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd;
+	do
+		fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	return fd < 0 ? -errno : fd;
+}
+
+/* The root directory of the running (or paused) container, as its init
+ * sees it: /proc/PID/root, opened through /proc/PID after the container
+ * was seen running with that pid, then seen again (a pid reused in between
+ * fails the second look; the /proc/PID descriptor stops working once its
+ * process is gone). */
+static int container_root_fd(const struct driver_env *env, const struct instance_spec *spec, int *out,
+			     struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = paths_for(env, spec, &p, err);
+	if (r < 0)
+		return r;
+	enum container_status cs, cs2;
+	pid_t init, init2;
+	container_view(&p, spec->name, &cs, &init, NULL);
+	if ((cs != STATUS_RUNNING && cs != STATUS_PAUSED) || init <= 0)
+		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
+	char proc[32];
+	snprintf(proc, sizeof(proc), "/proc/%d", (int)init);
+	gr_autoclose int pfd = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	container_view(&p, spec->name, &cs2, &init2, NULL);
+	if (pfd < 0 || init2 != init || (cs2 != STATUS_RUNNING && cs2 != STATUS_PAUSED))
+		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
+	int fd = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? gr_error_set(err, EBUSY, "instance %s is not running", spec->name)
+							 : gr_error_sys(err, errno, "cannot open the root of %s", spec->name);
+	*out = fd;
+	return 0;
+}
+
+/* Copies in to out until in's end (at most max bytes when max is not 0:
+ * 1 when there was more). 0, 1 or -errno (*which: 0 reading, 1 writing). */
+static int copy_fd(int in, int out, uint64_t max, int *which)
+{
+	gr_autofree char *buf = malloc(1u << 18);
+	if (!buf)
+		return -ENOMEM;
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(in, buf, 1u << 18);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*which = 0;
+			return -errno;
+		}
+		if (n == 0)
+			return 0;
+		total += (uint64_t)n;
+		if (max && total > max)
+			return 1;
+		int r = gr_write_all(out, buf, (size_t)n);
+		if (r < 0) {
+			*which = 1;
+			return r;
+		}
+	}
+}
+
+static int container_file_push_(const struct driver_env *env, const struct instance_spec *spec, const char *path,
+				int fd, const struct file_meta *meta, struct gr_error *err)
+{
+	gr_autoclose int root = -1, dir = -1, tmp = -1;
+	int r = container_root_fd(env, spec, &root, err);
+	if (r < 0)
+		return r;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	gr_autofree char *dirpath = strndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
+	if (!dirpath)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return gr_error_set(err, EINVAL, "push %s: not a file name", path);
+	if ((dir = open_in_root(root, dirpath, O_PATH | O_DIRECTORY)) < 0)
+		return gr_error_sys(err, -dir, "push %s: cannot open the directory %s in %s", path, dirpath, spec->name);
+	char tmpname[64];
+	uint64_t rnd = 0;
+	for (int tries = 0; tmp < 0; tries++) {
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = (uint64_t)supervised_now_ms() * 2654435761u + (uint64_t)tries;
+		snprintf(tmpname, sizeof(tmpname), ".gureum-push-%016llx", (unsigned long long)rnd);
+		tmp = openat(dir, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (tmp < 0 && (errno != EEXIST || tries >= 16))
+			return gr_error_sys(err, errno, "push %s: cannot create a temporary file in %s", path, dirpath);
+	}
+	int which = 0;
+	if ((r = copy_fd(fd, tmp, 0, &which)) < 0)
+		r = gr_error_sys(err, -r, "push %s: cannot %s the data", path, which ? "write" : "read");
+	else if (fchown(tmp, meta->uid, meta->gid) < 0)
+		r = gr_error_sys(err, errno, "push %s: chown %u:%u", path, meta->uid, meta->gid);
+	else if (fchmod(tmp, meta->mode & 07777) < 0)
+		r = gr_error_sys(err, errno, "push %s: chmod %o", path, meta->mode & 07777);
+	else if (fsync(tmp) < 0)
+		r = gr_error_sys(err, errno, "push %s: fsync", path);
+	else if (renameat(dir, tmpname, dir, base) < 0)
+		r = errno == EISDIR ? gr_error_set(err, EISDIR, "push %s: is a directory", path)
+				    : gr_error_sys(err, errno, "push %s: rename", path);
+	if (r < 0)
+		(void)unlinkat(dir, tmpname, 0);
+	return r;
+}
+
+static int container_file_pull_(const struct driver_env *env, const struct instance_spec *spec, const char *path,
+				int fd, uint64_t max, struct file_meta *meta, struct gr_error *err)
+{
+	gr_autoclose int root = -1, pfd = -1, in = -1;
+	int r = container_root_fd(env, spec, &root, err);
+	if (r < 0)
+		return r;
+	/* O_PATH first: a device or FIFO is refused without being opened. */
+	if ((pfd = open_in_root(root, path, O_PATH)) < 0)
+		return gr_error_sys(err, -pfd, "pull %s", path);
+	struct stat st;
+	if (fstat(pfd, &st) < 0)
+		return gr_error_sys(err, errno, "pull %s", path);
+	if (S_ISDIR(st.st_mode))
+		return gr_error_set(err, EISDIR, "pull %s: is a directory", path);
+	if (!S_ISREG(st.st_mode))
+		return gr_error_set(err, EINVAL, "pull %s: not a regular file", path);
+	if ((uint64_t)st.st_size > max)
+		return gr_error_set(err, EFBIG, "pull %s: the file has %lld bytes, more than the limit of %llu", path,
+				    (long long)st.st_size, (unsigned long long)max);
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	if ((in = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return gr_error_sys(err, errno, "pull %s", path);
+	*meta = (struct file_meta){ .mode = st.st_mode & 07777, .uid = st.st_uid, .gid = st.st_gid,
+				    .size = (uint64_t)st.st_size };
+	int which = 0;
+	if ((r = copy_fd(in, fd, max, &which)) < 0)
+		return gr_error_sys(err, -r, "pull %s: cannot %s the data", path, which ? "write" : "read");
+	if (r == 1)
+		return gr_error_set(err, EFBIG, "pull %s: the file grew beyond the limit of %llu bytes", path,
+				    (unsigned long long)max);
+	return 0;
+}
+
 /* ---- console, log, scan ---- */
 
 static int container_console_(const struct driver_env *env, const struct instance_spec *spec, int *fd,
@@ -666,6 +824,8 @@ const struct instance_driver container_driver = {
 	.status = container_status_,
 	.usage = container_usage_,
 	.exec = container_exec_,
+	.file_push = container_file_push_,
+	.file_pull = container_file_pull_,
 	.console = container_console_,
 	.log_path = container_log_path_,
 	.scan = container_scan_,

@@ -107,6 +107,16 @@ struct exec_session {
 	pid_t pid;                    /* a host process the daemon can wait for (exits with the exec's code) */
 };
 
+/* A file's permissions and owner (file_push, file_pull). */
+struct file_meta {
+	uint32_t mode;                /* the permission bits (07777) */
+	uint32_t uid, gid;
+	uint64_t size;                /* pull: its size when it was opened */
+};
+
+/* The largest file the files API moves (both ways). */
+#define INSTANCE_FILE_MAX (64ull << 20)
+
 struct instance_driver {
 	const char *type;             /* "container" */
 	/* Checks config keys and values this driver understands (unknown keys
@@ -137,6 +147,22 @@ struct instance_driver {
 		     struct gr_error *err);
 	int (*exec)(const struct driver_env *env, const struct instance_spec *spec, const struct exec_request *req,
 		    struct exec_session *out, struct gr_error *err);
+	/* Files in a running instance (GET/POST /1.0/instances/NAME/files).
+	 * path: absolute, without "." or ".." components, not "/", no
+	 * trailing '/', shorter than 4096 bytes (the API checks). Paths are
+	 * resolved inside the instance: symlinks never lead out of it.
+	 * file_push: the file at path becomes the bytes read from fd (to its
+	 * end), with meta's mode, uid and gid, atomically (a temporary file in
+	 * its directory renamed over it: a symlink at path is replaced, not
+	 * followed; a directory there is refused, -EISDIR); the directory must
+	 * exist (-ENOENT). file_pull: writes the regular file at path (symlinks
+	 * followed) to fd, at most max bytes (-EFBIG when it is larger), and
+	 * fills meta; not a regular file: -EISDIR or -EINVAL. Both need the
+	 * instance running (-EBUSY). */
+	int (*file_push)(const struct driver_env *env, const struct instance_spec *spec, const char *path, int fd,
+			 const struct file_meta *meta, struct gr_error *err);
+	int (*file_pull)(const struct driver_env *env, const struct instance_spec *spec, const char *path, int fd,
+			 uint64_t max, struct file_meta *meta, struct gr_error *err);
 	/* A descriptor connected to the instance's console (read: output, write:
 	 * input); -ENOTSUP when the instance has none. */
 	int (*console)(const struct driver_env *env, const struct instance_spec *spec, int *fd, struct gr_error *err);

@@ -6,22 +6,36 @@
  *   STATE/instances/NAME/logs/         the serial console's log (the boot log)
  *   RUN/instances/NAME/vm.json         {"engine","why"}: this is a VM (scan) and how it runs
  *   RUN/instances/NAME/agent.N.sock    the guest agent's ports (QEMU listens)
+ *   RUN/instances/NAME/agent.N.lock    held (flock) by the session using port N (vm/agent_client.h)
  *   RUN/instances/NAME/qmp.sock        QEMU's control socket
  *   + the supervisor's files (supervisor/supervisor.h)
  *
  * The engine runs under gureum-supervisor (run-engine), which holds the
  * serial console on a pty, keeps the log, applies the restart policy and
  * stops the VM: the ACPI power button through QMP, then a kill after the
- * timeout. The NIC is a tap grv<id> on the network's bridge. */
+ * timeout. A stop first asks the guest agent to shut down. The NIC is a tap
+ * grv<id> on the network's bridge.
+ *
+ * Exec runs `gureum-supervisor vm-exec` (supervisor/vm_exec.h), a helper
+ * process that talks to the agent and hands back pipes or a pty master, as
+ * the container driver's exec helper does; files go through the agent from
+ * gureumd itself. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -35,12 +49,19 @@
 #include "daemon/network/netlink.h"
 #include "daemon/supervisor/engine.h"
 #include "daemon/validate.h"
+#include "container/terminal.h"
+#include "daemon/vm/agent_client.h"
 #include "daemon/vm/engine.h"
 #include "daemon/vm/initrd.h"
 
 #define VM_MEMORY_DEFAULT (512ull << 20)
 #define VM_MEMORY_MIN (128ull << 20)   /* the cloud kernel and gureum-init need about 100 MiB */
 #define VM_CPUS_MAX 64
+#define VM_AGENT_TIMEOUT_MS 60000      /* gureumd's own agent sessions (files): to connect, then per step */
+#define VM_STOP_AGENT_MAX_MS 10000     /* a stop's shutdown request through the agent, at most */
+/* The exec helper connects to the agent (a VM still booting: up to 120 s)
+ * before it sends the terminal. */
+#define VM_EXEC_PTY_TIMEOUT_MS 150000
 
 static int paths_for(const struct driver_env *env, const struct instance_spec *spec, struct instance_paths *p,
 		     struct gr_error *err)
@@ -189,7 +210,7 @@ static json_t *instance_json(const struct instance_spec *spec)
 		net = json_pack("{s:s, s:s, s:s, s:s}", "address", cidr, "gateway", gw, "dns", gw, "mac", mac);
 	}
 	return json_pack("{s:s, s:o, s:o, s:s, s:o, s:s, s:i}", "hostname", spec->name, "command", cmd, "env", env,
-			 "cwd", "/", "network", net ? net : json_null(), "agent_port", VM_AGENT_PORT_PREFIX, "agent_ports",
+			 "cwd", "/", "network", net ? net : json_null(), "agent_port", VM_AGENT_PORT_PREFIX "0", "agent_ports",
 			 VM_AGENT_PORTS);
 }
 
@@ -275,6 +296,45 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 	return r;
 }
 
+#define VM_QMP_TIMEOUT_MS 10000
+
+/* Asks the guest to power off through its agent (a paused VM is resumed
+ * first: it could act on nothing). Waits at most wait_ms for the agent's
+ * answer; false when there was none (no agent yet, or it failed). */
+static bool agent_shutdown(const struct instance_paths *p, const char *name, int wait_ms)
+{
+	char flag[PATH_MAX], qmp[PATH_MAX];
+	struct gr_error e = { 0 };
+	snprintf(flag, sizeof(flag), "%s/paused", p->run);
+	snprintf(qmp, sizeof(qmp), "%s/qmp-ctl.sock", p->run);
+	if (access(flag, F_OK) == 0) {
+		if (qmp_execute(qmp, "cont", VM_QMP_TIMEOUT_MS, &e) < 0) {
+			gr_info("instance %s: cannot resume it for its shutdown (%s): it is killed after the timeout", name,
+				e.msg);
+			return false;
+		}
+		(void)unlink(flag);
+	}
+	struct agent_client ac = AGENT_CLIENT_INIT;
+	int r = agent_client_connect(&ac, p->run, wait_ms, &e);
+	if (r == 0)
+		r = agent_client_shutdown(&ac, false, wait_ms, &e);
+	agent_client_close(&ac);
+	if (r < 0) {
+		gr_info("instance %s: no shutdown through the guest agent (%s): the ACPI power button instead", name,
+			e.msg);
+		return false;
+	}
+	gr_info("instance %s: the guest agent is shutting it down", name);
+	return true;
+}
+
+/* Stop: the guest agent's shutdown, and the supervisor's stop at once after
+ * it: its stop.json marks the exit as a stop (no restart by the policy,
+ * whatever the guest's power-off races with) and it presses the ACPI power
+ * button too (the guest's way when the agent did not answer), then kills
+ * the engine when the timeout has passed. force skips the agent and kills
+ * at once. */
 static int vm_stop_(const struct driver_env *env, const struct instance_spec *spec, int timeout, bool force,
 		    struct gr_error *err)
 {
@@ -282,6 +342,16 @@ static int vm_stop_(const struct driver_env *env, const struct instance_spec *sp
 	int r = paths_for(env, spec, &p, err);
 	if (r < 0)
 		return r;
+	struct instance_status st;
+	supervised_status(&p, &st);
+	/* (Between two runs of the restart policy there is no guest to ask.) */
+	if (!force && timeout > 0 && st.state == INSTANCE_RUNNING && !st.restarting) {
+		int64_t t0 = supervised_now_ms();
+		int64_t wait = (int64_t)timeout * 1000 / 2;
+		agent_shutdown(&p, spec->name, (int)(wait < VM_STOP_AGENT_MAX_MS ? wait : VM_STOP_AGENT_MAX_MS));
+		int spent = (int)((supervised_now_ms() - t0) / 1000);
+		timeout = timeout > spent ? timeout - spent : 1;
+	}
 	bool none;
 	if ((r = supervised_stop(&p, spec->name, timeout, force, &none, err)) < 0)
 		return r;
@@ -341,8 +411,6 @@ static int vm_usage_(const struct driver_env *env, const struct instance_spec *s
 	return 0;
 }
 
-#define VM_QMP_TIMEOUT_MS 10000
-
 /* RUN/instances/NAME/paused exists while the VM is paused (the status is
  * read from it: no QMP round trip for lists). */
 static int pause_or_resume(const struct driver_env *env, const struct instance_spec *spec, bool pause,
@@ -394,13 +462,227 @@ static int vm_remove_(const struct driver_env *env, const struct instance_spec *
 	return 0;
 }
 
+/* Running and not paused: 0, else -EBUSY. */
+static int check_running(const struct instance_paths *p, const char *name, struct gr_error *err)
+{
+	pid_t pid;
+	if (!supervisor_alive(p, &pid))
+		return gr_error_set(err, EBUSY, "instance %s is not running", name);
+	char flag[PATH_MAX];
+	snprintf(flag, sizeof(flag), "%s/paused", p->run);
+	if (access(flag, F_OK) == 0)
+		return gr_error_set(err, EBUSY, "instance %s is paused: resume it first", name);
+	return 0;
+}
+
+/* ---- exec ---- */
+
+/* The helper's request (supervisor_exec's format). The environment: the
+ * instance's environment.* keys, then the request's. */
+static json_t *exec_request_json(const struct instance_spec *spec, const struct exec_request *req)
+{
+	json_t *args = json_array(), *env = json_array();
+	for (char **a = req->argv; a && *a; a++)
+		json_array_append_new(args, json_string(*a));
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)spec->config, k, v) {
+		if (strncmp(k, "environment.", 12) == 0 && json_is_string(v)) {
+			char *kv = NULL;
+			if (asprintf(&kv, "%s=%s", k + 12, json_string_value(v)) >= 0)
+				json_array_append_new(env, json_string(kv));
+			free(kv);
+		}
+	}
+	for (char **e = req->env; e && *e; e++)
+		json_array_append_new(env, json_string(*e));
+	json_t *j = json_pack("{s:o, s:o, s:I, s:I, s:b, s:I, s:I}", "args", args, "env", env, "uid",
+			      (json_int_t)req->uid, "gid", (json_int_t)req->gid, "terminal", req->tty, "width",
+			      (json_int_t)req->width, "height", (json_int_t)req->height);
+	if (j && req->cwd)
+		json_object_set_new(j, "cwd", json_string(req->cwd));
+	return j;
+}
+
+static atomic_uint exec_counter;
+
+/* As the container driver's exec: `gureum-supervisor vm-exec` with the
+ * request on a memfd (fd 3); without a tty its stdio are the session's
+ * pipes, with one it sends its pty's master to a socket of ours (or fails
+ * on its stderr). */
 static int vm_exec_(const struct driver_env *env, const struct instance_spec *spec, const struct exec_request *req,
 		    struct exec_session *out, struct gr_error *err)
 {
-	(void)env;
-	(void)req;
-	(void)out;
-	return gr_error_set(err, ENOTSUP, "instance %s: exec in a VM is not supported yet", spec->name);
+	struct instance_paths p;
+	char sup[PATH_MAX];
+	int r;
+	*out = (struct exec_session){ .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1, .pid = 0 };
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = supervised_binary(env, sup, err)) < 0)
+		return r;
+	if (!req->argv || !req->argv[0] || !req->argv[0][0])
+		return gr_error_set(err, EINVAL, "exec: a command is required");
+	if ((r = check_running(&p, spec->name, err)) < 0)
+		return r;
+	gr_autojson json_t *rq = exec_request_json(spec, req);
+	gr_autofree char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+	if (!text)
+		return gr_error_set(err, ENOMEM, "cannot encode the exec request");
+	gr_autoclose int reqfd = -1, in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
+	gr_autoclose int lfd = -1, dirfd = -1;
+	int fd = memfd_create("gureum-exec", MFD_CLOEXEC);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "memfd_create");
+	if ((r = gr_write_all(fd, text, strlen(text))) < 0) {
+		close(fd);
+		return gr_error_sys(err, -r, "cannot write the exec request");
+	}
+	reqfd = supervised_fd_high(fd);
+	int pp[2];
+	char sockname[64] = "", console_arg[128] = "";
+	if (!req->tty) {
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		in_r = supervised_fd_high(pp[0]);
+		in_w = supervised_fd_high(pp[1]);
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		out_r = supervised_fd_high(pp[0]);
+		out_w = supervised_fd_high(pp[1]);
+	} else {
+		dirfd = open(p.run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			return gr_error_sys(err, errno, "cannot open %s", p.run);
+		snprintf(sockname, sizeof(sockname), "exec-%d-%u.sock", (int)getpid(), atomic_fetch_add(&exec_counter, 1));
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dirfd, sockname);
+		snprintf(console_arg, sizeof(console_arg), "/proc/%d/fd/%d/%s", (int)getpid(), dirfd, sockname);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		(void)unlinkat(dirfd, sockname, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
+			return gr_error_sys(err, errno, "cannot listen on %s/%s", p.run, sockname);
+		fchmodat(dirfd, sockname, 0600, 0);
+	}
+	if (pipe2(pp, O_CLOEXEC) < 0) {
+		r = gr_error_sys(err, errno, "pipe");
+		goto out;
+	}
+	err_r = supervised_fd_high(pp[0]);
+	err_w = supervised_fd_high(pp[1]);
+	char *argv[] = { sup, (char *)"vm-exec", (char *)"--run-dir", (char *)env->run_dir, (char *)"--name",
+			 (char *)spec->name, (char *)"--request-fd", (char *)"3",
+			 req->tty ? (char *)"--console-socket" : NULL, console_arg, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (req->tty) {
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	} else {
+		posix_spawn_file_actions_adddup2(&fa, in_r, 0);
+		posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+	}
+	posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+	posix_spawn_file_actions_adddup2(&fa, reqfd, 3);
+	pid_t child;
+	r = supervised_spawn(&child, sup, &fa, argv, false, err);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		goto out;
+	if (!req->tty) {
+		out->stdin_fd = gr_steal_fd(in_w);
+		out->stdout_fd = gr_steal_fd(out_r);
+		out->stderr_fd = gr_steal_fd(err_r);
+		out->pid = child;
+		r = 0;
+		goto out;
+	}
+	/* tty: wait for the pty (sent once the agent answered), or for the
+	 * helper's failure (its stderr). */
+	close(err_w);
+	err_w = -1;
+	int64_t end = supervised_now_ms() + VM_EXEC_PTY_TIMEOUT_MS;
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
+		int64_t left = end - supervised_now_ms();
+		int k = left > 0 ? poll(pf, 2, (int)left) : 0;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			r = gr_error_set(err, ETIMEDOUT, "exec in VM %s: the command's terminal did not arrive", spec->name);
+			break;
+		}
+		if (pf[0].revents & POLLIN) {
+			gr_autoclose int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			int master = -1;
+			if (conn < 0 || terminal_recv_fd(conn, &master, err) < 0) {
+				if (conn < 0)
+					gr_error_sys(err, errno, "exec: cannot accept the terminal");
+				kill(child, SIGKILL);
+				waitpid(child, NULL, 0);
+				r = -err->code;
+				break;
+			}
+			out->pty_fd = master;
+			out->stderr_fd = gr_steal_fd(err_r);
+			out->pid = child;
+			r = 0;
+			break;
+		}
+		if (pf[1].revents) {
+			char msg[GR_ERROR_MSG_MAX];
+			ssize_t n = gr_read_all(err_r, msg, sizeof(msg) - 1);
+			msg[n > 0 ? n : 0] = '\0';
+			msg[strcspn(msg, "\n")] = '\0';
+			int st;
+			waitpid(child, &st, 0);
+			const char *m = strncmp(msg, "gureum-supervisor: ", 19) == 0 ? msg + 19 : msg;
+			r = gr_error_set(err, WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ENOENT : EIO, "%s",
+					 m[0] ? m : "exec: the command could not be started");
+			break;
+		}
+	}
+out:
+	if (dirfd >= 0 && sockname[0])
+		(void)unlinkat(dirfd, sockname, 0);
+	return r;
+}
+
+/* ---- files ---- */
+
+static int vm_file_push_(const struct driver_env *env, const struct instance_spec *spec, const char *path, int fd,
+			 const struct file_meta *meta, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r;
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = check_running(&p, spec->name, err)) < 0)
+		return r;
+	struct agent_client ac = AGENT_CLIENT_INIT;
+	struct agent_file_meta am = { .mode = meta->mode, .uid = meta->uid, .gid = meta->gid };
+	if ((r = agent_client_connect(&ac, p.run, VM_AGENT_TIMEOUT_MS, err)) < 0)
+		gr_error_prefix(err, "instance %s", spec->name);
+	else
+		r = agent_client_push(&ac, path, fd, &am, VM_AGENT_TIMEOUT_MS, NULL, err);
+	agent_client_close(&ac);
+	return r;
+}
+
+static int vm_file_pull_(const struct driver_env *env, const struct instance_spec *spec, const char *path, int fd,
+			 uint64_t max, struct file_meta *meta, struct gr_error *err)
+{
+	struct instance_paths p;
+	int r;
+	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = check_running(&p, spec->name, err)) < 0)
+		return r;
+	struct agent_client ac = AGENT_CLIENT_INIT;
+	struct agent_file_meta am = { 0 };
+	if ((r = agent_client_connect(&ac, p.run, VM_AGENT_TIMEOUT_MS, err)) < 0)
+		gr_error_prefix(err, "instance %s", spec->name);
+	else
+		r = agent_client_pull(&ac, path, fd, max, VM_AGENT_TIMEOUT_MS, &am, err);
+	agent_client_close(&ac);
+	*meta = (struct file_meta){ .mode = am.mode, .uid = am.uid, .gid = am.gid, .size = am.size };
+	return r;
 }
 
 static int vm_console_(const struct driver_env *env, const struct instance_spec *spec, int *fd, struct gr_error *err)
@@ -458,6 +740,8 @@ const struct instance_driver vm_driver = {
 	.status = vm_status_,
 	.usage = vm_usage_,
 	.exec = vm_exec_,
+	.file_push = vm_file_push_,
+	.file_pull = vm_file_pull_,
 	.console = vm_console_,
 	.log_path = vm_log_path_,
 	.scan = vm_scan_,

@@ -7,13 +7,17 @@
  *                         [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH]
  *                         [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]
  *   gureum-supervisor exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
+ *   gureum-supervisor vm-exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
  *
- * run supervises a container, run-engine a VM engine process (engine.h).
+ * run supervises a container, run-engine a VM engine process (engine.h);
+ * exec runs a command in a container, vm-exec in a VM through its guest
+ * agent (vm_exec.h), both with the same request and descriptors.
  * All first re-execute themselves from a sealed copy (CVE-2019-5736 class)
  * and close every inherited descriptor they were not given. */
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/image.h"
+#include "daemon/supervisor/vm_exec.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -42,6 +46,8 @@ static int usage(const char *fmt, const char *arg)
 			"       gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME [--restart POLICY] "
 			"[--ready-fd N] [--daemonize] [--qmp PATH] [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]\n"
 			"       gureum-supervisor exec --run-dir DIR --name NAME --request-fd N "
+			"[--console-socket PATH]\n"
+			"       gureum-supervisor vm-exec --run-dir DIR --name NAME --request-fd N "
 			"[--console-socket PATH]\n");
 	return 2;
 }
@@ -167,7 +173,14 @@ static int cmd_run_engine(int argc, char **argv)
 	return run_supervisor(&o, daemonize);
 }
 
-static int cmd_exec(int argc, char **argv)
+/* The options of exec and vm-exec, and the request read from --request-fd. */
+struct exec_cmdline {
+	const char *run_dir, *name, *console;
+	json_t *req;
+};
+
+/* 0, or the exit status to return (usage: 2; a bad request: 126). */
+static int exec_cmdline_parse(const char *what, int argc, char **argv, struct exec_cmdline *out)
 {
 	enum { O_RUN = 256, O_NAME, O_REQ, O_CONSOLE };
 	static const struct option opts[] = {
@@ -175,25 +188,32 @@ static int cmd_exec(int argc, char **argv)
 		{ "request-fd", required_argument, NULL, O_REQ }, { "console-socket", required_argument, NULL, O_CONSOLE },
 		{ 0 },
 	};
-	const char *run_dir = NULL, *name = NULL, *console = NULL;
 	int req_fd = -1, c;
+	*out = (struct exec_cmdline){ 0 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
-		case O_RUN: run_dir = optarg; break;
-		case O_NAME: name = optarg; break;
+		case O_RUN: out->run_dir = optarg; break;
+		case O_NAME: out->name = optarg; break;
 		case O_REQ:
 			if (parse_fd(optarg, &req_fd) < 0 || fcntl(req_fd, F_GETFD) < 0)
 				return usage("--request-fd: \"%s\" is not an open descriptor >= 3", optarg);
 			break;
-		case O_CONSOLE: console = optarg; break;
-		default: return usage("exec: unknown option \"%s\"", argv[optind - 1]);
+		case O_CONSOLE: out->console = optarg; break;
+		default: {
+			char m[128];
+			snprintf(m, sizeof(m), "%s: unknown option \"%.64s\"", what, argv[optind - 1]);
+			return usage("%s", m);
+		}
 		}
 	}
-	if (!run_dir || !name || req_fd < 0)
-		return usage("exec: --run-dir, --name and --request-fd are required%s", "");
-	if (!instance_name_valid(name))
-		return usage("--name: \"%s\" is not an instance name", name);
+	if (!out->run_dir || !out->name || req_fd < 0) {
+		char m[128];
+		snprintf(m, sizeof(m), "%s: --run-dir, --name and --request-fd are required", what);
+		return usage("%s", m);
+	}
+	if (!instance_name_valid(out->name))
+		return usage("--name: \"%s\" is not an instance name", out->name);
 	close_inherited(req_fd);
 	struct gr_error err = { 0 };
 	/* The whole request (the API takes bodies up to 1 MiB, so a command or
@@ -204,14 +224,14 @@ static int cmd_exec(int argc, char **argv)
 	for (;;) {
 		if (len + 1 >= cap) {
 			if (cap >= EXEC_REQUEST_MAX) {
-				fprintf(stderr, "gureum-supervisor: exec: the request is over %u bytes\n", EXEC_REQUEST_MAX);
+				fprintf(stderr, "gureum-supervisor: %s: the request is over %u bytes\n", what, EXEC_REQUEST_MAX);
 				close(req_fd);
 				return 126;
 			}
 			cap = cap ? cap * 2 : 65536;
 			char *t = realloc(text, cap);
 			if (!t) {
-				fprintf(stderr, "gureum-supervisor: exec: out of memory\n");
+				fprintf(stderr, "gureum-supervisor: %s: out of memory\n", what);
 				close(req_fd);
 				return 126;
 			}
@@ -221,7 +241,7 @@ static int cmd_exec(int argc, char **argv)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "gureum-supervisor: exec: cannot read the request: %s\n", strerror(errno));
+			fprintf(stderr, "gureum-supervisor: %s: cannot read the request: %s\n", what, strerror(errno));
 			close(req_fd);
 			return 126;
 		}
@@ -231,19 +251,46 @@ static int cmd_exec(int argc, char **argv)
 	}
 	close(req_fd);
 	text[len] = '\0';
-	gr_autojson json_t *req = NULL;
-	char root[PATH_MAX];
-	if (snprintf(root, sizeof(root), "%s/containers", run_dir) >= (int)sizeof(root)) {
-		fprintf(stderr, "gureum-supervisor: exec: --run-dir too long\n");
+	if (strlen(out->run_dir) + 64 >= PATH_MAX) {
+		fprintf(stderr, "gureum-supervisor: %s: --run-dir too long\n", what);
 		return 126;
 	}
-	if (gr_json_load_string("exec request", text, &req, &err) < 0) {
+	if (gr_json_load_string("exec request", text, &out->req, &err) < 0) {
 		fprintf(stderr, "gureum-supervisor: %s\n", err.msg);
 		return 126;
 	}
-	int code = supervisor_exec(root, name, req, console, &err);
+	return 0;
+}
+
+static int cmd_exec(int argc, char **argv)
+{
+	struct exec_cmdline x;
+	int r = exec_cmdline_parse("exec", argc, argv, &x);
+	if (r != 0)
+		return r;
+	gr_autojson json_t *req = x.req;
+	struct gr_error err = { 0 };
+	char root[PATH_MAX];
+	snprintf(root, sizeof(root), "%s/containers", x.run_dir);
+	int code = supervisor_exec(root, x.name, req, x.console, &err);
 	if (code < 0) {
 		fprintf(stderr, "gureum-supervisor: exec: %s\n", err.msg);
+		return err.code == ENOENT ? 127 : 126;
+	}
+	return code;
+}
+
+static int cmd_vm_exec(int argc, char **argv)
+{
+	struct exec_cmdline x;
+	int r = exec_cmdline_parse("vm-exec", argc, argv, &x);
+	if (r != 0)
+		return r;
+	gr_autojson json_t *req = x.req;
+	struct gr_error err = { 0 };
+	int code = supervisor_vm_exec(x.run_dir, x.name, req, x.console, &err);
+	if (code < 0) {
+		fprintf(stderr, "gureum-supervisor: vm-exec: %s\n", err.msg);
 		return err.code == ENOENT ? 127 : 126;
 	}
 	return code;
@@ -252,7 +299,7 @@ static int cmd_exec(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return usage("a command is required (run, run-engine or exec)%s", "");
+		return usage("a command is required (run, run-engine, exec or vm-exec)%s", "");
 	struct gr_error err = { 0 };
 	/* run and exec put processes into a container (run-engine too: one binary). */
 	if (sealed_exe_reexec("gureum-supervisor", argv, &err) < 0) {
@@ -265,9 +312,11 @@ int main(int argc, char **argv)
 		return cmd_run_engine(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "vm-exec") == 0)
+		return cmd_vm_exec(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0) {
 		usage("%s", "help");
 		return 0;
 	}
-	return usage("unknown command \"%s\" (run, run-engine or exec)", argv[1]);
+	return usage("unknown command \"%s\" (run, run-engine, exec or vm-exec)", argv[1]);
 }
