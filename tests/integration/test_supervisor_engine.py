@@ -264,6 +264,11 @@ class FakeQMP:
                             self.on_powerdown()
                     else:
                         self._send(conn, {"error": {"class": "CommandNotFound", "desc": f"{cmd}?"}})
+        except ConnectionResetError:
+            # The client may close once it has its answer (as QEMU allows); the POWERDOWN
+            # event sent after that makes the next read fail with a reset, not an EOF.
+            if self.got[-1:] != ["system_powerdown"]:
+                self.errors.append("connection reset before system_powerdown")
         except Exception as ex:  # reported by close()
             self.errors.append(repr(ex))
 
