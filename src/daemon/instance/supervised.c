@@ -6,10 +6,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -17,6 +20,7 @@
 
 #include "common/cleanup.h"
 #include "common/fs.h"
+#include "container/terminal.h"
 
 extern char **environ;
 
@@ -243,4 +247,151 @@ void supervised_status(const struct instance_paths *p, struct instance_status *o
 	} else if (r != -ENOENT) {
 		snprintf(out->stop_reason, sizeof(out->stop_reason), "unreadable exit record: %s", xerr.msg);
 	}
+}
+
+static int memfd_with(const char *text, int *out, struct gr_error *err)
+{
+	int fd = memfd_create("gureum-exec", MFD_CLOEXEC);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "memfd_create");
+	int r = gr_write_all(fd, text, strlen(text));
+	if (r < 0) {
+		close(fd);
+		return gr_error_sys(err, -r, "cannot write the exec request");
+	}
+	*out = supervised_fd_high(fd);
+	return 0;
+}
+
+static atomic_uint exec_counter;
+
+/* The exec helper: `SUP SUBCOMMAND --run-dir RUN --name NAME --request-fd 3
+ * [--console-socket SOCK]` with request (JSON text) on a memfd as fd 3.
+ * Without tty its stdio are the session's pipes; with one it sends its
+ * pty's master to a socket of ours (reached through /proc/OURPID/fd/DIRFD:
+ * no sun_path length limit), or fails on its stderr. */
+int supervised_exec(const struct driver_env *env, const struct instance_paths *p, const char *sup,
+		    const char *subcommand, const char *name, const char *request, bool tty, int pty_timeout_ms,
+		    struct exec_session *out, struct gr_error *err)
+{
+	int r;
+	*out = (struct exec_session){ .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1, .pid = 0 };
+	gr_autoclose int reqfd = -1, in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
+	gr_autoclose int lfd = -1, dirfd = -1;
+	if ((r = memfd_with(request, &reqfd, err)) < 0)
+		return r;
+	int pp[2];
+	char sockname[64] = "", console_arg[128] = "";
+	if (!tty) {
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		in_r = supervised_fd_high(pp[0]);
+		in_w = supervised_fd_high(pp[1]);
+		if (pipe2(pp, O_CLOEXEC) < 0)
+			return gr_error_sys(err, errno, "pipe");
+		out_r = supervised_fd_high(pp[0]);
+		out_w = supervised_fd_high(pp[1]);
+	} else {
+		/* The helper sends the pty master to a socket of ours, reached
+		 * through /proc/OURPID/fd/DIRFD (no sun_path length limit). */
+		dirfd = open(p->run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			return gr_error_sys(err, errno, "cannot open %s", p->run);
+		snprintf(sockname, sizeof(sockname), "exec-%d-%u.sock", (int)getpid(), atomic_fetch_add(&exec_counter, 1));
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dirfd, sockname);
+		snprintf(console_arg, sizeof(console_arg), "/proc/%d/fd/%d/%s", (int)getpid(), dirfd, sockname);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		(void)unlinkat(dirfd, sockname, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
+			return gr_error_sys(err, errno, "cannot listen on %s/%s", p->run, sockname);
+		fchmodat(dirfd, sockname, 0600, 0);
+	}
+	if (pipe2(pp, O_CLOEXEC) < 0) {
+		r = gr_error_sys(err, errno, "pipe");
+		goto out;
+	}
+	err_r = supervised_fd_high(pp[0]);
+	err_w = supervised_fd_high(pp[1]);
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", 3);
+	char *argv[] = { (char *)sup, (char *)subcommand, (char *)"--run-dir", (char *)env->run_dir, (char *)"--name",
+			 (char *)name, (char *)"--request-fd", fdarg, tty ? (char *)"--console-socket" : NULL,
+			 console_arg, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (tty) {
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	} else {
+		posix_spawn_file_actions_adddup2(&fa, in_r, 0);
+		posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+	}
+	posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+	posix_spawn_file_actions_adddup2(&fa, reqfd, 3);
+	pid_t child;
+	r = supervised_spawn(&child, (char *)sup, &fa, argv, false, err);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r < 0)
+		goto out;
+	if (!tty) {
+		out->stdin_fd = gr_steal_fd(in_w);
+		out->stdout_fd = gr_steal_fd(out_r);
+		out->stderr_fd = gr_steal_fd(err_r);
+		out->pid = child;
+		r = 0;
+		goto out;
+	}
+	/* tty: wait for the pty, or for the helper's failure (its stderr). */
+	close(err_w);
+	err_w = -1;
+	int64_t end = supervised_now_ms() + pty_timeout_ms;
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
+		int64_t left = end - supervised_now_ms();
+		int k = left > 0 ? poll(pf, 2, (int)left) : 0;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			r = gr_error_set(err, ETIMEDOUT, "exec: the process's terminal did not arrive");
+			break;
+		}
+		if (pf[0].revents & POLLIN) {
+			gr_autoclose int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			int master = -1;
+			if (conn < 0 || terminal_recv_fd(conn, &master, err) < 0) {
+				if (conn < 0)
+					gr_error_sys(err, errno, "exec: cannot accept the terminal");
+				kill(child, SIGKILL);
+				waitpid(child, NULL, 0);
+				r = -err->code;
+				break;
+			}
+			out->pty_fd = master;
+			/* The helper's own errors after this point (a command
+			 * that cannot be executed) are not on the terminal. */
+			out->stderr_fd = gr_steal_fd(err_r);
+			out->pid = child;
+			r = 0;
+			break;
+		}
+		if (pf[1].revents) {
+			char msg[GR_ERROR_MSG_MAX];
+			ssize_t n = gr_read_all(err_r, msg, sizeof(msg) - 1);
+			msg[n > 0 ? n : 0] = '\0';
+			msg[strcspn(msg, "\n")] = '\0';
+			int st;
+			waitpid(child, &st, 0);
+			const char *m = strncmp(msg, "gureum-supervisor: ", 19) == 0 ? msg + 19 : msg;
+			r = gr_error_set(err, WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ENOENT : EIO, "%s",
+					 m[0] ? m : "exec: the process could not be started");
+			break;
+		}
+	}
+out:
+	if (dirfd >= 0 && sockname[0])
+		(void)unlinkat(dirfd, sockname, 0);
+	return r;
 }

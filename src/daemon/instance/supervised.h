@@ -43,6 +43,14 @@ int supervised_stop(const struct instance_paths *p, const char *name, int timeou
 /* Waits until the supervisor of p is gone or until (supervised_now_ms clock). */
 bool supervised_wait_gone(const struct instance_paths *p, int64_t until);
 
+/* Starts the exec helper `SUP SUBCOMMAND` ("exec" for containers, "vm-exec"
+ * for VMs) with request (the exec request's JSON) and fills out: pipes, or
+ * (tty) the pty master once the helper sends it (within pty_timeout_ms);
+ * the helper's pid. */
+int supervised_exec(const struct driver_env *env, const struct instance_paths *p, const char *sup,
+		    const char *subcommand, const char *name, const char *request, bool tty, int pty_timeout_ms,
+		    struct exec_session *out, struct gr_error *err);
+
 /* A connection to RUN/instances/NAME/console.sock (-EBUSY when not running). */
 int supervised_console(const struct instance_paths *p, const char *name, int *fd, struct gr_error *err);
 /* STATE/instances/NAME/logs/console.log, malloc'd. */

@@ -504,12 +504,8 @@ static json_t *exec_request_json(const struct instance_spec *spec, const struct 
 	return j;
 }
 
-static atomic_uint exec_counter;
-
-/* As the container driver's exec: `gureum-supervisor vm-exec` with the
- * request on a memfd (fd 3); without a tty its stdio are the session's
- * pipes, with one it sends its pty's master to a socket of ours (or fails
- * on its stderr). */
+/* As the container driver's exec, with `gureum-supervisor vm-exec` as the
+ * helper (it talks to the agent). */
 static int vm_exec_(const struct driver_env *env, const struct instance_spec *spec, const struct exec_request *req,
 		    struct exec_session *out, struct gr_error *err)
 {
@@ -527,125 +523,7 @@ static int vm_exec_(const struct driver_env *env, const struct instance_spec *sp
 	gr_autofree char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
 	if (!text)
 		return gr_error_set(err, ENOMEM, "cannot encode the exec request");
-	gr_autoclose int reqfd = -1, in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
-	gr_autoclose int lfd = -1, dirfd = -1;
-	int fd = memfd_create("gureum-exec", MFD_CLOEXEC);
-	if (fd < 0)
-		return gr_error_sys(err, errno, "memfd_create");
-	if ((r = gr_write_all(fd, text, strlen(text))) < 0) {
-		close(fd);
-		return gr_error_sys(err, -r, "cannot write the exec request");
-	}
-	reqfd = supervised_fd_high(fd);
-	int pp[2];
-	char sockname[64] = "", console_arg[128] = "";
-	if (!req->tty) {
-		if (pipe2(pp, O_CLOEXEC) < 0)
-			return gr_error_sys(err, errno, "pipe");
-		in_r = supervised_fd_high(pp[0]);
-		in_w = supervised_fd_high(pp[1]);
-		if (pipe2(pp, O_CLOEXEC) < 0)
-			return gr_error_sys(err, errno, "pipe");
-		out_r = supervised_fd_high(pp[0]);
-		out_w = supervised_fd_high(pp[1]);
-	} else {
-		dirfd = open(p.run, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dirfd < 0)
-			return gr_error_sys(err, errno, "cannot open %s", p.run);
-		snprintf(sockname, sizeof(sockname), "exec-%d-%u.sock", (int)getpid(), atomic_fetch_add(&exec_counter, 1));
-		struct sockaddr_un a = { .sun_family = AF_UNIX };
-		snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dirfd, sockname);
-		snprintf(console_arg, sizeof(console_arg), "/proc/%d/fd/%d/%s", (int)getpid(), dirfd, sockname);
-		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		(void)unlinkat(dirfd, sockname, 0);
-		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
-			return gr_error_sys(err, errno, "cannot listen on %s/%s", p.run, sockname);
-		fchmodat(dirfd, sockname, 0600, 0);
-	}
-	if (pipe2(pp, O_CLOEXEC) < 0) {
-		r = gr_error_sys(err, errno, "pipe");
-		goto out;
-	}
-	err_r = supervised_fd_high(pp[0]);
-	err_w = supervised_fd_high(pp[1]);
-	char *argv[] = { sup, (char *)"vm-exec", (char *)"--run-dir", (char *)env->run_dir, (char *)"--name",
-			 (char *)spec->name, (char *)"--request-fd", (char *)"3",
-			 req->tty ? (char *)"--console-socket" : NULL, console_arg, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	if (req->tty) {
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	} else {
-		posix_spawn_file_actions_adddup2(&fa, in_r, 0);
-		posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-	}
-	posix_spawn_file_actions_adddup2(&fa, err_w, 2);
-	posix_spawn_file_actions_adddup2(&fa, reqfd, 3);
-	pid_t child;
-	r = supervised_spawn(&child, sup, &fa, argv, false, err);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r < 0)
-		goto out;
-	if (!req->tty) {
-		out->stdin_fd = gr_steal_fd(in_w);
-		out->stdout_fd = gr_steal_fd(out_r);
-		out->stderr_fd = gr_steal_fd(err_r);
-		out->pid = child;
-		r = 0;
-		goto out;
-	}
-	/* tty: wait for the pty (sent once the agent answered), or for the
-	 * helper's failure (its stderr). */
-	close(err_w);
-	err_w = -1;
-	int64_t end = supervised_now_ms() + VM_EXEC_PTY_TIMEOUT_MS;
-	for (;;) {
-		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
-		int64_t left = end - supervised_now_ms();
-		int k = left > 0 ? poll(pf, 2, (int)left) : 0;
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-			r = gr_error_set(err, ETIMEDOUT, "exec in VM %s: the command's terminal did not arrive", spec->name);
-			break;
-		}
-		if (pf[0].revents & POLLIN) {
-			gr_autoclose int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			int master = -1;
-			if (conn < 0 || terminal_recv_fd(conn, &master, err) < 0) {
-				if (conn < 0)
-					gr_error_sys(err, errno, "exec: cannot accept the terminal");
-				kill(child, SIGKILL);
-				waitpid(child, NULL, 0);
-				r = -err->code;
-				break;
-			}
-			out->pty_fd = master;
-			out->stderr_fd = gr_steal_fd(err_r);
-			out->pid = child;
-			r = 0;
-			break;
-		}
-		if (pf[1].revents) {
-			char msg[GR_ERROR_MSG_MAX];
-			ssize_t n = gr_read_all(err_r, msg, sizeof(msg) - 1);
-			msg[n > 0 ? n : 0] = '\0';
-			msg[strcspn(msg, "\n")] = '\0';
-			int st;
-			waitpid(child, &st, 0);
-			const char *m = strncmp(msg, "gureum-supervisor: ", 19) == 0 ? msg + 19 : msg;
-			r = gr_error_set(err, WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ENOENT : EIO, "%s",
-					 m[0] ? m : "exec: the command could not be started");
-			break;
-		}
-	}
-out:
-	if (dirfd >= 0 && sockname[0])
-		(void)unlinkat(dirfd, sockname, 0);
-	return r;
+	return supervised_exec(env, &p, sup, "vm-exec", spec->name, text, req->tty, VM_EXEC_PTY_TIMEOUT_MS, out, err);
 }
 
 /* ---- files ---- */
