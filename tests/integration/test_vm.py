@@ -382,5 +382,8 @@ def test_vm_stop_of_a_paused_vm_and_of_the_image_init(vmd):
     run_op(vmd, "PUT", "/1.0/instances/x6/state", {"action": "stop", "timeout": 120})
     assert vmd.get("/1.0/instances/x6")["metadata"]["status"] == "Stopped"
     assert "instance x6: the guest agent is shutting it down" in vmd.stderr()
-    assert "running /sbin/poweroff" in console_log(vmd, "x6")
+    # The agent's /sbin/poweroff and the power button pressed by the supervisor's stop race
+    # (the stop sends both): either way the guest powers itself off, it is not killed.
+    log = console_log(vmd, "x6")
+    assert "reboot: Power down" in log and "stop timeout" not in log, log[-2000:]
     assert qemu_processes(vmd) == []
