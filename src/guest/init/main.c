@@ -5,7 +5,8 @@
  *  3. hostname, network, resolv.conf
  *  4. the agent (a child process), then either exec the image's init, or
  *     run the command, reap every orphan, report its exit code
- *     ("gureum-init: exit CODE") and power off.
+ *     ("gureum-init: exit CODE") and power off; with neither a command nor
+ *     an init in the image, stay PID 1 with the agent until told to stop.
  * Every step logs to /dev/console; a fatal error says why and powers off. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -325,7 +326,7 @@ static void __attribute__((noreturn)) run_command_mode(sigset_t *mask)
 	int agent_restarts = 0;
 	int buttons[MAX_BUTTONS];
 	int nbuttons = open_buttons(buttons);  /* before the command: a press from then on is seen */
-	pid_t cmd = start_command();
+	pid_t cmd = cfg.command ? start_command() : 0;  /* 0: no command, only the agent */
 	bool done = cmd < 0;
 	int status = 127 << 8;  /* "not found" when it could not start */
 	for (;;) {
@@ -446,7 +447,15 @@ int main(int argc, char **argv)
 	if (boot_switch_root(cfg.root, cfg.rootfstype, &err) < 0)
 		fatal("%s", err.msg);
 	console_log("root: %s (%s)", cfg.root, cfg.rootfstype);
-	bool command_mode = cfg.command != NULL;
+	/* No command and no init in the image (a minimal image such as
+	 * debian/12's minbase): gureum-init stays PID 1 with the agent only,
+	 * the way a container with no long-running command would idle. */
+	struct stat st;
+	bool command_mode = cfg.command != NULL || stat(cfg.init, &st) < 0;
+	if (!cfg.command)
+		console_log(command_mode ? "the image has no %s: gureum-init stays PID 1 and serves the agent "
+					   "(give the instance a command to run one)"
+					 : "the image's init is %s", cfg.init);
 	boot_finish_mounts(command_mode);
 	set_hostname();
 	setup_network(command_mode);
