@@ -25,6 +25,11 @@ int gr_write_knob_at(int dirfd, const char *name, const char *value, struct gr_e
 int gr_mkdir_p(const char *path, mode_t mode, struct gr_error *err);
 /* rm -rf that never crosses into another file system and never follows symlinks. */
 int gr_rm_rf(const char *path, struct gr_error *err);
+/* openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: root is "/" for
+ * path, whose ".." and symlinks (absolute ones too) never lead out of it;
+ * magic links (/proc/PID/root and the like) are refused. O_CLOEXEC is
+ * added. Returns the descriptor or -errno. */
+int gr_open_in_root(int root, const char *path, int flags);
 /* Writes all bytes, retrying on EINTR and short writes. */
 int gr_write_all(int fd, const void *buf, size_t len);
 /* Reads until EOF or len bytes; returns bytes read or -errno. */

@@ -19,7 +19,7 @@ import pytest
 
 from daemon import BUILD, IP, REPO, TIMEOUT, Gureumd
 from helpers import wait_for
-from storage import Cli, create, run_op, sh
+from storage import Cli, busybox_layer, create, make_image, make_layer, run_op, sh
 
 KERNEL_DIR = os.environ.get("GUREUM_KERNEL_DIR", "/var/cache/gureum/kernel")
 QEMU = shutil.which("qemu-system-x86_64")
@@ -188,6 +188,44 @@ def test_bad_vm_input_is_refused_clearly(vmd):
         assert text in env["error"], (config, env["error"])
     assert vmd.get("/1.0/instances")["metadata"] == []
     assert not os.path.exists(os.path.join(vmd.state_dir, "instances", "bad"))
+
+
+def test_image_without_a_usable_root_is_refused_clearly(vmd):
+    """Checked on the flattened image before its disk is made: the error says what is missing
+    and nothing is left behind (no instance, no disk, no temporary tree)."""
+    def data_only(d):
+        os.makedirs(os.path.join(d, "data"))
+        with open(os.path.join(d, "data", "readme"), "w") as f:
+            f.write("no system here\n")
+        return ("data-only",)
+    data_fp = make_image(vmd.state_dir, [make_layer(vmd.state_dir, data_only)])
+    busybox_fp = make_image(vmd.state_dir, [busybox_layer(vmd.state_dir)])
+    cases = [
+        (data_fp, None, "neither /sbin/init nor /bin/sh is in it"),
+        (busybox_fp, ["/opt/app/serve"], "its command /opt/app/serve is not an executable file in it"),
+        (busybox_fp, ["nonesuch", "-x"], "its command nonesuch is not in it (looked in /usr/local/sbin:"),
+        (busybox_fp, ["/etc/passwd"], "its command /etc/passwd is not an executable file in it"),
+    ]
+    for fp, command, text in cases:
+        body = {"name": "bad", "type": "virtual-machine", "source": {"type": "image", "alias": fp}}
+        if command:
+            body["command"] = command
+        st, _, env = vmd.request("POST", "/1.0/instances", body=json.dumps(body).encode())
+        if st == 202:
+            op = vmd.wait_operation(env["operation"])
+            assert op["status"] == "Failure", (command, op)
+            msg = op["err"]
+        else:
+            assert st == 400, (command, st, env)
+            msg = env["error"]
+        assert "no usable root file system" in msg and text in msg, (command, msg)
+        assert vmd.get("/1.0/instances")["metadata"] == []
+        assert not os.path.exists(os.path.join(vmd.state_dir, "instances", "bad"))
+    # The same image with a command it holds is fine (a name found in PATH, through a symlink).
+    body = {"name": "good", "type": "virtual-machine", "source": {"type": "image", "alias": busybox_fp},
+            "command": ["sh", "-c", "exit 0"], "start": False}
+    run_op(vmd, "POST", "/1.0/instances", body)
+    run_op(vmd, "DELETE", "/1.0/instances/good")
 
 
 def test_gureum_vmm_engine():

@@ -20,6 +20,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,6 +77,23 @@ static const char *const expected_order[] = {
 	"kernel/drivers/net/virtio_net.ko.zst",
 };
 #define NEXPECTED (sizeof(expected_order) / sizeof(expected_order[0]))
+
+/* A fake gureum-init: an x86-64 ELF header and one program header of the
+ * given type (PT_LOAD: as if static; PT_INTERP: dynamic). */
+static void fake_elf(unsigned char *buf, size_t len, uint32_t ptype)
+{
+	memset(buf, 0, len);
+	Elf64_Ehdr eh = { .e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
+			  .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr),
+			  .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = 1 };
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	Elf64_Phdr ph = { .p_type = ptype };
+	memcpy(buf, &eh, sizeof(eh));
+	memcpy(buf + sizeof(eh), &ph, sizeof(ph));
+}
 
 static void put(const char *path, const void *data, size_t len)
 {
@@ -185,8 +203,9 @@ static int setup(void **state)
 	write_modules_dep(f, default_dep);
 	snprintf(p, sizeof(p), "%s" MODS, f->kernel);
 	puts_at(p, "modules.builtin", "kernel/drivers/char/virtio_console.ko\nkernel/fs/ext4/ext4.ko\n");
-	static const char init[] = "\177ELF fake gureum-init";
-	put(f->init, init, sizeof(init) - 1);
+	unsigned char init[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 16];
+	fake_elf(init, sizeof(init), PT_LOAD);
+	put(f->init, init, sizeof(init));
 	*state = f;
 	return 0;
 }
@@ -678,7 +697,9 @@ static void test_build_common(void **state)
 			assert_int_equal(e->rmin, 1);
 		} else if (strcmp(e->name, "init") == 0) {
 			assert_int_equal(e->mode, S_IFREG | 0755);
-			assert_string_equal((char *)e->data, "\177ELF fake gureum-init");
+			unsigned char want[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 16];
+			fake_elf(want, sizeof(want), PT_LOAD);
+			assert_memory_equal(e->data, want, sizeof(want));
 		} else if (strcmp(e->name, "etc/gureum/modules") == 0) {
 			assert_int_equal(e->mode, S_IFREG | 0644);
 			assert_string_equal((char *)e->data, modules);
@@ -814,8 +835,10 @@ static void test_cached(void **state)
 	assert_int_equal(st1.st_ino, st2.st_ino);
 
 	/* Another init: another file. A changed module: another file. */
-	static const char init2[] = "\177ELF fake gureum-init v2";
-	put(f->init, init2, sizeof(init2) - 1);
+	unsigned char init2[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 17];
+	fake_elf(init2, sizeof(init2), PT_LOAD);
+	init2[sizeof(init2) - 1] = 2;
+	put(f->init, init2, sizeof(init2));
 	assert_int_equal(initrd_common_cached(state_dir, &k, f->init, p2, sizeof(p2), &err), 0);
 	assert_string_not_equal(p1, p2);
 	char p[512];
@@ -837,6 +860,49 @@ static void test_cached(void **state)
 
 /* ---- the real kernel ---- */
 
+/* gureum-init must be static: the initramfs has no loader. */
+static void test_init_must_be_static(void **state)
+{
+	struct fx *f = *state;
+	struct vm_kernel k;
+	find_fake(f, &k);
+	struct gr_error err = { 0 };
+	char out[256];
+	snprintf(out, sizeof(out), "%s/common.img", f->out);
+	unsigned char elf[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr)];
+	fake_elf(elf, sizeof(elf), PT_INTERP);
+	put(f->init, elf, sizeof(elf));
+	assert_int_equal(initrd_build_common(&k, f->init, out, &err), -ENOEXEC);
+	assert_non_null(strstr(err.msg, "not statically linked"));
+	assert_int_equal(count_files(f->out), 0);
+	char cached[PATH_MAX], state_dir[256];
+	snprintf(state_dir, sizeof(state_dir), "%s/state", f->dir);
+	assert_int_equal(initrd_common_cached(state_dir, &k, f->init, cached, sizeof(cached), &err), -ENOEXEC);
+	/* Not an ELF file; a truncated one; a program header table out of bounds. */
+	put(f->init, "#!/bin/sh\n", 10);
+	assert_int_equal(initrd_build_common(&k, f->init, out, &err), -ENOEXEC);
+	assert_non_null(strstr(err.msg, "not an ELF program"));
+	fake_elf(elf, sizeof(elf), PT_LOAD);
+	put(f->init, elf, sizeof(Elf64_Ehdr) + 8);
+	assert_int_equal(initrd_build_common(&k, f->init, out, &err), -ENOEXEC);
+	assert_non_null(strstr(err.msg, "damaged program header table"));
+	Elf64_Ehdr eh;
+	memcpy(&eh, elf, sizeof(eh));
+	eh.e_phnum = 0xffff;
+	memcpy(elf, &eh, sizeof(eh));
+	put(f->init, elf, sizeof(elf));
+	assert_int_equal(initrd_check_static_init("x", elf, sizeof(elf), &err), -ENOEXEC);
+	eh.e_phnum = 1;
+	eh.e_machine = EM_AARCH64;
+	memcpy(elf, &eh, sizeof(eh));
+	assert_int_equal(initrd_check_static_init("x", elf, sizeof(elf), &err), -ENOEXEC);
+	assert_non_null(strstr(err.msg, "not an x86-64 executable"));
+	eh.e_machine = EM_X86_64;
+	memcpy(elf, &eh, sizeof(eh));
+	assert_int_equal(initrd_check_static_init("x", elf, sizeof(elf), &err), 0);
+	assert_int_equal(count_files(f->out), 0);
+}
+
 static void test_real_kernel(void **state)
 {
 	struct fx *f = *state;
@@ -852,13 +918,18 @@ static void test_real_kernel(void **state)
 		print_message("%s\n", err.msg);
 	assert_int_equal(rc, 0);
 	print_message("kernel %s: %zu modules in load order:\n", k.version, m.count);
-	bool mmio = false, blk = false;
+	bool mmio = false, blk = false, button = false, evdev = false;
 	for (size_t i = 0; i < m.count; i++) {
 		print_message("  %s\n", m.files[i]);
 		mmio |= strstr(m.files[i], "/virtio_mmio.ko") != NULL;
 		blk |= strstr(m.files[i], "/virtio_blk.ko") != NULL;
+		button |= strstr(m.files[i], "/button.ko") != NULL;
+		evdev |= strstr(m.files[i], "/evdev.ko") != NULL;
 	}
 	assert_true(mmio && blk);
+	/* Debian's cloud kernel builds the ACPI button and evdev as modules. */
+	if (strstr(k.version, "cloud"))
+		assert_true(button && evdev);
 	initrd_modules_free(&m);
 
 	char out[256];
@@ -885,6 +956,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_build_common, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cached, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_must_be_static, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_kernel, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

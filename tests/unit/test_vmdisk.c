@@ -127,7 +127,7 @@ static void test_build_read_grow(void **state)
 {
 	struct fx *f = *state;
 	struct gr_error err = { 0 };
-	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, &err), 0);
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, NULL, NULL, &err), 0);
 	struct stat st;
 	assert_int_equal(stat(f->disk, &st), 0);
 	assert_int_equal(st.st_size, 64ll << 20);
@@ -162,7 +162,7 @@ static void test_build_read_grow(void **state)
 	assert_int_equal(vmdisk_grow(f->disk, 64ull << 20, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "cannot shrink"));
 	/* The disk exists: refused. */
-	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, &err), -EEXIST);
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, NULL, NULL, &err), -EEXIST);
 }
 
 static void test_errors(void **state)
@@ -177,22 +177,52 @@ static void test_errors(void **state)
 	char buf[1 << 16] = { 1 };
 	for (int i = 0; i < 640; i++) /* 40 MiB of real data */
 		assert_int_equal(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
-	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 32ull << 20, &err), -ENOSPC);
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 32ull << 20, NULL, NULL, &err), -ENOSPC);
 	assert_non_null(strstr(err.msg, "too small"));
 	assert_non_null(strstr(err.msg, "needs at least"));
 	assert_int_equal(access(f->disk, F_OK), -1);
 	uint64_t min = 0;
 	assert_int_equal(vmdisk_min_size(big, &min, &err), 0); /* a file counts too */
 	/* A missing image, a missing layer. */
-	assert_int_equal(vmdisk_build(f->state, "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", f->disk, 0, &err), -ENOENT);
+	assert_int_equal(vmdisk_build(f->state, "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", f->disk, 0, NULL, NULL, &err), -ENOENT);
 	char l2[512];
 	snprintf(l2, sizeof(l2), "%s/images/layers/" L2, f->state);
 	assert_int_equal(gr_rm_rf(l2, NULL), 0);
-	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 0, &err), -ENOENT);
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 0, NULL, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "missing"));
 	/* Grow of what is not a disk. */
 	assert_int_equal(vmdisk_grow(f->state, 1ull << 30, &err), -EINVAL);
 	assert_int_equal(vmdisk_grow("/nonexistent/disk", 1ull << 30, &err), -ENOENT);
+}
+
+/* The check sees the flattened tree (the whiteout applied); its refusal
+ * is the build's error, and nothing is left behind. */
+static int check_hostname(int root, void *ctx, struct gr_error *err)
+{
+	int *calls = ctx;
+	(*calls)++;
+	char buf[64] = { 0 };
+	gr_autoclose int fd = gr_open_in_root(root, "/etc/hostname", O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0)
+		return gr_error_set(err, EIO, "no hostname");
+	struct stat st;
+	if (fstatat(root, "etc/gone", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return gr_error_set(err, EIO, "the whiteout was not applied");
+	return strcmp(buf, "vm-test\n") == 0 ? gr_error_set(err, EINVAL, "refused: %s", "no init") : 0;
+}
+
+static void test_check_refuses(void **state)
+{
+	struct fx *f = *state;
+	struct gr_error err = { 0 };
+	int calls = 0;
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, check_hostname, &calls, &err), -EINVAL);
+	assert_int_equal(calls, 1);
+	assert_non_null(strstr(err.msg, "refused: no init"));
+	assert_int_equal(access(f->disk, F_OK), -1);
+	char p[512];
+	snprintf(p, sizeof(p), "ls %s | grep -c -e rootfs- -e tmp- > /dev/null", f->state);
+	assert_int_not_equal(system(p), 0);
 }
 
 /* An e2fsck that dies (here of SIGXFSZ: no file may be written) is a
@@ -201,7 +231,7 @@ static void test_grow_fsck_killed(void **state)
 {
 	struct fx *f = *state;
 	struct gr_error err = { 0 };
-	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, &err), 0);
+	assert_int_equal(vmdisk_build(f->state, FP, f->disk, 64ull << 20, NULL, NULL, &err), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -230,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_build_read_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grow_fsck_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_refuses, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

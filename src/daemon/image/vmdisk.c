@@ -209,7 +209,7 @@ int vmdisk_build_from_dir(const char *dir, const char *file, uint64_t size, stru
 }
 
 int vmdisk_build(const char *state_dir, const char *fingerprint, const char *file, uint64_t size,
-		 struct gr_error *err)
+		 vmdisk_check_fn check, void *check_ctx, struct gr_error *err)
 {
 	_cleanup_(image_layers_free) struct image_layers img = { 0 };
 	int r = image_layers_load(state_dir, fingerprint, &img, err);
@@ -230,6 +230,12 @@ int vmdisk_build(const char *state_dir, const char *fingerprint, const char *fil
 		return gr_error_sys(err, errno, "cannot create %s", work);
 	snprintf(root, sizeof(root), "%s/rootfs", work);
 	r = layer_flatten((const char *const *)dirs, img.n, root, err);
+	if (r == 0 && check) {
+		int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		r = fd < 0 ? gr_error_sys(err, errno, "cannot open %s", root) : check(fd, check_ctx, err);
+		if (fd >= 0)
+			close(fd);
+	}
 	if (r == 0)
 		r = vmdisk_build_from_dir(root, file, size, err);
 	struct gr_error rerr = { 0 };

@@ -29,10 +29,16 @@ int vmdisk_min_size(const char *dir, uint64_t *out, struct gr_error *err);
  * -ENOSPC naming the minimum when size is below vmdisk_min_size. */
 int vmdisk_build_from_dir(const char *dir, const char *file, uint64_t size, struct gr_error *err);
 
+/* Looks at the flattened tree (root: its directory, O_PATH) before its file
+ * system is made; a negative errno (err filled) stops the build. */
+typedef int (*vmdisk_check_fn)(int root, void *ctx, struct gr_error *err);
+
 /* The same from image fingerprint of the store at state_dir (its
- * image.json's layers, flattened next to file and removed afterwards). */
+ * image.json's layers, flattened next to file and removed afterwards);
+ * check (optional) is called on the flattened tree first. Nothing is left
+ * behind on failure. */
 int vmdisk_build(const char *state_dir, const char *fingerprint, const char *file, uint64_t size,
-		 struct gr_error *err);
+		 vmdisk_check_fn check, void *check_ctx, struct gr_error *err);
 
 /* Grows the disk and its file system to new_size (rounded up to a MiB);
  * -EINVAL for a smaller size (shrinking is refused), 0 for the same. The

@@ -32,10 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/openat2.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -453,21 +451,6 @@ static int container_exec_(const struct driver_env *env, const struct instance_s
 
 /* ---- files ---- */
 
-/* openat2 with RESOLVE_IN_ROOT: root is "/" for path, whose ".." and
- * symlinks (absolute ones too) never lead out of it; magic links
- * (/proc/PID/root and the like, the container's procfs included) are
- * refused. */
-static int open_in_root(int root, const char *path, int flags)
-{
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
-				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-	int fd;
-	do
-		fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
-	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-	return fd < 0 ? -errno : fd;
-}
-
 /* The root directory of the running (or paused) container, as its init
  * sees it: /proc/PID/root, opened through /proc/PID after the container
  * was seen running with that pid, then seen again (a pid reused in between
@@ -542,7 +525,7 @@ static int container_file_push_(const struct driver_env *env, const struct insta
 		return gr_error_set(err, ENOMEM, "out of memory");
 	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
 		return gr_error_set(err, EINVAL, "push %s: not a file name", path);
-	if ((dir = open_in_root(root, dirpath, O_PATH | O_DIRECTORY)) < 0)
+	if ((dir = gr_open_in_root(root, dirpath, O_PATH | O_DIRECTORY)) < 0)
 		return gr_error_sys(err, -dir, "push %s: cannot open the directory %s in %s", path, dirpath, spec->name);
 	char tmpname[64];
 	uint64_t rnd = 0;
@@ -579,7 +562,7 @@ static int container_file_pull_(const struct driver_env *env, const struct insta
 	if (r < 0)
 		return r;
 	/* O_PATH first: a device or FIFO is refused without being opened. */
-	if ((pfd = open_in_root(root, path, O_PATH)) < 0)
+	if ((pfd = gr_open_in_root(root, path, O_PATH)) < 0)
 		return gr_error_sys(err, -pfd, "pull %s", path);
 	struct stat st;
 	if (fstat(pfd, &st) < 0)

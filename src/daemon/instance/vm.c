@@ -139,6 +139,54 @@ static int vm_validate(const struct driver_env *env, const struct instance_spec 
 	return 0;
 }
 
+/* ---- the root disk ---- */
+
+/* A regular file with an execute bit at path inside the tree at root. */
+static bool executable_in_root(int root, const char *path)
+{
+	struct stat st;
+	gr_autoclose int fd = gr_open_in_root(root, path, O_PATH);
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+#define VM_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Whether the image's flattened tree can be this VM's root (a vmdisk
+ * check): with a command, the command is in it (a path, or a name found
+ * in environment.PATH or gureum-init's default PATH, the way gureum-init
+ * looks it up); without one, it has an init for gureum-init to hand over
+ * to, or at least a shell to exec into. */
+static int vm_root_check(int root, void *ctx, struct gr_error *err)
+{
+	const struct instance_spec *spec = ctx;
+	if (!spec->command) {
+		if (executable_in_root(root, "/sbin/init") || executable_in_root(root, "/bin/sh"))
+			return 0;
+		return gr_error_set(err, EINVAL, "no usable root file system for a VM: neither /sbin/init nor /bin/sh "
+				    "is in it (an empty or data-only image?); give the instance a command that the "
+				    "image holds");
+	}
+	const char *prog = spec->command[0];
+	if (strchr(prog, '/')) {
+		if (executable_in_root(root, prog))
+			return 0;
+		return gr_error_set(err, EINVAL, "no usable root file system for this VM: its command %s is not an "
+				    "executable file in it", prog);
+	}
+	const char *path = cfg(spec, "environment.PATH");
+	gr_autofree char *dirs = strdup(path ? path : VM_DEFAULT_PATH);
+	if (!dirs)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	char *save = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char full[PATH_MAX];
+		if (snprintf(full, sizeof(full), "%s/%s", d, prog) < (int)sizeof(full) && executable_in_root(root, full))
+			return 0;
+	}
+	return gr_error_set(err, EINVAL, "no usable root file system for this VM: its command %s is not in it "
+			    "(looked in %s)", prog, path ? path : VM_DEFAULT_PATH);
+}
+
 static int vm_create_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
 	struct instance_paths p;
@@ -155,7 +203,8 @@ static int vm_create_(const struct driver_env *env, const struct instance_spec *
 		return gr_error_sys(err, errno, "cannot create %s", p.bundle);
 	char disk[PATH_MAX];
 	snprintf(disk, sizeof(disk), "%s/root.img", p.bundle);
-	if ((r = gr_mkdir_p(p.log_dir, 0700, err)) < 0 || (r = vmdisk_build(env->state_dir, spec->image, disk, sh.disk, err)) < 0) {
+	if ((r = gr_mkdir_p(p.log_dir, 0700, err)) < 0 ||
+	    (r = vmdisk_build(env->state_dir, spec->image, disk, sh.disk, vm_root_check, (void *)spec, err)) < 0) {
 		(void)gr_rm_rf(p.bundle, NULL);
 		return gr_error_prefix(err, "cannot make the root disk of %s", spec->name);
 	}

@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -31,8 +32,11 @@
 const char *const initrd_modules_wanted[] = {
 	"virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", NULL,
 };
+/* Where the kernel has them: the agent's vsock transport, the ACPI power
+ * button and its input events (gureum-init watches them in command mode),
+ * and virtio-rng (entropy early in boot). */
 const char *const initrd_modules_optional[] = {
-	"vmw_vsock_virtio_transport", NULL,
+	"vmw_vsock_virtio_transport", "button", "evdev", "virtio_rng", NULL,
 };
 
 static const char *const module_suffixes[] = { ".ko", ".ko.xz", ".ko.zst", ".ko.gz" };
@@ -873,6 +877,29 @@ static int tmpfile_commit(struct tmpfile *t, const char *out_path, bool sync, st
 
 /* ---- the common archive ---- */
 
+int initrd_check_static_init(const char *what, const unsigned char *data, size_t size, struct gr_error *err)
+{
+	Elf64_Ehdr eh;
+	if (size < sizeof(eh) || memcmp(data, ELFMAG, SELFMAG) != 0)
+		return gr_error_set(err, ENOEXEC, "the guest's init %s is not an ELF program", what);
+	memcpy(&eh, data, sizeof(eh));
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
+		return gr_error_set(err, ENOEXEC, "the guest's init %s is not an x86-64 executable", what);
+	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > size ||
+	    (size - eh.e_phoff) / sizeof(Elf64_Phdr) < eh.e_phnum)
+		return gr_error_set(err, ENOEXEC, "the guest's init %s has a damaged program header table", what);
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, data + eh.e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_INTERP)
+			return gr_error_set(err, ENOEXEC, "the guest's init %s is not statically linked (it needs a "
+					    "program interpreter, which the initramfs does not have): use the normal "
+					    "build's gureum-init (sanitizer builds make a dynamic one)", what);
+	}
+	return 0;
+}
+
 static int read_init(const char *init_binary, unsigned char **data, size_t *size, struct gr_error *err)
 {
 	gr_autoclose int fd = open(init_binary, O_RDONLY | O_CLOEXEC);
@@ -886,10 +913,13 @@ static int read_init(const char *init_binary, unsigned char **data, size_t *size
 	if (!buf)
 		return gr_error_set(err, ENOMEM, "out of memory");
 	ssize_t n = gr_read_all(fd, buf, (size_t)st.st_size);
+	int rc;
 	if (n < 0)
 		return gr_error_sys(err, (int)-n, "cannot read %s", init_binary);
 	if ((size_t)n != (size_t)st.st_size)
 		return gr_error_set(err, EIO, "%s changed while being read", init_binary);
+	if ((rc = initrd_check_static_init(init_binary, buf, (size_t)n, err)) < 0)
+		return rc;
 	*data = gr_steal_ptr(buf);
 	*size = (size_t)n;
 	return 0;

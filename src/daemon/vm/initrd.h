@@ -102,6 +102,12 @@ int initrd_modules_resolve(const struct vm_kernel *k, const char *const *wanted,
 			   const char *const *optional, struct initrd_modules *out, struct gr_error *err);
 void initrd_modules_free(struct initrd_modules *m);
 
+/* -ENOEXEC unless data (the bytes of the init program named what) is an
+ * x86-64 ELF executable with no program interpreter: the initramfs has no
+ * dynamic loader or libraries, so a dynamic /init would only make the
+ * kernel panic. */
+int initrd_check_static_init(const char *what, const unsigned char *data, size_t size, struct gr_error *err);
+
 /* Builds the common initramfs for k (initrd_modules_wanted/optional) with
  * init_binary as /init, at out_path (replaced if it exists). */
 int initrd_build_common(const struct vm_kernel *k, const char *init_binary, const char *out_path,
