@@ -439,28 +439,69 @@ def mirror_reachable(url):
         return f"{e}"
 
 
-@pytest.mark.slow
-def test_debian12_build_and_launch():
+@pytest.fixture(scope="module")
+def debian12():
+    """A gureumd (its VMs with the static gureum-init) that built debian/12 with debootstrap; built
+    once for the tests below."""
     if not shutil.which("debootstrap"):
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
     mirror = os.environ.get("GUREUM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     reason = mirror_reachable(mirror)
     if reason:
         pytest.skip(f"the Debian mirror {mirror} is unreachable: {reason}")
+    import test_vm
     # gureumd lives in a network namespace of its own, with no way out: debootstrap reaches the
     # mirror through an HTTP proxy that this test serves inside that namespace and that connects
     # out from the machine's own (gureumd hands http_proxy to debootstrap).
-    d = Gureumd()
+    d = Gureumd(env={"GUREUM_INIT": test_vm.INIT} if test_vm.INIT else None)
     proxy = HttpProxy(d.ensure_netns())
     d.env["http_proxy"] = f"http://127.0.0.1:{proxy.port}"
     try:
         d.start()
-        build_debian_and_launch(d)
+        r = Cli(d).run("image", "build", "debian/12", timeout=1800)
+        assert "Built debian/12" in r.stderr, r.stderr
+        yield d
     finally:
         try:
             d.cleanup()
         finally:
             proxy.close()
+
+
+@pytest.mark.slow
+def test_debian12_container(debian12):
+    cli = Cli(debian12)
+    cli.run("launch", "debian/12", n("d1"), "--", "sh", "-c", "exec sleep 100000")
+    try:
+        out = cli.run("exec", n("d1"), "--", "cat", "/etc/debian_version").stdout
+        assert out.startswith("12."), out
+    finally:
+        cli.run("delete", "--force", n("d1"))
+
+
+@pytest.mark.slow
+def test_debian12_vm(debian12):
+    """The issue's check: `gureum launch debian/12 v1 --vm && gureum exec v1 -- uname -a`. The image
+    is debootstrap's minbase: no init, so gureum-init stays PID 1 with the agent."""
+    import test_vm
+    for mark in test_vm.pytestmark:
+        if mark.name == "skipif" and mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    cli = Cli(debian12)
+    name = n("v1")
+    try:
+        assert cli.run("launch", "debian/12", name, "--vm").stdout.strip() == name
+        out = cli.run("exec", name, "--", "uname", "-a", timeout=test_vm.BOOT_TIMEOUT).stdout
+        assert out.startswith(f"Linux {name} ") and "cloud-amd64" in out, out
+        assert cli.run("exec", name, "--", "cat", "/etc/debian_version").stdout.startswith("12.")
+        assert cli.run("exec", name, "--", "sh", "-c", "exit 3", expect=3).returncode == 3
+        log = test_vm.console_log(debian12, name)
+        assert "the image has no /sbin/init: gureum-init stays PID 1" in log, log
+        assert "VIRTUAL-MACHINE" in cli.run("list").stdout.upper()
+        cli.run("stop", name)
+        assert "STOPPED" in cli.run("info", name).stdout.upper()
+    finally:
+        cli.run("delete", "--force", name, expect=None)
 
 
 class HttpProxy:
@@ -515,15 +556,3 @@ class HttpProxy:
 
     def close(self):
         self.sock.close()
-
-
-def build_debian_and_launch(d):
-    cli = Cli(d)
-    r = cli.run("image", "build", "debian/12", timeout=1800)
-    assert "Built debian/12" in r.stderr, r.stderr
-    cli.run("launch", "debian/12", n("d1"), "--", "sh", "-c", "exec sleep 100000")
-    try:
-        out = cli.run("exec", n("d1"), "--", "cat", "/etc/debian_version").stdout
-        assert out.startswith("12."), out
-    finally:
-        cli.run("delete", "--force", n("d1"))

@@ -27,6 +27,7 @@
 #include "daemon/instance/container.h"
 #include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/workload.h"
 
 /* ---- restart policy ---- */
 
@@ -164,6 +165,41 @@ static void test_rotlog(void **state)
 	rotlog_close(&l);
 	assert_int_equal(file_size(path), 13);
 	assert_int_equal(file_size(p1), 100); /* untouched from before */
+}
+
+/* The supervisor's notes never split a line of the workload's output:
+ * held while it is unfinished, written once it ends. */
+static void test_notes_between_lines(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/notes.log", tmpdir);
+	struct sup s = { .log_ok = true };
+	struct gr_error err = { 0 };
+	assert_int_equal(rotlog_open(&s.log, path, 1 << 20, 1, &err), 0);
+	assert_int_equal(rotlog_write(&s.log, "boot\n", 5, &err), 0);
+	sup_note(&s, "at a line's end: %d", 1);
+	assert_int_equal(rotlog_write(&s.log, "gureum-init: pow", 16, &err), 0);
+	s.log_midline = true;
+	sup_note(&s, "stopping");
+	sup_note(&s, "accepted");
+	gr_autofree char *mid = slurp(path);
+	assert_string_equal(mid, "boot\n[gureum-supervisor] at a line's end: 1\ngureum-init: pow");
+	assert_int_equal(rotlog_write(&s.log, "ering off\n", 10, &err), 0);
+	sup_log_end_line(&s); /* what the output pump does after a line ends */
+	gr_autofree char *done = slurp(path);
+	assert_string_equal(done, "boot\n[gureum-supervisor] at a line's end: 1\ngureum-init: powering off\n"
+				  "[gureum-supervisor] stopping\n[gureum-supervisor] accepted\n");
+	/* Too much held: the unfinished line is ended rather than a note lost. */
+	s.log_midline = true;
+	for (int i = 0; i < 100; i++)
+		sup_note(&s, "note %03d is long enough to fill the buffer soon", i);
+	assert_false(s.log_midline);
+	sup_log_end_line(&s);
+	gr_autofree char *all = slurp(path);
+	assert_non_null(strstr(all, "note 000 is"));
+	assert_non_null(strstr(all, "note 099 is"));
+	rotlog_close(&s.log);
 }
 
 static void test_rotlog_unwritable(void **state)
@@ -732,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_restart_parse),
 		cmocka_unit_test(test_restart_wanted),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_notes_between_lines),
 		cmocka_unit_test_setup_teardown(test_rotlog, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_rotlog_unwritable),
 		cmocka_unit_test(test_crlf_filter),

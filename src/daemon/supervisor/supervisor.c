@@ -70,7 +70,25 @@ void sup_note(struct sup *s, const char *fmt, ...)
 	if (n >= (int)sizeof(buf) - 1)
 		n = (int)sizeof(buf) - 2;
 	buf[n++] = '\n';
+	/* Never in the middle of the workload's line: held until it ends. */
+	if (s->log_midline && s->held_len + (size_t)n <= sizeof(s->held)) {
+		memcpy(s->held + s->held_len, buf, (size_t)n);
+		s->held_len += (size_t)n;
+		return;
+	}
+	if (s->log_midline)
+		sup_log_end_line(s);
 	(void)rotlog_write(&s->log, buf, (size_t)n, NULL);
+}
+
+void sup_log_end_line(struct sup *s)
+{
+	if (s->log_ok && s->log_midline)
+		(void)rotlog_write(&s->log, "\n", 1, NULL);
+	s->log_midline = false;
+	if (s->log_ok && s->held_len)
+		(void)rotlog_write(&s->log, s->held, s->held_len, NULL);
+	s->held_len = 0;
 }
 
 static void report_ready(struct sup *s, const struct gr_error *err)
@@ -155,8 +173,14 @@ static void handle_output(struct sup *s, bool *eof)
 		struct gr_error err = { 0 };
 		char text[sizeof(buf) + 1];
 		size_t tn = s->terminal ? log_crlf_filter(buf, (size_t)n, text, &s->pending_cr) : (size_t)n;
-		if (s->log_ok && rotlog_write(&s->log, s->terminal ? text : buf, tn, &err) < 0)
+		const char *logged = s->terminal ? text : buf;
+		if (s->log_ok && rotlog_write(&s->log, logged, tn, &err) < 0)
 			s->log_ok = false; /* disk full: keep relaying, stop logging */
+		if (tn > 0) {
+			s->log_midline = logged[tn - 1] != '\n';
+			if (!s->log_midline && s->held_len)
+				sup_log_end_line(s);
+		}
 		if (s->client_fd >= 0 && send(s->client_fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 		    errno != EAGAIN)
 			close_client(s); /* a slow client loses output rather than stall the workload */
@@ -403,6 +427,7 @@ int supervisor_run(const struct supervisor_opts *o, struct gr_error *err)
 				report_ready(&s, NULL);
 			serve(&s, -1);
 			drain_output(&s);
+			sup_log_end_line(&s); /* its last line, unfinished, ends here */
 			if (s.ops->finish)
 				s.ops->finish(&s);
 			exit_info_from_status(&ex, s.wstatus, s.stop_requested);

@@ -69,6 +69,9 @@ struct sup {
 	struct rotlog log;
 	bool log_ok;
 	bool pending_cr;            /* log_crlf_filter's state (terminal output) */
+	bool log_midline;           /* the workload's last logged byte was not a newline */
+	char held[2048];            /* our notes while the workload's line is unfinished */
+	size_t held_len;
 	bool stop_requested;
 	int64_t kill_deadline;      /* ms (monotonic) when the workload gets SIGKILL; -1: none */
 	bool exited;
@@ -80,6 +83,9 @@ struct sup {
 int64_t sup_now_ms(void);
 /* A message of the supervisor itself in the instance's log. */
 void sup_note(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the workload's unfinished log line (if any) and writes the notes
+ * held back meanwhile. */
+void sup_log_end_line(struct sup *s);
 /* A unix socket address for NAME in the run directory (through
  * /proc/self/fd, so a long --run-dir cannot overflow sun_path). */
 void sup_run_sock_addr(const struct sup *s, const char *name, struct sockaddr_un *a);
