@@ -259,8 +259,20 @@ int volume_delete(struct daemon *d, const char *name, struct gr_error *err)
 	return 0;
 }
 
-int volume_attach(struct daemon *d, const char *volume, const char *instance, const char *path, bool readonly,
-		  struct gr_error *err)
+int volume_fits(const char *volume, const char *volume_type, const char *instance_type, struct gr_error *err)
+{
+	bool vm = strcmp(instance_type, "virtual-machine") == 0, block = strcmp(volume_type, "block") == 0;
+	if (vm && !block)
+		return gr_error_set(err, EINVAL, "volume %s is a directory volume: a virtual machine takes block "
+				    "volumes (as its disks)", volume);
+	if (!vm && block)
+		return gr_error_set(err, EINVAL, "volume %s is a block volume, for virtual machines: container "
+				    "instances take directory volumes", volume);
+	return 0;
+}
+
+int volume_attach(struct daemon *d, const char *volume, const char *instance, const char *instance_type,
+		  const char *path, bool readonly, struct gr_error *err)
 {
 	int r;
 	if ((r = volume_name_check(volume, err)) < 0 || (r = volume_path_check(path, err)) < 0)
@@ -269,9 +281,8 @@ int volume_attach(struct daemon *d, const char *volume, const char *instance, co
 	_cleanup_(store_volume_clear) struct store_volume v = { 0 };
 	if ((r = store_volume_get(d->store, volume, &v, err)) < 0)
 		return r;
-	if (strcmp(v.type, "dir") != 0)
-		return gr_error_set(err, EINVAL, "volume %s is a block volume, for virtual machines: container "
-				    "instances take directory volumes", volume);
+	if ((r = volume_fits(volume, v.type, instance_type, err)) < 0)
+		return r;
 	return store_volume_attach(d->store, volume, instance, path, readonly, err);
 }
 
@@ -305,12 +316,13 @@ int volume_mounts(struct daemon *d, const char *instance, json_t **out, struct g
 			break;
 		volume_file(dir, v.name, v.type, file, sizeof(file));
 		struct stat st;
-		if (lstat(file, &st) < 0 || (strcmp(v.type, "dir") == 0 && !S_ISDIR(st.st_mode))) {
+		bool dir_type = strcmp(v.type, "dir") == 0;
+		if (lstat(file, &st) < 0 || (dir_type && !S_ISDIR(st.st_mode)) || (!dir_type && !S_ISREG(st.st_mode))) {
 			r = gr_error_set(err, ENOENT, "volume %s: %s is missing", v.name, file);
 			break;
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s}", "source", file, "path", a[i].path,
-						      "readonly", a[i].readonly, "type", v.type));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", v.name, "source", file, "path",
+						      a[i].path, "readonly", a[i].readonly, "type", v.type));
 	}
 	store_attachment_list_free(a, n);
 	if (r < 0) {

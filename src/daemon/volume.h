@@ -46,11 +46,16 @@ int volume_info(struct daemon *d, const char *name, json_t **out, struct gr_erro
 int volume_list(struct daemon *d, json_t **out, struct gr_error *err);
 /* -EBUSY naming the instances while attached. */
 int volume_delete(struct daemon *d, const char *name, struct gr_error *err);
-/* The caller holds the instance's lock and has checked it is stopped. */
-int volume_attach(struct daemon *d, const char *volume, const char *instance, const char *path, bool readonly,
-		  struct gr_error *err);
+/* Whether a volume of volume_type suits an instance of instance_type: a
+ * container mounts directory volumes, a virtual machine takes block volumes
+ * as disks. -EINVAL saying which fits otherwise. */
+int volume_fits(const char *volume, const char *volume_type, const char *instance_type, struct gr_error *err);
+/* The caller holds the instance's lock and has checked it is stopped;
+ * instance_type is its type (volume_fits). */
+int volume_attach(struct daemon *d, const char *volume, const char *instance, const char *instance_type,
+		  const char *path, bool readonly, struct gr_error *err);
 int volume_detach(struct daemon *d, const char *volume, const char *instance, struct gr_error *err);
-/* What instance_spec.volumes holds for a start: [{"source","path","readonly","type"}]. */
+/* What instance_spec.volumes holds for a start: [{"name","source","path","readonly","type"}]. */
 int volume_mounts(struct daemon *d, const char *instance, json_t **out, struct gr_error *err);
 /* Start-up: removes the dot-entries a crash left in STATE/volumes. */
 void volume_cleanup(const char *state_dir);

@@ -6,8 +6,9 @@ engine is QEMU with binary translation, and a VM boots Debian's cloud kernel
 be a static binary: in the ASan+UBSan build it is not, so these tests use the normal build's
 (GUREUM_INIT) and skip, saying why, when there is none.
 
-Where KVM is hardware-assisted the same tests would run with gureum-vmm; the VM driver does not
-run gureum-vmm yet (no agent transport for it), so test_gureum_vmm_engine says so and skips.
+Where KVM is hardware-assisted the host's engine is gureum-vmm (the agent over vsock, stop and
+pause through its API): test_gureum_vmm_runs_a_vm_... runs there and skips here with the reason;
+forcing gureum-vmm here is refused at once, which is tested.
 """
 import json
 import os
@@ -118,6 +119,9 @@ def test_vm_boots_shows_its_engine_and_stop_start_delete_leave_nothing(vmd):
     assert re.search(r"gureum-init: network: eth0 " + re.escape(inst["network"]["ipv4"]), log), log
     assert len(taps(vmd)) == 1 and len(qemu_processes(vmd)) == 1
     assert "RUNNING" in cli.run("list").stdout
+    # Usage is the engine's: CPU time spent booting, the guest memory it touched.
+    state = vmd.get("/1.0/instances/v1/state")["metadata"]
+    assert state["cpu"]["usage"] > 0 and state["memory"]["usage"] > 16 << 20, state
 
     # The boot log is `gureum logs`.
     assert "gureum-init" in cli.run("logs", "v1").stdout
@@ -228,10 +232,132 @@ def test_image_without_a_usable_root_is_refused_clearly(vmd):
     run_op(vmd, "DELETE", "/1.0/instances/good")
 
 
-def test_gureum_vmm_engine():
-    """gureum-vmm runs VMs where KVM is hardware-assisted: not yet through the VM driver."""
-    pytest.skip("the VM driver runs QEMU only so far; gureum-vmm has no guest-agent transport yet "
-                "(and this host's /dev/kvm is PVM: an unmodified kernel does not boot under it)")
+# --- gureum-vmm as the engine (vm/engine.c vm_vmm_argv, the agent over vsock, the stop, pause and --
+# --- resume through its control API). Where KVM is hardware-assisted; skipped here, saying why. ---
+
+VMM = os.environ.get("GUREUM_VMM") or os.path.join(BUILD, "src", "vmm", "gureum-vmm")
+
+
+def no_hw_kvm():
+    """None where gureum-vmm can boot Linux (hardware-assisted KVM), else why it cannot."""
+    if not os.path.exists("/dev/kvm"):
+        return "no /dev/kvm"
+    if os.path.exists("/sys/module/kvm_pvm"):
+        return "this host's /dev/kvm is PVM (kvm_pvm): Linux does not boot under it"
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    if "vmx" not in flags and "svm" not in flags:
+        return "no vmx or svm in /proc/cpuinfo"
+    return None
+
+
+def vmm_processes(d):
+    """gureum-vmm processes of this daemon (their argv names its run directory)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue
+        if not zombie and argv and argv[0].endswith(b"/gureum-vmm") and any(d.run_dir.encode() in a for a in argv):
+            out.append(int(pid))
+    return out
+
+
+@pytest.fixture
+def vmmd():
+    why = no_hw_kvm()
+    if why:
+        pytest.skip(f"gureum-vmm needs hardware-assisted KVM: {why}")
+    if not os.access(VMM, os.X_OK):
+        pytest.skip(f"no gureum-vmm at {VMM}")
+    d = Gureumd(env={"GUREUM_INIT": INIT, "GUREUM_VMM": VMM})
+    d.start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_gureum_vmm_runs_a_vm_exec_files_pause_stop_start_delete(vmmd):
+    """The QEMU tests' core with vm.engine=gureum-vmm: the agent over vsock (no virtio-serial ports),
+    the stop's power button and pause/resume through gureum-vmm's API."""
+    d = vmmd
+    launch_vm(d, "g1", config={"vm.engine": "gureum-vmm"}, command=None)
+    wait_booted(d, "g1")
+    inst = d.get("/1.0/instances/g1")["metadata"]
+    assert inst["status"] == "Running" and inst["engine"].startswith("gureum-vmm"), inst
+    assert "Engine: gureum-vmm" in Cli(d).run("info", "g1").stdout
+    run = os.path.join(d.run_dir, "instances", "g1")
+    files = os.listdir(run)
+    assert "vsock.sock" in files and "vmm-api.sock" in files, files
+    assert not [f for f in files if f.startswith("agent.")], files
+    assert len(vmm_processes(d)) == 1 and len(taps(d)) == 1
+    # exec: output and exit code; several sessions at once (independent vsock connections).
+    md = vm_exec(d, "g1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (md["return"], md["stdout"], md["stderr"]) == (3, "out\n", "err\n"), md
+    assert Cli(d).run("exec", "g1", "--", "uname", "-a").stdout.startswith("Linux g1 ")
+    waiting = [vm_exec_ws(d, "g1", {"command": ["sh", "-c", f"read x; echo {i}-$x"]}) for i in range(3)]
+    assert vm_exec(d, "g1", ["echo", "meanwhile"])["stdout"] == "meanwhile\n"
+    for i, (op, ws) in enumerate(waiting):
+        ws.send_binary(b"\x00go\n")
+        assert vm_ws_output(ws)[0] == f"{i}-go\n".encode()
+        assert d.wait_operation(op)["metadata"]["return"] == 0
+    # push and pull.
+    data = os.urandom(1 << 20)
+    assert d.request("POST", "/1.0/instances/g1/files?path=/tmp/blob", body=data)[0] == 200
+    st, _, body = d.request("GET", "/1.0/instances/g1/files?path=/tmp/blob")
+    assert st == 200 and body == data
+    # pause and resume (gureum-vmm's API).
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "pause"})
+    assert d.get("/1.0/instances/g1")["metadata"]["status"] == "Frozen"
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "resume"})
+    assert d.get("/1.0/instances/g1")["metadata"]["status"] == "Running"
+    assert vm_exec(d, "g1", ["echo", "back"])["stdout"] == "back\n"
+    # stop through the agent, start, delete: nothing left.
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "stop", "timeout": 120})
+    assert d.get("/1.0/instances/g1")["metadata"]["status"] == "Stopped"
+    assert "instance g1: the guest agent is shutting it down" in d.stderr()
+    assert vmm_processes(d) == [] and taps(d) == []
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "start"})
+    wait_for(lambda: console_log(d, "g1").count("gureum-init: agent: listening") >= 2, timeout=BOOT_TIMEOUT,
+             what="the second boot")
+    # A paused VM's stop: resumed through the API, then the agent's shutdown.
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "pause"})
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "stop", "timeout": 120})
+    assert d.get("/1.0/instances/g1")["metadata"]["status"] == "Stopped"
+    run_op(d, "PUT", "/1.0/instances/g1/state", {"action": "start"})
+    Cli(d).run("delete", "--force", "g1")
+    assert vmm_processes(d) == [] and taps(d) == []
+    assert not os.path.exists(os.path.join(d.state_dir, "instances", "g1"))
+    assert not os.path.exists(run)
+
+
+def test_gureum_vmm_forced_without_hardware_kvm_fails_at_once(vmd):
+    """Here (PVM, or no usable KVM) vm.engine=gureum-vmm is refused when the instance is made, saying
+    why, instead of a VM whose kernel hangs; nothing is left behind."""
+    why = no_hw_kvm()
+    if why is None:
+        pytest.skip("this host has hardware-assisted KVM: gureum-vmm runs VMs here")
+    body = {"name": "g2", "type": "virtual-machine", "source": {"type": "image", "alias": "busybox"},
+            "start": True, "config": {"vm.engine": "gureum-vmm"}}
+    st, _, env = vmd.request("POST", "/1.0/instances", body=json.dumps(body).encode())
+    assert st == 400, (st, env)   # refused synchronously: no operation was started
+    msg = env["error"]
+    assert "vm.engine=gureum-vmm needs hardware-assisted KVM" in msg and "use vm.engine=qemu" in msg, msg
+    if os.path.exists("/sys/module/kvm_pvm"):
+        assert "Linux does not boot under PVM" in msg, msg
+    # The CLI says the same and fails.
+    r = Cli(vmd).run("launch", "busybox", "g3", "--vm", "-c", "vm.engine=gureum-vmm", expect=None)
+    assert r.returncode != 0 and "needs hardware-assisted KVM" in r.stderr, r
+    assert vmd.get("/1.0/instances")["metadata"] == []
+    for name in ("g2", "g3"):
+        assert not os.path.exists(os.path.join(vmd.state_dir, "instances", name))
+        assert not os.path.exists(os.path.join(vmd.run_dir, "instances", name))
+    assert taps(vmd) == [] and vmm_processes(vmd) == [] and qemu_processes(vmd) == []
 
 
 # --- exec, files and stop through the guest agent (host side: vm/agent_client.c, ------------
@@ -266,6 +392,55 @@ def vm_exec_ws(d, name, body):
                            body=json.dumps(dict(body, **{"wait-for-websocket": True})).encode())
     assert st == 202, env
     return env["operation"], d.websocket(env["metadata"]["metadata"]["websocket"])
+
+
+def test_vm_block_volumes_are_disks(vmd, tmp_path):
+    """Block volumes are extra virtio-blk disks, found in the guest by their serial: one holding
+    ext4 is mounted at its path (read-only when attached so), a raw one is left as a disk with a
+    /dev/disk/gureum/NAME link. Directory volumes are refused for a VM."""
+    vols = os.path.join(vmd.state_dir, "volumes")
+    for name, size in (("data", "64MiB"), ("raw", "16MiB"), ("ro", "16MiB")):
+        st, _, env = vmd.request("POST", "/1.0/volumes",
+                                 body=json.dumps({"name": name, "type": "block", "size": size}).encode())
+        assert st in (200, 201), env
+    # The user's own file systems (made on the host here; a guest could mkfs the raw disk too).
+    subprocess.run(["mkfs.ext4", "-q", "-F", os.path.join(vols, "data.img")], check=True)
+    (tmp_path / "marker").write_text("read-only volume\n")
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tmp_path), os.path.join(vols, "ro.img")], check=True,
+                   capture_output=True)
+    vmd.request("POST", "/1.0/volumes", body=json.dumps({"name": "plain"}).encode())
+    run_op(vmd, "POST", "/1.0/instances", {"name": "vv", "type": "virtual-machine", "start": False,
+                                           "source": {"type": "image", "alias": "busybox"},
+                                           "command": ["sh", "-c", "exec sleep 100000"]})
+    for name, path, ro in (("data", "/srv/data", False), ("raw", "/mnt/raw", False), ("ro", "/srv/ro", True)):
+        run_op(vmd, "POST", f"/1.0/volumes/{name}/attachments", {"instance": "vv", "path": path, "readonly": ro})
+    st, _, env = vmd.request("POST", "/1.0/volumes/plain/attachments",
+                             body=json.dumps({"instance": "vv", "path": "/p"}).encode())
+    assert st == 400 and "a virtual machine takes block volumes" in env["error"], env
+    run_op(vmd, "PUT", "/1.0/instances/vv/state", {"action": "start"})
+    wait_booted(vmd, "vv")
+    log = console_log(vmd, "vv")
+    assert "volume data: /dev/vd" in log and "on /srv/data" in log, log
+    assert "volume raw: /dev/vd" in log and "no ext4 file system: a raw disk" in log, log
+    mounts = vm_exec(vmd, "vv", ["cat", "/proc/mounts"])["stdout"]
+    assert re.search(r"^/dev/vd\w+ /srv/data ext4 rw,", mounts, re.M), mounts
+    assert re.search(r"^/dev/vd\w+ /srv/ro ext4 ro,", mounts, re.M), mounts
+    # The root is the disk with serial gureum-disk0, whatever its name; the volumes follow in order.
+    script = ("for d in / /srv/data /srv/ro; do dev=$(awk -v m=$d '$2==m {print $1}' /proc/mounts); "
+              "cat /sys/block/${dev#/dev/}/serial; echo; done; "
+              "r=$(readlink /dev/disk/gureum/raw); cat /sys/block/${r#/dev/}/serial; echo; "
+              "blockdev --getsize64 /dev/disk/gureum/raw")
+    out = vm_exec(vmd, "vv", ["sh", "-c", script])["stdout"].split()
+    assert out == ["gureum-disk0", "gureum-disk1", "gureum-disk3", "gureum-disk2", str(16 << 20)], out
+    assert vm_exec(vmd, "vv", ["cat", "/srv/ro/marker"])["stdout"] == "read-only volume\n"
+    r = vm_exec(vmd, "vv", ["sh", "-c", "echo x > /srv/ro/new"])
+    assert r["return"] != 0 and "Read-only" in r["stderr"], r
+    assert vm_exec(vmd, "vv", ["sh", "-c", "echo kept > /srv/data/hello && sync"])["return"] == 0
+    run_op(vmd, "PUT", "/1.0/instances/vv/state", {"action": "stop", "timeout": 120})
+    out = subprocess.run(["debugfs", "-R", "cat /hello", os.path.join(vols, "data.img")], capture_output=True,
+                         text=True).stdout
+    assert out == "kept\n", out
+    run_op(vmd, "DELETE", "/1.0/instances/vv")
 
 
 def test_vm_exec_output_exit_codes_env_and_user(vmd):

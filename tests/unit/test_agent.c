@@ -1083,6 +1083,68 @@ static void listener_connections(void **state)
 	agent_stop(&ap);
 }
 
+/* Connections accepted from a listener (vsock in the VM) are independent
+ * sessions, served at once: an exec waiting on one while the others take
+ * requests; a fatal error or a hang-up on one ends only that one (its exec
+ * killed), and the listener keeps accepting. */
+static void listener_concurrent_sessions(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/vsock.sock", tmpdir);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	assert_int_equal(bind(l, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(l, 8), 0);
+	struct agent_proc ap;
+	agent_start(&ap, 0, AGENT_PORT_STREAM, l);
+	struct conn c[4];
+	for (int i = 0; i < 4; i++) {
+		c[i] = (struct conn){ .fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+		assert_int_equal(connect(c[i].fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	}
+	/* Every one says HELLO first, all open at once. */
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "unix#%d", i + 1);
+		expect_hello(&c[i], name);
+	}
+	int waiting = exec_pid(&c[0], "{\"op\":\"exec\",\"args\":[\"sh\",\"-c\",\"read x; echo got-$x\"]}");
+	int sleeper = exec_pid(&c[1], "{\"op\":\"exec\",\"args\":[\"sleep\",\"1000\"]}");
+	health_ok(&c[2]);
+	health_ok(&c[3]);
+	/* A bad frame on one: its ERROR, its end; the others go on. */
+	write_all(c[3].fd, "\0\0\0\x02\xc8x", 6);   /* type 200 */
+	free(expect_error(&c[3], true));
+	expect_eof(&c[3]);
+	/* Hanging up kills that connection's exec only. */
+	close(c[1].fd);
+	assert_true(wait_gone(sleeper));
+	health_ok(&c[2]);
+	send_frame(c[0].fd, AGENT_STDIN, "go\n", 3);
+	struct agent_buf out = { 0 };
+	json_t *ex = collect(&c[0], &out, NULL);
+	assert_int_equal(json_integer_value(json_object_get(ex, "code")), 0);
+	json_decref(ex);
+	assert_true(buf_has(&out, "got-go\n"));
+	agent_buf_free(&out);
+	assert_true(wait_gone(waiting));
+	/* Still accepting. */
+	struct conn late = { .fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+	assert_int_equal(connect(late.fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	expect_hello(&late, "unix#5");
+	health_ok(&late);
+	for (int i = 0; i < 4; i++) {
+		if (i != 1)
+			close(c[i].fd);
+		agent_buf_free(&c[i].in);
+	}
+	close(late.fd);
+	agent_buf_free(&late.in);
+	agent_stop(&ap);
+}
+
 static void shutdown_request(void **state)
 {
 	(void)state;
@@ -1338,6 +1400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(push_abandoned, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(pull_file, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(listener_connections, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(listener_concurrent_sessions, setup_dir, teardown_dir),
 		cmocka_unit_test(shutdown_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,10 @@
  * RUN/instances/vm1/agent.N.sock as QEMU would, and against hand-written
  * fake agents for the connection rules (HELLO, reconnects, port locks).
  * No timing assumptions: waits are bounded generously; the one HELLO
- * timeout exercised is the library's own (a few seconds). */
+ * timeout exercised is the library's own (a few seconds). The vsock
+ * transport (gureum-vmm's vsock.sock and its CONNECT handshake) runs against
+ * the real agent behind a stand-in for gureum-vmm, and against fakes for the
+ * handshake's answers (good, refused, garbage, none). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -495,6 +498,276 @@ static void hello_rule(void **state)
 	vm_end(&v);
 }
 
+/* ---------------------------------------------------------------- vsock (gureum-vmm) */
+
+static int listen_vsock_sock(struct fake_vm *v)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/vsock.sock", v->dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	return fd;
+}
+
+/* (In a child.) Reads one line a byte at a time, as gureum-vmm does: 0 when it is exactly want. */
+static int read_connect_line(int fd, const char *want)
+{
+	char line[64];
+	size_t n = 0;
+	while (n < sizeof(line) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, WAIT_MS) != 1 || read(fd, line + n, 1) != 1)
+			return -1;
+		if (line[n++] == '\n')
+			break;
+	}
+	line[n] = 0;
+	return strcmp(line, want) == 0 ? 0 : -1;
+}
+
+static int vsock_listen_fd = -1;
+static unsigned long vsock_accepted;
+
+/* The agent's watch hook standing in for gureum-vmm and the guest's
+ * listener: accepts on vsock.sock, answers the CONNECT line, and serves the
+ * connection as an accepted vsock stream. */
+static void vsock_watch(struct agent *a, void *ctx)
+{
+	(void)ctx;
+	int fd = accept4(vsock_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (read_connect_line(fd, "CONNECT 1024\n") < 0)
+		_exit(40);
+	char ok[32];
+	int n = snprintf(ok, sizeof(ok), "OK %lu\n", 1073741824ul + vsock_accepted);
+	if (write(fd, ok, (size_t)n) != n)
+		_exit(41);
+	char name[32];
+	snprintf(name, sizeof(name), "vsock:1024#%lu", ++vsock_accepted);
+	struct gr_error err = { 0 };
+	if (agent_add_port(a, fd, name, AGENT_PORT_STREAM, &err) < 0)
+		_exit(42);
+}
+
+/* A VM as gureum-vmm's: vsock.sock only, the real agent behind it. */
+static void vm_start_vsock_agent(struct fake_vm *v)
+{
+	vm_dirs(v);
+	int lfd = listen_vsock_sock(v);
+	int stop[2], shut[2];
+	assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(shut, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(stop[1]);
+		close(shut[0]);
+		shut_w_fd = shut[1];
+		vsock_listen_fd = lfd;
+		struct agent_hooks hooks = { .shutdown = shutdown_hook, .log = log_hook, .watch = vsock_watch };
+		struct agent *a = NULL;
+		struct gr_error err = { 0 };
+		if (agent_new(&a, &hooks, &err) < 0)
+			_exit(10);
+		agent_set_watch_fd(a, lfd);
+		agent_set_stop_fd(a, stop[0]);
+		int r = agent_run(a, &err);
+		agent_free(a);
+		_exit(r < 0 ? 13 : 0);
+	}
+	close(lfd);
+	close(stop[0]);
+	close(shut[1]);
+	v->pid = pid;
+	v->stop_w = stop[1];
+	v->shut_r = shut[0];
+}
+
+static void vsock_sessions(void **state)
+{
+	(void)state;
+	struct fake_vm v;
+	vm_start_vsock_agent(&v);
+	struct agent_client a = AGENT_CLIENT_INIT, b = AGENT_CLIENT_INIT;
+	struct gr_error err = { 0 };
+	if (agent_client_connect(&a, v.dir, WAIT_MS, &err) < 0)
+		fail_msg("connect: %s", err.msg);
+	assert_true(a.vsock);
+	assert_int_equal(a.port, 1024);
+	assert_int_equal(a.vsock_host_port, 1073741824ul);
+	assert_string_equal(json_string_value(json_object_get(a.hello, "port")), "vsock:1024#1");
+	/* A second session at once: its own connection, no port lock. */
+	if (agent_client_connect(&b, v.dir, WAIT_MS, &err) < 0)
+		fail_msg("connect: %s", err.msg);
+	assert_string_equal(json_string_value(json_object_get(b.hello, "port")), "vsock:1024#2");
+	assert_int_equal(b.lock_fd, -1);
+	char lock[256];
+	snprintf(lock, sizeof(lock), "%s/agent.0.lock", v.dir);
+	assert_int_equal(access(lock, F_OK), -1);
+	/* An exec waiting for its stdin on one, requests on the other meanwhile. */
+	json_t *req = json_pack("{s:s, s:[s,s,s]}", "op", "exec", "args", "sh", "-c", "read x; echo got-$x");
+	assert_int_equal(agent_client_queue_json(&a, AGENT_REQUEST, req, &err), 0);
+	json_decref(req);
+	struct agent_frame f;
+	assert_int_equal(agent_client_recv(&a, &f, WAIT_MS, &err), 1);
+	assert_int_equal(f.type, AGENT_RESPONSE);
+	json_t *h = NULL;
+	assert_int_equal(agent_client_health(&b, WAIT_MS, &h, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
+	json_decref(h);
+	assert_int_equal(agent_client_queue(&a, AGENT_STDIN, "go\n", 3, &err), 0);
+	char out[64] = "";
+	for (;;) {
+		assert_int_equal(agent_client_recv(&a, &f, WAIT_MS, &err), 1);
+		if (f.type == AGENT_STDOUT)
+			strncat(out, (const char *)f.payload, f.payload_len);
+		if (f.type == AGENT_EXIT)
+			break;
+	}
+	assert_string_equal(out, "got-go\n");
+	agent_client_close(&a);
+	agent_client_close(&b);
+	vm_end(&v);
+}
+
+/* What a fake gureum-vmm does with each connection (the last step repeats). */
+enum vsock_step { VS_OK, VS_REFUSE, VS_GARBAGE, VS_NO_LINE, VS_SILENT };
+
+/* Reports on rep: 'c' per CONNECT line as expected, 'x' for another one. */
+static pid_t fake_vsock(struct fake_vm *v, const enum vsock_step *steps, int nsteps, int *rep_r)
+{
+	int lfd = listen_vsock_sock(v);
+	int rep[2];
+	assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(rep[0]);
+		for (int i = 0;; i++) {
+			struct pollfd p = { .fd = lfd, .events = POLLIN };
+			if (poll(&p, 1, WAIT_MS) != 1)
+				_exit(0);   /* the test is over */
+			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				_exit(50);
+			char ok = read_connect_line(fd, "CONNECT 1024\n") == 0 ? 'c' : 'x';
+			if (write(rep[1], &ok, 1) != 1)
+				_exit(51);
+			switch (steps[i < nsteps ? i : nsteps - 1]) {
+			case VS_OK:
+				/* The answer and the agent's HELLO in one write. */
+				if (write(fd, "OK 1073741999\n", 14) != 14)
+					_exit(52);
+				send_raw_frame(fd, AGENT_HELLO, "{\"version\":1,\"agent\":\"fake\",\"port\":\"vsock:1024#1\"}");
+				until_hangup(fd);
+				break;
+			case VS_REFUSE:
+				break;   /* nothing listens in the guest: closed */
+			case VS_GARBAGE:
+				if (write(fd, "ERR no\n", 7) != 7)
+					_exit(53);
+				until_hangup(fd);
+				break;
+			case VS_NO_LINE: {
+				char junk[40];
+				memset(junk, 'A', sizeof(junk));
+				if (write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk))
+					_exit(54);
+				until_hangup(fd);
+				break;
+			}
+			case VS_SILENT:
+				until_hangup(fd);
+				break;
+			}
+			close(fd);
+		}
+	}
+	close(lfd);
+	close(rep[1]);
+	*rep_r = rep[0];
+	return pid;
+}
+
+/* Ends the fake (it exits once nobody connects for a while: killed instead)
+ * and checks every CONNECT line it got; returns how many. */
+static int fake_vsock_end(struct fake_vm *v, pid_t pid, int rep_r)
+{
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	char buf[256];
+	ssize_t n = read(rep_r, buf, sizeof(buf));
+	close(rep_r);
+	assert_true(n >= 0);
+	for (ssize_t i = 0; i < n; i++)
+		assert_int_equal(buf[i], 'c');
+	char sock[256];
+	snprintf(sock, sizeof(sock), "%s/vsock.sock", v->dir);
+	unlink(sock);
+	return (int)n;
+}
+
+static void vsock_handshake_rules(void **state)
+{
+	(void)state;
+	struct fake_vm v;
+	vm_dirs(&v);
+	struct agent_client c = AGENT_CLIENT_INIT;
+	struct gr_error err = { 0 };
+	int rep;
+
+	/* Refused while the guest boots, then the answer (with HELLO right behind it). */
+	const enum vsock_step boot[] = { VS_REFUSE, VS_REFUSE, VS_OK };
+	pid_t pid = fake_vsock(&v, boot, 3, &rep);
+	if (agent_client_connect(&c, v.dir, 4 * WAIT_MS, &err) < 0)
+		fail_msg("connect: %s", err.msg);
+	assert_true(c.vsock);
+	assert_int_equal(c.vsock_host_port, 1073741999ul);
+	assert_string_equal(json_string_value(json_object_get(c.hello, "agent")), "fake");
+	agent_client_close(&c);
+	assert_int_equal(fake_vsock_end(&v, pid, rep), 3);
+
+	/* Refused until the deadline: said so. */
+	const enum vsock_step refuse[] = { VS_REFUSE };
+	pid = fake_vsock(&v, refuse, 1, &rep);
+	assert_int_equal(agent_client_connect(&c, v.dir, 300, &err), -ECONNREFUSED);
+	assert_non_null(strstr(err.msg, "vsock port 1024 refused the connection"));
+	agent_client_close(&c);
+	assert_true(fake_vsock_end(&v, pid, rep) >= 1);
+
+	/* Another answer: -EPROTO at once (no retry), showing it. */
+	const enum vsock_step garbage[] = { VS_GARBAGE };
+	pid = fake_vsock(&v, garbage, 1, &rep);
+	assert_int_equal(agent_client_connect(&c, v.dir, WAIT_MS, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "answered CONNECT 1024 with \"ERR no\""));
+	agent_client_close(&c);
+	assert_int_equal(fake_vsock_end(&v, pid, rep), 1);
+
+	/* No end of line within the limit: the same. */
+	const enum vsock_step noline[] = { VS_NO_LINE };
+	pid = fake_vsock(&v, noline, 1, &rep);
+	assert_int_equal(agent_client_connect(&c, v.dir, WAIT_MS, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "no end of line"));
+	agent_client_close(&c);
+	assert_int_equal(fake_vsock_end(&v, pid, rep), 1);
+
+	/* No answer at all: ETIMEDOUT at the deadline. */
+	const enum vsock_step silent[] = { VS_SILENT };
+	pid = fake_vsock(&v, silent, 1, &rep);
+	assert_int_equal(agent_client_connect(&c, v.dir, 500, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "no answer to CONNECT 1024"));
+	agent_client_close(&c);
+	assert_true(fake_vsock_end(&v, pid, rep) >= 1);
+
+	/* vsock.sock gone with its VM: nothing listens. */
+	assert_int_equal(agent_client_connect_port(&c, v.dir, 0, 200, &err), -ENOENT);
+	v.pid = -1;
+	vm_end(&v);
+}
+
 /* ---------------------------------------------------------------- the vm-exec helper */
 
 struct helper {
@@ -747,6 +1020,26 @@ static void vm_exec_agent_gone(void **state)
 	vm_end(&v);
 }
 
+/* The vm-exec helper through gureum-vmm's vsock: the same session. */
+static void vm_exec_over_vsock(void **state)
+{
+	(void)state;
+	struct fake_vm v;
+	vm_start_vsock_agent(&v);
+	struct helper h;
+	helper_start(&h, &v, "{\"args\":[\"sh\",\"-c\",\"cat; echo e >&2; exit 5\"]}", NULL);
+	assert_int_equal(write(h.in_w, "over vsock\n", 11), 11);
+	close(h.in_w);
+	h.in_w = -1;
+	char *out = slurp(h.out_r), *err = slurp(h.err_r);
+	assert_string_equal(out, "over vsock\n");
+	assert_string_equal(err, "e\n");
+	free(out);
+	free(err);
+	assert_int_equal(helper_wait(&h), 5);
+	vm_end(&v);
+}
+
 static void error_errno(void **state)
 {
 	(void)state;
@@ -769,6 +1062,9 @@ int main(void)
 		cmocka_unit_test(exec_frames),
 		cmocka_unit_test(ports_and_locks),
 		cmocka_unit_test(hello_rule),
+		cmocka_unit_test(vsock_sessions),
+		cmocka_unit_test(vsock_handshake_rules),
+		cmocka_unit_test(vm_exec_over_vsock),
 		cmocka_unit_test(vm_exec_pipes),
 		cmocka_unit_test(vm_exec_tty),
 		cmocka_unit_test(vm_exec_agent_gone),

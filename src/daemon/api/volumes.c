@@ -62,7 +62,8 @@ static void start(struct daemon *d, struct http_reply *rp, const char *descripti
 }
 
 /* The instance must exist, be a settled container and be stopped. */
-static int check_stopped(struct daemon *d, const char *name, const char *doing, struct gr_error *err)
+/* type (optional): the instance's type. */
+static int check_stopped(struct daemon *d, const char *name, const char *doing, char type[32], struct gr_error *err)
 {
 	struct store_instance *row = NULL;
 	int rc = validate_instance_name(name, err);
@@ -72,6 +73,8 @@ static int check_stopped(struct daemon *d, const char *name, const char *doing, 
 	struct instance_spec spec = { .id = row->id, .name = row->name, .type = row->type, .image = row->image,
 				      .config = row->config };
 	struct instance_status st = { .exit_code = -1 };
+	if (type)
+		snprintf(type, 32, "%s", row->type);
 	if (row->state == STORE_CREATING || row->state == STORE_DELETING)
 		rc = gr_error_set(err, EBUSY, "instance %s is being %s", name,
 				  row->state == STORE_CREATING ? "created" : "deleted");
@@ -98,9 +101,10 @@ static int op_attach(struct daemon *d, struct operation *op, void *arg, struct g
 	(void)op;
 	struct vol_arg *a = arg;
 	instance_lock(d, a->instance);
-	int rc = check_stopped(d, a->instance, "mounted", err);
+	char type[32];
+	int rc = check_stopped(d, a->instance, "mounted", type, err);
 	if (rc == 0)
-		rc = volume_attach(d, a->volume, a->instance, a->path, a->readonly, err);
+		rc = volume_attach(d, a->volume, a->instance, type, a->path, a->readonly, err);
 	instance_unlock(d, a->instance);
 	if (rc == 0)
 		instance_emit(d, "instance-volume-attached", a->instance,
@@ -113,7 +117,7 @@ static int op_detach(struct daemon *d, struct operation *op, void *arg, struct g
 	(void)op;
 	struct vol_arg *a = arg;
 	instance_lock(d, a->instance);
-	int rc = check_stopped(d, a->instance, "unmounted", err);
+	int rc = check_stopped(d, a->instance, "unmounted", NULL, err);
 	if (rc == 0)
 		rc = volume_detach(d, a->volume, a->instance, err);
 	instance_unlock(d, a->instance);
@@ -224,15 +228,13 @@ static void post_attachments(struct daemon *d, const struct http_request *rq, st
 		rc = gr_error_set(&err, EINVAL, "instance: required");
 	if (rc == 0 && !path)
 		rc = gr_error_set(&err, EINVAL, "path: required (where the volume appears in the instance)");
+	char itype[32];
 	if (rc == 0 && (rc = volume_path_check(path, &err)) == 0 &&
-	    (rc = volume_info(d, rq->route_args[0], &info, &err)) == 0) {
+	    (rc = volume_info(d, rq->route_args[0], &info, &err)) == 0 &&
+	    (rc = check_stopped(d, instance, "mounted", itype, &err)) == 0) {
 		const char *type = json_string_value(json_object_get(info, "type"));
-		if (type && strcmp(type, "dir") != 0)
-			rc = gr_error_set(&err, EINVAL, "volume %s is a block volume, for virtual machines: container "
-					  "instances take directory volumes", rq->route_args[0]);
+		rc = volume_fits(rq->route_args[0], type ? type : "", itype, &err);
 	}
-	if (rc == 0)
-		rc = check_stopped(d, instance, "mounted", &err);
 	if (rc < 0) {
 		reply_gr_error(rp, rc, &err);
 		return;
@@ -257,7 +259,7 @@ static void delete_attachment(struct daemon *d, const struct http_request *rq, s
 					  instance);
 	}
 	if (rc == 0)
-		rc = check_stopped(d, instance, "unmounted", &err);
+		rc = check_stopped(d, instance, "unmounted", NULL, &err);
 	if (rc < 0) {
 		reply_gr_error(rp, rc, &err);
 		return;

@@ -46,7 +46,7 @@ struct instance_spec {
 	const char *image;            /* image alias (until the images issue: "busybox") */
 	json_t *config;               /* object of string values, Incus-style keys (see README) */
 	char **command;               /* NULL-terminated, or NULL for the image's default */
-	/* The volumes attached to it, for start: [{"source": host path,
+	/* The volumes attached to it, for start: [{"name", "source": host path,
 	 * "path": in the instance, "readonly": bool, "type": "dir"|"block"}]
 	 * (volume.h); NULL for none or when not needed (status, stop...). */
 	const json_t *volumes;

@@ -249,6 +249,59 @@ void supervised_status(const struct instance_paths *p, struct instance_status *o
 	}
 }
 
+/* CPU ticks (utime + stime) and resident pages of pid, from /proc/PID/stat. */
+static bool proc_usage(pid_t pid, uint64_t *ticks, uint64_t *rss_pages)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	gr_autofree char *text = NULL;
+	if (gr_read_file(path, &text, NULL, NULL) < 0)
+		return false;
+	/* After the command name's last ')': state is field 3, utime 14, stime 15, rss 24. */
+	char *p = strrchr(text, ')');
+	if (!p)
+		return false;
+	unsigned long long f[22] = { 0 };
+	int n = 0;
+	for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok && n < 22; tok = strtok_r(NULL, " ", &save))
+		f[n++] = strtoull(tok, NULL, 10);
+	if (n < 22)
+		return false;
+	*ticks += f[11] + f[12];
+	*rss_pages += f[21];
+	return true;
+}
+
+/* Adds the usage of pid's descendants (bounded depth and count). */
+static void tree_usage(pid_t pid, int depth, uint64_t *ticks, uint64_t *rss_pages)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	gr_autofree char *text = NULL;
+	if (depth > 4 || gr_read_file(path, &text, NULL, NULL) < 0)
+		return;
+	int count = 0;
+	for (char *save = NULL, *tok = strtok_r(text, " \n", &save); tok && count < 64;
+	     tok = strtok_r(NULL, " \n", &save), count++) {
+		pid_t child = (pid_t)strtol(tok, NULL, 10);
+		if (child > 0 && proc_usage(child, ticks, rss_pages))
+			tree_usage(child, depth + 1, ticks, rss_pages);
+	}
+}
+
+void supervised_usage(struct instance_status *st)
+{
+	st->cpu_ns = 0;
+	st->memory_bytes = 0;
+	if (st->supervisor_pid <= 0)
+		return;
+	uint64_t ticks = 0, pages = 0;
+	tree_usage(st->supervisor_pid, 0, &ticks, &pages);
+	long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	st->cpu_ns = hz > 0 ? ticks * (1000000000ull / (uint64_t)hz) : 0;
+	st->memory_bytes = pages * (uint64_t)(page > 0 ? page : 4096);
+}
+
 static int memfd_with(const char *text, int *out, struct gr_error *err)
 {
 	int fd = memfd_create("gureum-exec", MFD_CLOEXEC);

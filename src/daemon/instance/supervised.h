@@ -59,5 +59,10 @@ int supervised_log_path(const struct instance_paths *p, char **path, struct gr_e
  * STOPPED without a supervisor), exit code, reason, restarts. The caller
  * refines state (paused, starting). */
 void supervised_status(const struct instance_paths *p, struct instance_status *st);
+/* Fills st's cpu_ns and memory_bytes with the CPU time and resident memory
+ * of the processes under the supervisor whose pid st->supervisor_pid is
+ * (the engine and its helpers; a VM's memory is the guest RAM it touched),
+ * read from /proc. Nothing running: zeros. */
+void supervised_usage(struct instance_status *st);
 
 #endif

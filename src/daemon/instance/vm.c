@@ -5,16 +5,18 @@
  *   STATE/instances/NAME/initrd.img    the initramfs of the last start (vm/initrd.h)
  *   STATE/instances/NAME/logs/         the serial console's log (the boot log)
  *   RUN/instances/NAME/vm.json         {"engine","why"}: this is a VM (scan) and how it runs
- *   RUN/instances/NAME/agent.N.sock    the guest agent's ports (QEMU listens)
+ *   RUN/instances/NAME/agent.N.sock    QEMU: the guest agent's virtio-serial ports (QEMU listens)
  *   RUN/instances/NAME/agent.N.lock    held (flock) by the session using port N (vm/agent_client.h)
- *   RUN/instances/NAME/qmp.sock        QEMU's control socket
+ *   RUN/instances/NAME/qmp.sock        QEMU: the supervisor's control socket (qmp-ctl.sock: ours)
+ *   RUN/instances/NAME/vsock.sock      gureum-vmm: the guest's vsock (the agent on port 1024)
+ *   RUN/instances/NAME/vmm-api.sock    gureum-vmm: its control API (pause, resume, stop)
  *   + the supervisor's files (supervisor/supervisor.h)
  *
  * The engine runs under gureum-supervisor (run-engine), which holds the
  * serial console on a pty, keeps the log, applies the restart policy and
- * stops the VM: the ACPI power button through QMP, then a kill after the
- * timeout. A stop first asks the guest agent to shut down. The NIC is a tap
- * grv<id> on the network's bridge.
+ * stops the VM: the ACPI power button through QMP or gureum-vmm's API, then
+ * a kill after the timeout. A stop first asks the guest agent to shut down.
+ * The NIC is a tap grv<id> on the network's bridge.
  *
  * Exec runs `gureum-supervisor vm-exec` (supervisor/vm_exec.h), a helper
  * process that talks to the agent and hands back pipes or a pty master, as
@@ -43,6 +45,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/image/vmdisk.h"
+#include "daemon/volume.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/supervised.h"
 #include "daemon/network/addr.h"
@@ -258,10 +261,49 @@ static json_t *instance_json(const struct instance_spec *spec)
 		snprintf(cidr, sizeof(cidr), "%s/%u", a, spec->nic->prefix);
 		net = json_pack("{s:s, s:s, s:s, s:s}", "address", cidr, "gateway", gw, "dns", gw, "mac", mac);
 	}
-	return json_pack("{s:s, s:o, s:o, s:s, s:o, s:s, s:i}", "hostname", spec->name, "command", cmd, "env", env,
-			 "cwd", "/", "network", net ? net : json_null(), "agent_port", VM_AGENT_PORT_PREFIX "0", "agent_ports",
-			 VM_AGENT_PORTS);
+	/* The block volumes: disk N+1 in attachment order (vm_volumes). */
+	json_t *vols = json_array();
+	size_t i, d = 0;
+	json_array_foreach(spec->volumes, i, v) {
+		json_t *name = json_object_get(v, "name"), *path = json_object_get(v, "path");
+		json_array_append_new(vols, json_pack("{s:I, s:O, s:O, s:b}", "disk", (json_int_t)++d, "name", name,
+						      "path", path, "readonly",
+						      json_is_true(json_object_get(v, "readonly"))));
+	}
+	return json_pack("{s:s, s:o, s:o, s:s, s:o, s:s, s:i, s:b, s:o}", "hostname", spec->name, "command", cmd,
+			 "env", env, "cwd", "/", "network", net ? net : json_null(), "agent_port",
+			 VM_AGENT_PORT_PREFIX "0", "agent_ports", VM_AGENT_PORTS, "root_by_serial", 1, "volumes",
+			 vols ? vols : json_array());
 }
+
+/* The instance's volumes as engine disks (block volumes only: a directory
+ * volume cannot be a VM's disk). */
+static int vm_volumes(const struct instance_spec *spec, struct vm_disk out[VM_MAX_VOLUMES], size_t *n,
+		      struct gr_error *err)
+{
+	size_t i;
+	json_t *v;
+	*n = 0;
+	if (json_array_size(spec->volumes) > VM_MAX_VOLUMES)
+		return gr_error_set(err, E2BIG, "instance %s has %zu volumes: a VM takes at most %d", spec->name,
+				    json_array_size(spec->volumes), VM_MAX_VOLUMES);
+	json_array_foreach(spec->volumes, i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *name = json_string_value(json_object_get(v, "name"));
+		int r = volume_fits(name ? name : "?", type ? type : "", "virtual-machine", err);
+		if (r < 0)
+			return gr_error_prefix(err, "instance %s", spec->name);
+		out[(*n)++] = (struct vm_disk){ .path = json_string_value(json_object_get(v, "source")),
+						.readonly = json_is_true(json_object_get(v, "readonly")) };
+	}
+	return 0;
+}
+
+/* The kernel's command line. QEMU's TCG machine needs the TSC's rate given
+ * (else the ACPI microvm guest hangs at "Marking TSC unstable"); under
+ * gureum-vmm (hardware KVM) the guest keeps time with kvmclock. */
+#define VM_CMDLINE_COMMON "console=ttyS0 panic=-1 quiet loglevel=4"
+#define VM_CMDLINE_TCG "console=ttyS0 tsc_early_khz=2000000 panic=-1 quiet loglevel=4"
 
 static int vm_start_(const struct driver_env *env, const struct instance_spec *spec, struct gr_error *err)
 {
@@ -271,7 +313,8 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 	struct vm_host h;
 	enum vm_engine engine;
 	bool kvm;
-	char why[256], init[PATH_MAX], common[PATH_MAX], initrd[PATH_MAX], disk[PATH_MAX], qmp[PATH_MAX];
+	char why[256], init[PATH_MAX], common[PATH_MAX], initrd[PATH_MAX], disk[PATH_MAX], ctl[PATH_MAX];
+	char vmm[PATH_MAX] = "";
 	int r;
 	if ((r = paths_for(env, spec, &p, err)) < 0 || (r = shape_of(spec, &sh, err)) < 0)
 		return r;
@@ -284,15 +327,31 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 		return gr_error_set(err, ENOENT, "instance %s has no root disk at %s (was it created?)", spec->name, disk);
 	vm_host_probe(NULL, &h);
 	if ((r = vm_engine_choose(&h, cfg(spec, "vm.engine"), &engine, &kvm, why, sizeof(why), err)) < 0)
-		return r;
-	if (engine != VM_ENGINE_QEMU)
-		return gr_error_set(err, ENOTSUP, "instance %s: the VM driver runs only the qemu engine so far (gureum-vmm "
-				    "has no guest agent transport yet): use vm.engine=qemu", spec->name);
+		return gr_error_prefix(err, "cannot start VM %s", spec->name);
+	if (engine == VM_ENGINE_GUREUM_VMM && (r = vm_vmm_binary(env->libexec_dir, vmm, err)) < 0)
+		return gr_error_prefix(err, "cannot start VM %s", spec->name);
 	if ((r = initrd_kernel_find(cfg(spec, "vm.kernel"), &k, err)) < 0 || (r = init_binary(env, init, err)) < 0 ||
 	    (r = initrd_common_cached(env->state_dir, &k, init, common, sizeof(common), err)) < 0)
 		return gr_error_prefix(err, "cannot start VM %s", spec->name);
-	gr_autojson json_t *ij = instance_json(spec);
+	struct vm_disk vols[VM_MAX_VOLUMES];
+	size_t nvols;
+	if ((r = vm_volumes(spec, vols, &nvols, err)) < 0)
+		return r;
+	char mac[MAC_STR_MAX];
+	if (spec->nic)
+		mac_format(spec->nic->mac, mac);
 	snprintf(initrd, sizeof(initrd), "%s/initrd.img", p.bundle);
+	struct vm_engine_opts eo = { .name = spec->name, .kvm = kvm, .cpus = sh.cpus, .memory_mib = sh.memory >> 20,
+				     .kernel = k.image, .initrd = initrd,
+				     .cmdline = engine == VM_ENGINE_QEMU && !kvm ? VM_CMDLINE_TCG : VM_CMDLINE_COMMON,
+				     .disk = disk, .volumes = vols, .nvolumes = nvols, .tap = spec->nic ? spec->nic->host_ifname : NULL,
+				     .mac = spec->nic ? mac : NULL, .run_dir = p.run,
+				     .binary = engine == VM_ENGINE_GUREUM_VMM ? vmm : NULL };
+	/* The command line first: what it refuses leaves nothing behind. */
+	gr_autostrv char **eargv = vm_engine_argv(engine, &eo, err);
+	if (!eargv)
+		return gr_error_prefix(err, "cannot start VM %s", spec->name);
+	gr_autojson json_t *ij = instance_json(spec);
 	if (!ij)
 		return gr_error_set(err, ENOMEM, "out of memory");
 	if ((r = initrd_build_instance(common, ij, initrd, err)) < 0 || (r = gr_mkdir_p(p.run, 0700, err)) < 0)
@@ -305,34 +364,37 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 		return mtext ? r : gr_error_set(err, ENOMEM, "out of memory");
 	snprintf(mpath, sizeof(mpath), "%s/paused", p.run);
 	(void)unlink(mpath);
+	/* The agent's transport is told by the run directory (vsock.sock:
+	 * gureum-vmm; agent.N.sock: QEMU), so what a killed engine of the
+	 * other kind left must go. */
+	if (engine == VM_ENGINE_QEMU) {
+		static const char *const stale[] = { VM_VSOCK_SOCK, VM_VMM_API_SOCK };
+		for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+			snprintf(mpath, sizeof(mpath), "%s/%s", p.run, stale[i]);
+			(void)unlink(mpath);
+		}
+	}
 
 	if (spec->nic && (r = nl_tap_create(spec->nic->host_ifname, spec->nic->bridge, err)) < 0)
 		return gr_error_prefix(err, "instance %s", spec->name);
-	char mac[MAC_STR_MAX];
-	if (spec->nic)
-		mac_format(spec->nic->mac, mac);
-	struct vm_qemu_opts qo = { .name = spec->name, .kvm = kvm, .cpus = sh.cpus, .memory_mib = sh.memory >> 20,
-				   .kernel = k.image, .initrd = initrd,
-				   .cmdline = "console=ttyS0 tsc_early_khz=2000000 panic=-1 quiet loglevel=4",
-				   .disk = disk, .tap = spec->nic ? spec->nic->host_ifname : NULL,
-				   .mac = spec->nic ? mac : NULL, .run_dir = p.run };
-	gr_autostrv char **qargv = vm_qemu_argv(&qo, err);
 	const char *restart = cfg(spec, "boot.restart");
-	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", p.run);
-	size_t nq = qargv ? gr_strv_len(qargv) : 0;
-	gr_autofree char **args = qargv ? calloc(nq + 16, sizeof(char *)) : NULL;
+	/* The supervisor's stop presses the power button through the engine's
+	 * control socket: QMP's, or gureum-vmm's API. */
+	snprintf(ctl, sizeof(ctl), "%s/%s", p.run, engine == VM_ENGINE_GUREUM_VMM ? VM_VMM_API_SOCK : "qmp.sock");
+	size_t ne = gr_strv_len(eargv);
+	gr_autofree char **args = calloc(ne + 16, sizeof(char *));
 	if (!args)
-		r = qargv ? gr_error_set(err, ENOMEM, "out of memory") : -err->code;
+		r = gr_error_set(err, ENOMEM, "out of memory");
 	else {
 		size_t n = 0;
 		char *const head[] = { (char *)"run-engine", (char *)"--state-dir", (char *)env->state_dir,
 				       (char *)"--run-dir", (char *)env->run_dir, (char *)"--name", (char *)spec->name,
-				       (char *)"--restart", (char *)(restart ? restart : "no"), (char *)"--qmp", qmp,
-				       (char *)"--" };
+				       (char *)"--restart", (char *)(restart ? restart : "no"),
+				       (char *)(engine == VM_ENGINE_GUREUM_VMM ? "--vmm-api" : "--qmp"), ctl, (char *)"--" };
 		for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
 			args[n++] = head[i];
-		for (size_t i = 0; i < nq; i++)
-			args[n++] = qargv[i];
+		for (size_t i = 0; i < ne; i++)
+			args[n++] = eargv[i];
 		args[n] = NULL;
 		gr_info("instance %s: starting on %s", spec->name, why);
 		r = supervised_launch(env, spec->name, args, err);
@@ -347,17 +409,34 @@ static int vm_start_(const struct driver_env *env, const struct instance_spec *s
 
 #define VM_QMP_TIMEOUT_MS 10000
 
+/* Pauses or resumes the running VM through its engine's control socket:
+ * QEMU's qmp-ctl.sock ("stop", "cont"), or gureum-vmm's API ("pause",
+ * "resume"), as vm.json of its start says. */
+static int engine_pause(const struct instance_paths *p, bool pause, struct gr_error *err)
+{
+	char mpath[PATH_MAX], sock[PATH_MAX];
+	snprintf(mpath, sizeof(mpath), "%s/vm.json", p->run);
+	json_error_t jerr;
+	gr_autojson json_t *m = json_load_file(mpath, 0, &jerr);
+	const char *e = json_string_value(json_object_get(m, "engine"));
+	if (e && strcmp(e, vm_engine_name(VM_ENGINE_GUREUM_VMM)) == 0) {
+		snprintf(sock, sizeof(sock), "%s/" VM_VMM_API_SOCK, p->run);
+		return engine_ctl_execute(ENGINE_CTL_VMM_API, sock, pause ? "pause" : "resume", VM_QMP_TIMEOUT_MS, err);
+	}
+	snprintf(sock, sizeof(sock), "%s/qmp-ctl.sock", p->run);
+	return engine_ctl_execute(ENGINE_CTL_QMP, sock, pause ? "stop" : "cont", VM_QMP_TIMEOUT_MS, err);
+}
+
 /* Asks the guest to power off through its agent (a paused VM is resumed
  * first: it could act on nothing). Waits at most wait_ms for the agent's
  * answer; false when there was none (no agent yet, or it failed). */
 static bool agent_shutdown(const struct instance_paths *p, const char *name, int wait_ms)
 {
-	char flag[PATH_MAX], qmp[PATH_MAX];
+	char flag[PATH_MAX];
 	struct gr_error e = { 0 };
 	snprintf(flag, sizeof(flag), "%s/paused", p->run);
-	snprintf(qmp, sizeof(qmp), "%s/qmp-ctl.sock", p->run);
 	if (access(flag, F_OK) == 0) {
-		if (qmp_execute(qmp, "cont", VM_QMP_TIMEOUT_MS, &e) < 0) {
+		if (engine_pause(p, false, &e) < 0) {
 			gr_info("instance %s: cannot resume it for its shutdown (%s): it is killed after the timeout", name,
 				e.msg);
 			return false;
@@ -450,18 +529,20 @@ static int vm_status_(const struct driver_env *env, const struct instance_spec *
 	return 0;
 }
 
+/* The engine's CPU time and resident memory (the guest RAM it touched), as
+ * the host sees them: VMs have no cgroup of their own. */
 static int vm_usage_(const struct driver_env *env, const struct instance_spec *spec, struct instance_status *out,
 		     struct gr_error *err)
 {
 	(void)env;
 	(void)spec;
-	(void)out;
 	(void)err;
+	supervised_usage(out);
 	return 0;
 }
 
 /* RUN/instances/NAME/paused exists while the VM is paused (the status is
- * read from it: no QMP round trip for lists). */
+ * read from it: no round trip to the engine for lists). */
 static int pause_or_resume(const struct driver_env *env, const struct instance_spec *spec, bool pause,
 			   struct gr_error *err)
 {
@@ -472,10 +553,9 @@ static int pause_or_resume(const struct driver_env *env, const struct instance_s
 	pid_t pid;
 	if (!supervisor_alive(&p, &pid))
 		return gr_error_set(err, EBUSY, "instance %s is not running", spec->name);
-	char qmp[PATH_MAX], flag[PATH_MAX];
-	snprintf(qmp, sizeof(qmp), "%s/qmp-ctl.sock", p.run);
+	char flag[PATH_MAX];
 	snprintf(flag, sizeof(flag), "%s/paused", p.run);
-	if ((r = qmp_execute(qmp, pause ? "stop" : "cont", VM_QMP_TIMEOUT_MS, err)) < 0)
+	if ((r = engine_pause(&p, pause, err)) < 0)
 		return gr_error_prefix(err, "cannot %s VM %s", pause ? "pause" : "resume", spec->name);
 	if (pause)
 		return gr_write_file_atomic(flag, "1\n", 2, 0600, err);

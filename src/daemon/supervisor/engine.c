@@ -1,6 +1,6 @@
 /* The engine workload of gureum-supervisor (engine.h, workload.h): a VM
- * engine process on a pty, stopped through QMP or SIGTERM, killed with its
- * process group. */
+ * engine process on a pty, stopped through QMP, gureum-vmm's API or
+ * SIGTERM, killed with its process group. */
 #include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/workload.h"
 #include "common/cleanup.h"
@@ -24,7 +24,7 @@ extern char **environ;
 
 /* ---- the command line ---- */
 
-enum engine_opt { E_STATE, E_RUN, E_NAME, E_RESTART, E_READY, E_DAEMON, E_QMP, E_LOGMAX, E_LOGFILES };
+enum engine_opt { E_STATE, E_RUN, E_NAME, E_RESTART, E_READY, E_DAEMON, E_QMP, E_VMM_API, E_LOGMAX, E_LOGFILES };
 
 static const struct {
 	const char *name;
@@ -33,7 +33,8 @@ static const struct {
 } engine_opts[] = {
 	{ "state-dir", E_STATE, true }, { "run-dir", E_RUN, true }, { "name", E_NAME, true },
 	{ "restart", E_RESTART, true }, { "ready-fd", E_READY, true }, { "daemonize", E_DAEMON, false },
-	{ "qmp", E_QMP, true }, { "log-max", E_LOGMAX, true }, { "log-files", E_LOGFILES, true },
+	{ "qmp", E_QMP, true }, { "vmm-api", E_VMM_API, true }, { "log-max", E_LOGMAX, true },
+	{ "log-files", E_LOGFILES, true },
 };
 
 int supervisor_engine_args(int argc, char **argv, struct supervisor_opts *o, bool *daemonize,
@@ -93,6 +94,12 @@ int supervisor_engine_args(int argc, char **argv, struct supervisor_opts *o, boo
 						    v);
 			o->qmp = v;
 			break;
+		case E_VMM_API:
+			if (v[0] != '/')
+				return gr_error_set(err, EINVAL, "--vmm-api: \"%s\" is not an absolute path to gureum-vmm's API "
+						    "socket", v);
+			o->vmm_api = v;
+			break;
 		case E_LOGMAX:
 			if (gr_parse_u64(v, &n) < 0 || n < 4096 || n > (1ull << 40))
 				return gr_error_set(err, EINVAL, "--log-max: expected bytes from 4096, got \"%s\"", v);
@@ -107,6 +114,8 @@ int supervisor_engine_args(int argc, char **argv, struct supervisor_opts *o, boo
 	}
 	if (!o->state_dir || !o->run_dir || !o->name)
 		return gr_error_set(err, EINVAL, "run-engine: --state-dir, --run-dir and --name are required");
+	if (o->qmp && o->vmm_api)
+		return gr_error_set(err, EINVAL, "run-engine: --qmp and --vmm-api are two ways to stop one engine: give one");
 	if (!instance_name_valid(o->name))
 		return gr_error_set(err, EINVAL, "--name: \"%s\" is not an instance name ([a-z0-9][a-z0-9-]*, at most 63)",
 				    o->name);
@@ -253,26 +262,37 @@ static void qmp_end(struct sup *s)
 	s->qmp = NULL;
 }
 
+/* A stop presses the power button through the engine's control socket
+ * (QMP or gureum-vmm's API: one path, two transports), else SIGTERM. */
 static void engine_request_stop(struct sup *s, int timeout_s, bool first)
 {
 	if (!first || timeout_s == 0)
 		return; /* a kill follows (0), or the first request's way goes on */
-	if (!s->o->qmp) {
+	const char *path = s->o->vmm_api ? s->o->vmm_api : s->o->qmp;
+	enum engine_ctl t = s->o->vmm_api ? ENGINE_CTL_VMM_API : ENGINE_CTL_QMP;
+	if (!path) {
 		sup_note(s, "stopping: SIGTERM, SIGKILL after %d s", timeout_s);
 		engine_signal(s, SIGTERM);
 		return;
 	}
 	struct gr_error err = { 0 };
 	int fd = -1;
-	if (qmp_connect(s->o->qmp, &fd, &err) == 0) {
+	if (engine_ctl_connect(t, path, &fd, &err) == 0) {
 		s->qmp = malloc(sizeof(*s->qmp));
 		if (s->qmp) {
-			qmp_client_init(s->qmp, fd, "system_powerdown");
-			sup_note(s, "stopping: system_powerdown through QMP, SIGKILL after %d s", timeout_s);
+			if (t == ENGINE_CTL_VMM_API) {
+				/* gureum-vmm forces the stop itself at the same deadline (exit 6). */
+				vmm_api_client_init(s->qmp, fd, "stop", timeout_s);
+				sup_note(s, "stopping: the power button through gureum-vmm's API, SIGKILL after %d s",
+					 timeout_s);
+			} else {
+				qmp_client_init(s->qmp, fd, "system_powerdown");
+				sup_note(s, "stopping: system_powerdown through QMP, SIGKILL after %d s", timeout_s);
+			}
 			return;
 		}
 		close(fd);
-		gr_error_set(&err, ENOMEM, "out of memory for QMP");
+		gr_error_set(&err, ENOMEM, "out of memory for the engine's control socket");
 	}
 	sup_note(s, "stopping: %s; SIGTERM instead, SIGKILL after %d s", err.msg, timeout_s);
 	engine_signal(s, SIGTERM);
@@ -291,7 +311,8 @@ static void engine_poll_event(struct sup *s, short revents)
 	if (!s->qmp || qmp_client_io(s->qmp, revents) != 0)
 		return;
 	if (s->qmp->state == QMP_DONE) {
-		sup_note(s, "QMP: system_powerdown accepted");
+		sup_note(s, s->qmp->transport == ENGINE_CTL_VMM_API ? "gureum-vmm's API: stop accepted"
+								     : "QMP: system_powerdown accepted");
 	} else {
 		sup_note(s, "stopping: %s; SIGTERM instead", s->qmp->err.msg);
 		engine_signal(s, SIGTERM);

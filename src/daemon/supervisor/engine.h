@@ -2,7 +2,7 @@
  * as QEMU run under the same supervision as a container (supervisor.h).
  *
  *   gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME
- *       [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH]
+ *       [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH | --vmm-api PATH]
  *       [--log-max BYTES] [--log-files N] -- ENGINE ARGS...
  *
  * ENGINE is an absolute path, executed directly (no shell, no PATH search)
@@ -17,11 +17,14 @@
  * with its supervisor. Ready ("ok" on --ready-fd) means the exec succeeded;
  * an exec failure is "error: cannot run the engine PATH: REASON".
  *
- * A stop (SIGTERM to the supervisor) with --qmp: connect to QEMU's QMP
- * socket, {"execute":"qmp_capabilities"}, {"execute":"system_powerdown"}
- * (the ACPI power button); without --qmp, or when the QMP exchange fails
- * (logged), SIGTERM to the engine's process group. Either way SIGKILL to the
- * process group after stop.json's timeout. When the engine exits, whatever
+ * A stop (SIGTERM to the supervisor) presses the guest's ACPI power button
+ * through the engine's control socket: with --qmp, QEMU's QMP
+ * ({"execute":"qmp_capabilities"}, {"execute":"system_powerdown"}); with
+ * --vmm-api, gureum-vmm's control API (PUT /vm/actions {"action":"stop",
+ * "timeout":T}, T the stop's timeout: gureum-vmm then forces the stop
+ * itself, exit 6). Without either, or when the exchange fails (logged),
+ * SIGTERM to the engine's process group. Either way SIGKILL to the process
+ * group after stop.json's timeout. When the engine exits, whatever
  * is left in its process group is killed. The exit code recorded in
  * exit.json is the engine's. */
 #ifndef GR_SUPERVISOR_ENGINE_H
@@ -40,47 +43,75 @@
 int supervisor_engine_args(int argc, char **argv, struct supervisor_opts *o, bool *daemonize,
 			   struct gr_error *err);
 
-/* ---- QMP (QEMU Machine Protocol): one command on a new connection ----
+/* ---- the engine's control socket: one command on a new connection ----
  *
- * The server greets ({"QMP":{...}}); the client sends
- * {"execute":"qmp_capabilities"}, the server answers {"return":{}}; then the
- * command and its {"return":...} or {"error":{"class","desc"}}. Messages are
- * JSON objects, one per line; {"event":...} messages may come at any time
- * and are skipped. The client never blocks: the supervisor's loop calls
- * qmp_client_io when the descriptor is ready. */
+ * Two transports behind one client (struct qmp_client, named after the
+ * first), so that the supervisor's stop and the driver's pause and resume
+ * have one code path whichever engine runs:
+ *
+ * QMP (QEMU Machine Protocol). The server greets ({"QMP":{...}}); the
+ * client sends {"execute":"qmp_capabilities"}, the server answers
+ * {"return":{}}; then the command and its {"return":...} or
+ * {"error":{"class","desc"}}. Messages are JSON objects, one per line;
+ * {"event":...} messages may come at any time and are skipped.
+ *
+ * gureum-vmm's control API (src/vmm/README.md, "Control API"): HTTP/1.1 on
+ * a unix socket. The client sends PUT /vm/actions {"action":A} (stop:
+ * {"action":"stop","timeout":T}) with Connection: close; a 2xx answer is
+ * success, anything else a failure carrying the answer's {"error"}.
+ *
+ * The client never blocks: the supervisor's loop calls qmp_client_io when
+ * the descriptor is ready. */
 
-#define QMP_MESSAGE_MAX 16384   /* a longer line ends the exchange */
+#define QMP_MESSAGE_MAX 16384   /* a longer line (QMP) or answer (HTTP) ends the exchange */
 
+enum engine_ctl { ENGINE_CTL_QMP, ENGINE_CTL_VMM_API };
 enum qmp_state { QMP_GREETING, QMP_CAPABILITIES, QMP_COMMAND, QMP_DONE, QMP_FAILED };
 
 struct qmp_client {
 	int fd;                     /* owned: closed by qmp_client_close */
-	enum qmp_state state;
-	char command[64];
+	enum engine_ctl transport;
+	enum qmp_state state;       /* the API: QMP_COMMAND until the answer, then DONE or FAILED */
+	char command[64];           /* QMP's command, or the API's action */
 	char in[QMP_MESSAGE_MAX];
 	size_t in_len;
-	char out[128];
+	char out[256];
 	size_t out_len, out_off;
 	short events;               /* what qmp_client_io waits for next (0: over) */
+	int http_status;            /* the API's answer (0: none yet) */
 	struct gr_error err;        /* why, when QMP_FAILED */
 };
 
 /* Connects (non-blocking) to the unix socket at path; a path longer than
- * sun_path is reached through its directory. */
+ * sun_path is reached through its directory. (qmp_connect: the QMP one.) */
+int engine_ctl_connect(enum engine_ctl transport, const char *path, int *fd, struct gr_error *err);
 int qmp_connect(const char *path, int *fd, struct gr_error *err);
-/* Starts an exchange on fd (taken over) that ends with command (a QMP
+/* Starts a QMP exchange on fd (taken over) that ends with command (a QMP
  * command without arguments, e.g. "system_powerdown"). */
 void qmp_client_init(struct qmp_client *q, int fd, const char *command);
-/* One message from the server (a line without its end): advances the
+/* Starts an API exchange on fd (taken over): action "pause", "resume" or
+ * "stop" (then with timeout_s, 0 to 3600; < 0: gureum-vmm's default). */
+void vmm_api_client_init(struct qmp_client *q, int fd, const char *action, int timeout_s);
+/* QMP: one message from the server (a line without its end): advances the
  * state, queueing what to send next. Returns the new state. */
 enum qmp_state qmp_client_message(struct qmp_client *q, const char *msg, size_t n);
+/* The API: what has arrived of the answer (q->in), eof when the server
+ * closed: QMP_DONE (2xx), QMP_FAILED (another status, or not HTTP; q->err
+ * says which), or QMP_COMMAND while incomplete. */
+enum qmp_state vmm_api_client_answer(struct qmp_client *q, bool eof);
 /* Reads and writes what fd allows given its poll revents (0: just try to
  * send); returns the poll events to wait for next (also kept in q->events),
  * 0 once the exchange is over (QMP_DONE, or QMP_FAILED with q->err set). */
 short qmp_client_io(struct qmp_client *q, short revents);
 void qmp_client_close(struct qmp_client *q);
-/* The same, blocking, for the VM driver's own commands ("stop", "cont"):
- * connects to path, runs command, waits at most timeout_ms. */
-int qmp_execute(const char *path, const char *command, int timeout_ms, struct gr_error *err);
+/* The same, blocking, for the VM driver's own commands: connects to path,
+ * runs command (QMP: "stop", "cont"; the API: "pause", "resume"), waits at
+ * most timeout_ms. */
+int engine_ctl_execute(enum engine_ctl transport, const char *path, const char *command, int timeout_ms,
+		       struct gr_error *err);
+static inline int qmp_execute(const char *path, const char *command, int timeout_ms, struct gr_error *err)
+{
+	return engine_ctl_execute(ENGINE_CTL_QMP, path, command, timeout_ms, err);
+}
 
 #endif

@@ -4,7 +4,7 @@
  *                         [--lower DIR | --image FINGERPRINT] [--restart POLICY] [--ready-fd N] [--daemonize]
  *                         [--log-max BYTES] [--log-files N] [--no-cgroups]
  *   gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME
- *                         [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH]
+ *                         [--restart POLICY] [--ready-fd N] [--daemonize] [--qmp PATH | --vmm-api PATH]
  *                         [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]
  *   gureum-supervisor exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
  *   gureum-supervisor vm-exec --run-dir DIR --name NAME --request-fd N [--console-socket PATH]
@@ -44,7 +44,7 @@ static int usage(const char *fmt, const char *arg)
 			"[--restart POLICY] [--ready-fd N] [--daemonize] [--log-max BYTES] [--log-files N] "
 			"[--no-cgroups]\n"
 			"       gureum-supervisor run-engine --state-dir DIR --run-dir DIR --name NAME [--restart POLICY] "
-			"[--ready-fd N] [--daemonize] [--qmp PATH] [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]\n"
+			"[--ready-fd N] [--daemonize] [--qmp PATH | --vmm-api PATH] [--log-max BYTES] [--log-files N] -- /ENGINE [ARGS...]\n"
 			"       gureum-supervisor exec --run-dir DIR --name NAME --request-fd N "
 			"[--console-socket PATH]\n"
 			"       gureum-supervisor vm-exec --run-dir DIR --name NAME --request-fd N "

@@ -144,6 +144,7 @@ struct supervisor_opts {
 	char *const *engine_argv;   /* NULL-terminated, [0] an absolute path; NULL: a container */
 	const char *qmp;            /* the engine's QMP socket: a stop sends system_powerdown through it
 				     * (NULL: a stop sends SIGTERM) */
+	const char *vmm_api;        /* or gureum-vmm's control API socket: a stop sends its "stop" action */
 };
 
 /* Runs the instance's workload (its container, or its engine when

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,21 +106,98 @@ static int lock_port(struct agent_client *c, unsigned n, struct gr_error *err)
 	return 1;
 }
 
-/* One connect to agent.N.sock: 0, or -errno (ENOENT, ECONNREFUSED: nobody listens; EAGAIN: backlog full). */
+/* One connect to agent.N.sock (or vsock.sock): 0, or -errno (ENOENT,
+ * ECONNREFUSED: nobody listens; EAGAIN: backlog full). */
 static int connect_socket(struct agent_client *c, struct gr_error *err)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/agent.%u.sock", c->dir_fd, c->port);
+	char name[32];
+	if (c->vsock)
+		snprintf(name, sizeof(name), AGENT_CLIENT_VSOCK_SOCK);
+	else
+		snprintf(name, sizeof(name), "agent.%u.sock", c->port);
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", c->dir_fd, name);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return gr_error_sys(err, errno, "socket");
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		int e = errno;
 		close(fd);
-		return gr_error_sys(err, e, "cannot connect to the agent's port agent.%u.sock", c->port);
+		if (c->vsock)
+			return gr_error_sys(err, e, "cannot connect to the VM's vsock socket %s", name);
+		return gr_error_sys(err, e, "cannot connect to the agent's port %s", name);
 	}
 	c->fd = fd;
 	return 0;
+}
+
+/* gureum-vmm's hybrid vsock handshake on a new connection: "CONNECT
+ * <port>\n", then "OK <host port>\n" within timeout_ms. Bytes after the
+ * line (the agent's HELLO may come with it) stay in c->in. 0; -ECONNREFUSED
+ * (closed without an answer: nothing listens on the guest's port yet, or
+ * its vsock driver is not up), -ETIMEDOUT (the caller retries); -EPROTO
+ * (another answer: not gureum-vmm's vsock), -errno. */
+static int vsock_handshake(struct agent_client *c, int timeout_ms, struct gr_error *err)
+{
+	char req[32];
+	int n = snprintf(req, sizeof(req), "CONNECT %u\n", c->port);
+	ssize_t w;
+	while ((w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return gr_error_set(err, ECONNREFUSED, "the VM's vsock socket closed the connection before CONNECT %u",
+				    c->port);
+	if (w != n)   /* a new unix socket's buffer takes 14 bytes at once */
+		return gr_error_sys(err, w < 0 ? errno : EIO, "cannot send CONNECT %u to the VM's vsock socket", c->port);
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		const uint8_t *head = agent_buf_head(&c->in);
+		size_t have = agent_buf_pending(&c->in);
+		const uint8_t *nl = have ? memchr(head, '\n', have) : NULL;
+		if (nl || have >= AGENT_CLIENT_VSOCK_LINE_MAX) {
+			size_t len = nl ? (size_t)(nl - head) : have;
+			char line[AGENT_CLIENT_VSOCK_LINE_MAX + 1], shown[4 * AGENT_CLIENT_VSOCK_LINE_MAX + 1];
+			size_t k = 0;
+			for (size_t i = 0; i < len && i < AGENT_CLIENT_VSOCK_LINE_MAX; i++) {
+				line[i] = (char)head[i];
+				if (head[i] >= 0x20 && head[i] < 0x7f)
+					shown[k++] = (char)head[i];
+				else
+					k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", head[i]);
+			}
+			line[len < AGENT_CLIENT_VSOCK_LINE_MAX ? len : AGENT_CLIENT_VSOCK_LINE_MAX] = '\0';
+			shown[k] = '\0';
+			uint64_t port;
+			if (!nl || strncmp(line, "OK ", 3) != 0 || line[3] < '0' || line[3] > '9' ||
+			    gr_parse_u64(line + 3, &port) < 0 || port > UINT32_MAX) {
+				c->broken = true;
+				return gr_error_set(err, EPROTO, "the VM's vsock socket answered CONNECT %u with \"%s\"%s, not "
+						    "\"OK <port>\" (is it gureum-vmm's?)", c->port, shown,
+						    nl ? "" : " and no end of line");
+			}
+			c->vsock_host_port = (unsigned long)port;
+			agent_buf_consume(&c->in, len + 1);
+			return 0;
+		}
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int k = poll(&p, 1, left_ms(deadline));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return gr_error_sys(err, errno, "poll");
+		if (k == 0)
+			return gr_error_set(err, ETIMEDOUT, "no answer to CONNECT %u from the VM's vsock socket within %d ms",
+					    c->port, timeout_ms);
+		/* One byte short of the limit at most: what follows the line is the agent's. */
+		ssize_t r = agent_client_read_some(c, err);
+		if (r == -EAGAIN)
+			continue;
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			return gr_error_set(err, ECONNREFUSED, "the guest's vsock port %u refused the connection (its agent "
+					    "is not listening yet, or the guest has no vsock driver)", c->port);
+	}
 }
 
 /* Waits for HELLO: 0 with c->hello, -ETIMEDOUT, or another -errno (EOF,
@@ -147,7 +225,7 @@ static int wait_hello(struct agent_client *c, int timeout_ms, struct gr_error *e
 	return 0;
 }
 
-static int connect_ports(struct agent_client *c, const char *dir, int first, int last, int timeout_ms,
+static int connect_ports(struct agent_client *c, const char *dir, int first, int last, bool try_vsock, int timeout_ms,
 			 struct gr_error *err)
 {
 	drop_socket(c);
@@ -156,15 +234,22 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 	c->lock_fd = -1;
 	if (c->dir_fd >= 0)
 		close(c->dir_fd);
+	c->vsock = false;
+	c->vsock_host_port = 0;
 	c->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (c->dir_fd < 0)
 		return gr_error_sys(err, errno, "cannot open %s (is the VM running?)", dir);
+	/* gureum-vmm's run directory has vsock.sock: every session its own connection. */
+	if (try_vsock && faccessat(c->dir_fd, AGENT_CLIENT_VSOCK_SOCK, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		c->vsock = true;
+		c->port = AGENT_CLIENT_VSOCK_PORT;
+	}
 	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	int64_t backoff = AGENT_CLIENT_BACKOFF_MS, hello = AGENT_CLIENT_HELLO_MS;
 	struct gr_error last_err = { 0 };
 	int r;
 	for (;;) {
-		if (c->lock_fd < 0) {
+		if (!c->vsock && c->lock_fd < 0) {
 			for (int n = first; n <= last && c->lock_fd < 0; n++)
 				if ((r = lock_port(c, (unsigned)n, err)) < 0)
 					return r;
@@ -183,6 +268,16 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 		int wait = (int)(hello < left_ms(deadline) ? hello : left_ms(deadline));
 		if (wait < 1)
 			wait = 1;
+		if (c->vsock && (r = vsock_handshake(c, wait, &last_err)) < 0) {
+			drop_socket(c);
+			if (r == -EPROTO) {
+				*err = last_err;
+				return r;
+			}
+			if (r == -ETIMEDOUT)
+				hello = hello * 2 > AGENT_CLIENT_HELLO_MAX_MS ? AGENT_CLIENT_HELLO_MAX_MS : hello * 2;
+			goto retry;
+		}
 		if ((r = wait_hello(c, wait, &last_err)) == 0)
 			return 0;
 		if (r == -EPROTONOSUPPORT) {
@@ -192,7 +287,12 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 		}
 		drop_socket(c);
 		if (r == -ETIMEDOUT) {
-			gr_error_set(&last_err, ETIMEDOUT, "the guest agent on agent.%u of %s did not say HELLO", c->port, dir);
+			if (c->vsock)
+				gr_error_set(&last_err, ETIMEDOUT, "the guest agent on vsock port %u of %s did not say HELLO",
+					     c->port, dir);
+			else
+				gr_error_set(&last_err, ETIMEDOUT, "the guest agent on agent.%u of %s did not say HELLO", c->port,
+					     dir);
 			hello = hello * 2 > AGENT_CLIENT_HELLO_MAX_MS ? AGENT_CLIENT_HELLO_MAX_MS : hello * 2;
 		}
 	retry:
@@ -210,7 +310,7 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 
 int agent_client_connect(struct agent_client *c, const char *dir, int timeout_ms, struct gr_error *err)
 {
-	return connect_ports(c, dir, 0, AGENT_CLIENT_PORTS - 1, timeout_ms, err);
+	return connect_ports(c, dir, 0, AGENT_CLIENT_PORTS - 1, true, timeout_ms, err);
 }
 
 int agent_client_connect_port(struct agent_client *c, const char *dir, unsigned port, int timeout_ms,
@@ -218,7 +318,7 @@ int agent_client_connect_port(struct agent_client *c, const char *dir, unsigned 
 {
 	if (port >= 1000)
 		return gr_error_set(err, EINVAL, "agent port %u: at most 3 digits", port);
-	return connect_ports(c, dir, (int)port, (int)port, timeout_ms, err);
+	return connect_ports(c, dir, (int)port, (int)port, false, timeout_ms, err);
 }
 
 /* ---- frames ---- */

@@ -1,20 +1,31 @@
 /* The host side of the guest agent protocol (docs/guest-agent.md; the
- * frame codec is src/guest/init/proto.h): a connection to one of a VM's
- * agent ports and the requests over it (health, exec, push, pull, shutdown).
+ * frame codec is src/guest/init/proto.h): a connection to the agent of a
+ * VM and the requests over it (health, exec, push, pull, shutdown).
  *
- * Ports. QEMU listens on RUN/instances/NAME/agent.N.sock (N = 0..7), one
- * connection per port at a time. A session owns port N by holding an
- * exclusive flock on RUN/instances/NAME/agent.N.lock for its whole life, so
- * concurrent sessions (gureumd's file requests, each exec's helper
- * process) take different ports; a lock goes away with the process that
- * held it.
+ * Two transports; everything after the connection's start is the same:
+ *
+ * virtio-serial ports (QEMU). QEMU listens on RUN/instances/NAME/
+ * agent.N.sock (N = 0..7), one connection per port at a time. A session
+ * owns port N by holding an exclusive flock on RUN/instances/NAME/
+ * agent.N.lock for its whole life, so concurrent sessions (gureumd's file
+ * requests, each exec's helper process) take different ports; a lock goes
+ * away with the process that held it.
+ *
+ * vsock (gureum-vmm: the run directory has vsock.sock). gureum-vmm's
+ * hybrid vsock: connect to RUN/instances/NAME/vsock.sock, write
+ * "CONNECT 1024\n" (the agent's vsock port), read "OK <host port>\n"
+ * (bounded by the HELLO wait below); then the stream is the guest's
+ * accepted connection. Connections are independent: no locks, any number
+ * at once. A connection closed without an answer (nothing listens on
+ * port 1024 yet: the guest is booting) is retried like a missing HELLO;
+ * an answer that is not "OK <n>\n" is -EPROTO at once.
  *
  * Connecting follows the protocol's reconnect rule: wait for HELLO with a
  * timeout; on a timeout, an EOF, a first frame that is not HELLO or bytes
  * that are not frames (what an old session left), disconnect, back off
  * (100 ms, doubling) and connect again, all within the caller's deadline.
- * The socket is connected through /proc/self/fd/DIRFD/agent.N.sock, so the
- * run directory's length does not matter.
+ * The socket is connected through /proc/self/fd/DIRFD/NAME, so the run
+ * directory's length does not matter.
  *
  * Used by gureumd (vm.c: stop, files) and by gureum-supervisor vm-exec.
  * Blocking calls take a timeout in milliseconds: the longest wait for the
@@ -40,12 +51,17 @@
 #define AGENT_CLIENT_BACKOFF_MS 100       /* between attempts; doubles */
 #define AGENT_CLIENT_BACKOFF_MAX_MS 1600
 #define AGENT_CLIENT_CHUNK (256u << 10)   /* FILE_DATA / STDIN frames we send */
+#define AGENT_CLIENT_VSOCK_SOCK "vsock.sock" /* gureum-vmm's vsock socket in the run directory (VM_VSOCK_SOCK) */
+#define AGENT_CLIENT_VSOCK_PORT 1024      /* the agent's vsock port (VM_AGENT_VSOCK_PORT) */
+#define AGENT_CLIENT_VSOCK_LINE_MAX 32    /* "OK <u32>\n" fits; gureum-vmm's own limit is 31 + '\n' */
 
 struct agent_client {
 	int fd;                       /* the connection, non-blocking; -1 when closed */
 	int lock_fd;                  /* agent.N.lock, flock'd; -1 */
 	int dir_fd;                   /* RUN/instances/NAME (O_PATH); -1 */
-	unsigned port;                /* N */
+	unsigned port;                /* N, or the guest's vsock port (1024) */
+	bool vsock;                   /* connected through gureum-vmm's vsock.sock */
+	unsigned long vsock_host_port;/* vsock: the host side's port from "OK <port>" */
 	json_t *hello;                /* the agent's HELLO */
 	struct agent_buf in;          /* received, not yet taken */
 	size_t taken;                 /* bytes of the frame last returned, consumed at the next call */
@@ -55,13 +71,16 @@ struct agent_client {
 
 #define AGENT_CLIENT_INIT { .fd = -1, .lock_fd = -1, .dir_fd = -1 }
 
-/* Connects to a free port of the VM whose run directory is dir (try
+/* Connects to the agent of the VM whose run directory is dir: through
+ * vsock.sock when it is there (gureum-vmm), else to a free port (try
  * agent.0 .. agent.7; all busy, or no port answering with HELLO, is
  * retried until timeout_ms has passed). c must be AGENT_CLIENT_INIT or
- * closed. -EBUSY: every port in use; -ETIMEDOUT: no HELLO in time;
- * -ECONNREFUSED/-ENOENT: nothing listens (the VM is not running). */
+ * closed. -EBUSY: every port in use; -ETIMEDOUT: no HELLO (or no answer to
+ * CONNECT) in time; -ECONNREFUSED/-ENOENT: nothing listens (the VM is not
+ * running, or its agent is not listening yet); -EPROTO: vsock.sock
+ * answered CONNECT with something else than "OK <port>". */
 int agent_client_connect(struct agent_client *c, const char *dir, int timeout_ms, struct gr_error *err);
-/* The same on port N only (tests, tools). */
+/* The same on virtio-serial port N only (tests, tools; never vsock). */
 int agent_client_connect_port(struct agent_client *c, const char *dir, unsigned port, int timeout_ms,
 			      struct gr_error *err);
 /* Disconnects and releases the port; c can be connected again. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,17 +71,24 @@ int vm_engine_choose(const struct vm_host *h, const char *forced, enum vm_engine
 			   : !h->kvm ? "no usable /dev/kvm"
 				     : "no vmx or svm in /proc/cpuinfo";
 	*accel_kvm = hw_kvm;
-	if (forced && *forced && strcmp(forced, "gureum-vmm") == 0) {
+	if (forced && *forced && strcmp(forced, "qemu") != 0 && strcmp(forced, "gureum-vmm") != 0)
+		return gr_error_set(err, EINVAL, "vm.engine: \"%s\" is not an engine (qemu or gureum-vmm)", forced);
+	bool want_vmm = forced && *forced ? strcmp(forced, "gureum-vmm") == 0 : hw_kvm;
+	if (want_vmm && !hw_kvm) {
+		/* It would start, and the guest would hang in its boot (PVM) or
+		 * gureum-vmm would fail at once: say why now. */
+		return gr_error_set(err, EINVAL, "vm.engine=gureum-vmm needs hardware-assisted KVM, and this host has %s%s: "
+				    "use vm.engine=qemu (binary translation), or leave vm.engine unset", host,
+				    h->pvm ? " (Linux does not boot under PVM)" : "");
+	}
+	if (want_vmm) {
 		*out = VM_ENGINE_GUREUM_VMM;
-		snprintf(why, why_len, "gureum-vmm (vm.engine; this host: %s)", host);
+		snprintf(why, why_len, "gureum-vmm (%sthis host: %s)", forced && *forced ? "vm.engine; " : "", host);
 		return 0;
 	}
-	if (forced && *forced && strcmp(forced, "qemu") != 0)
-		return gr_error_set(err, EINVAL, "vm.engine: \"%s\" is not an engine (qemu or gureum-vmm)", forced);
-	/* The VM driver runs gureum-vmm only when asked for: it has no agent
-	 * transport for it yet (see src/daemon/README.md, "VM instances"). */
 	*out = VM_ENGINE_QEMU;
-	snprintf(why, why_len, "qemu with %s (this host: %s)", hw_kvm ? "KVM" : "binary translation (TCG)", host);
+	snprintf(why, why_len, "qemu with %s (%sthis host: %s)", hw_kvm ? "KVM" : "binary translation (TCG)",
+		 forced && *forced ? "vm.engine; " : "", host);
 	return 0;
 }
 
@@ -113,8 +121,22 @@ static bool qemu_safe(const char *s)
 	return true;
 }
 
-char **vm_qemu_argv(const struct vm_qemu_opts *o, struct gr_error *err)
+/* The volumes' paths can be passed (',' separates options to both engines). */
+static int volumes_ok(const char *engine, const struct vm_engine_opts *o, struct gr_error *err)
 {
+	if (o->nvolumes > VM_MAX_VOLUMES)
+		return gr_error_set(err, E2BIG, "%s: %zu block volumes, at most %d", engine, o->nvolumes, VM_MAX_VOLUMES);
+	for (size_t i = 0; i < o->nvolumes; i++)
+		if (!qemu_safe(o->volumes[i].path))
+			return gr_error_set(err, EINVAL, "%s: \"%s\" cannot be passed in an option (',' '=' or a control "
+					    "character)", engine, o->volumes[i].path ? o->volumes[i].path : "(none)");
+	return 0;
+}
+
+char **vm_qemu_argv(const struct vm_engine_opts *o, struct gr_error *err)
+{
+	if (volumes_ok("QEMU", o, err) < 0)
+		return NULL;
 	const char *paths[] = { o->kernel, o->initrd, o->disk, o->run_dir, o->name };
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (!qemu_safe(paths[i])) {
@@ -131,7 +153,7 @@ char **vm_qemu_argv(const struct vm_qemu_opts *o, struct gr_error *err)
 			     (unsigned long long)o->memory_mib);
 		return NULL;
 	}
-	const char *qemu = getenv("GUREUM_QEMU");
+	const char *qemu = o->binary ? o->binary : getenv("GUREUM_QEMU");
 	char **v = NULL;
 	size_t n = 0;
 	int r = add(&v, &n, "%s", qemu && *qemu ? qemu : VM_QEMU);
@@ -158,7 +180,14 @@ char **vm_qemu_argv(const struct vm_qemu_opts *o, struct gr_error *err)
 	r = r ?: add(&v, &n, "-drive");
 	r = r ?: add(&v, &n, "id=root,file=%s,format=raw,if=none,cache=none,aio=threads", o->disk);
 	r = r ?: add(&v, &n, "-device");
-	r = r ?: add(&v, &n, "virtio-blk-device,drive=root");
+	r = r ?: add(&v, &n, "virtio-blk-device,drive=root,serial=" VM_DISK_SERIAL, 0u);
+	for (size_t i = 0; r == 0 && i < o->nvolumes; i++) {
+		r = add(&v, &n, "-drive");
+		r = r ?: add(&v, &n, "id=vol%zu,file=%s,format=raw,if=none,cache=none,aio=threads%s", i + 1,
+			     o->volumes[i].path, o->volumes[i].readonly ? ",readonly=on" : "");
+		r = r ?: add(&v, &n, "-device");
+		r = r ?: add(&v, &n, "virtio-blk-device,drive=vol%zu,serial=" VM_DISK_SERIAL, i + 1, (unsigned)(i + 1));
+	}
 	if (o->tap) {
 		r = r ?: add(&v, &n, "-netdev");
 		r = r ?: add(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no,vhost=off", o->tap);
@@ -186,4 +215,109 @@ char **vm_qemu_argv(const struct vm_qemu_opts *o, struct gr_error *err)
 		return NULL;
 	}
 	return v;
+}
+
+char **vm_vmm_argv(const struct vm_engine_opts *o, struct gr_error *err)
+{
+	if (volumes_ok("gureum-vmm", o, err) < 0)
+		return NULL;
+	/* gureum-vmm's --disk PATH[,ro][,direct] and --net tap=IF,mac=MAC take
+	 * ',' as a separator too. */
+	const char *paths[] = { o->kernel, o->initrd, o->disk, o->run_dir };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (!qemu_safe(paths[i])) {
+			gr_error_set(err, EINVAL, "gureum-vmm: \"%s\" cannot be passed in an option (',' '=' or a "
+				     "control character)", paths[i] ? paths[i] : "(none)");
+			return NULL;
+		}
+	if ((o->tap && !qemu_safe(o->tap)) || (o->mac && !qemu_safe(o->mac))) {
+		gr_error_set(err, EINVAL, "gureum-vmm: bad tap or MAC");
+		return NULL;
+	}
+	if (!o->binary || o->binary[0] != '/') {
+		gr_error_set(err, EINVAL, "gureum-vmm: no program (an absolute path is needed)");
+		return NULL;
+	}
+	if (o->cpus < 1 || o->cpus > 255 || o->memory_mib < 64) {
+		gr_error_set(err, EINVAL, "gureum-vmm: %u vCPUs and %llu MiB cannot be", o->cpus,
+			     (unsigned long long)o->memory_mib);
+		return NULL;
+	}
+	/* gureum-vmm connects guest-initiated streams to PATH_<port>: its limit. */
+	if (strlen(o->run_dir) + 1 + strlen(VM_VSOCK_SOCK) > VM_VSOCK_PATH_MAX) {
+		gr_error_set(err, ENAMETOOLONG, "gureum-vmm: the vsock socket %s/" VM_VSOCK_SOCK " is longer than its "
+			     "limit of %d bytes: use a shorter run directory (--run-dir) or instance name", o->run_dir,
+			     VM_VSOCK_PATH_MAX);
+		return NULL;
+	}
+	char **v = NULL;
+	size_t n = 0;
+	int r = add(&v, &n, "%s", o->binary);
+	r = r ?: add(&v, &n, "--kernel");
+	r = r ?: add(&v, &n, "%s", o->kernel);
+	r = r ?: add(&v, &n, "--initrd");
+	r = r ?: add(&v, &n, "%s", o->initrd);
+	r = r ?: add(&v, &n, "--cmdline");
+	r = r ?: add(&v, &n, "%s", o->cmdline ? o->cmdline : "");
+	r = r ?: add(&v, &n, "--cpus");
+	r = r ?: add(&v, &n, "%u", o->cpus);
+	r = r ?: add(&v, &n, "--memory");
+	r = r ?: add(&v, &n, "%lluM", (unsigned long long)o->memory_mib);
+	/* Its disks' serials are gureum-diskN by their order too. */
+	r = r ?: add(&v, &n, "--disk");
+	r = r ?: add(&v, &n, "%s", o->disk);
+	for (size_t i = 0; r == 0 && i < o->nvolumes; i++) {
+		r = add(&v, &n, "--disk");
+		r = r ?: add(&v, &n, "%s%s", o->volumes[i].path, o->volumes[i].readonly ? ",ro" : "");
+	}
+	r = r ?: add(&v, &n, "--rng");
+	if (o->tap) {
+		r = r ?: add(&v, &n, "--net");
+		r = r ?: add(&v, &n, "tap=%s%s%s", o->tap, o->mac ? ",mac=" : "", o->mac ? o->mac : "");
+	}
+	r = r ?: add(&v, &n, "--vsock");
+	r = r ?: add(&v, &n, "cid=%d,socket=%s/" VM_VSOCK_SOCK, VM_VSOCK_CID, o->run_dir);
+	/* COM1 on stdio: the supervisor's pty (the console and the boot log). */
+	r = r ?: add(&v, &n, "--serial");
+	r = r ?: add(&v, &n, "stdio");
+	r = r ?: add(&v, &n, "--api-socket");
+	r = r ?: add(&v, &n, "%s/" VM_VMM_API_SOCK, o->run_dir);
+	if (r < 0) {
+		gr_strv_free(v);
+		gr_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	return v;
+}
+
+char **vm_engine_argv(enum vm_engine e, const struct vm_engine_opts *o, struct gr_error *err)
+{
+	return e == VM_ENGINE_GUREUM_VMM ? vm_vmm_argv(o, err) : vm_qemu_argv(o, err);
+}
+
+int vm_vmm_binary(const char *libexec_dir, char *out, struct gr_error *err)
+{
+	const char *e = getenv("GUREUM_VMM");
+	if (e && *e) {
+		snprintf(out, PATH_MAX, "%s", e);
+		if (e[0] != '/')
+			return gr_error_set(err, EINVAL, "GUREUM_VMM: \"%s\" is not an absolute path", e);
+		return access(out, X_OK) == 0 ? 0 : gr_error_sys(err, errno, "GUREUM_VMM %s", out);
+	}
+	const char *dir = libexec_dir && *libexec_dir ? libexec_dir : ".";
+	static const char *const where[] = { "%s/gureum-vmm", "%s/../vmm/gureum-vmm", "%s/../../bin/gureum-vmm" };
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof(p), where[i], dir) >= (int)sizeof(p) || access(p, X_OK) < 0)
+			continue;
+		/* An absolute, clean path: the supervisor runs it as given. */
+		char *real = realpath(p, NULL);
+		if (!real)
+			continue;
+		snprintf(out, PATH_MAX, "%s", real);
+		free(real);
+		return 0;
+	}
+	return gr_error_set(err, ENOENT, "gureum-vmm not found next to gureum-supervisor in %s, in the build tree's "
+			    "src/vmm or in the installed bin directory (set GUREUM_VMM, or use vm.engine=qemu)", dir);
 }

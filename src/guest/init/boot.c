@@ -18,6 +18,9 @@
 
 #include "common/cleanup.h"
 #include "console.h"
+#include "disks.h"
+
+#define VOLUME_WAIT_MS 10000
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4
@@ -226,4 +229,60 @@ void boot_poweroff(bool reboot_)
 	/* PID 1 must never exit (the kernel would panic): wait forever. */
 	for (;;)
 		pause();
+}
+
+/* mkdir -p for a path in the root file system (volume paths are checked by
+ * gureumd: absolute, no "." or ".."). */
+static int mkdir_p(const char *path)
+{
+	char p[4096];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+			*s = 0;
+			if (mkdir(p, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			if (!c)
+				return 0;
+			*s = c;
+		}
+	}
+}
+
+void boot_mount_volumes(const struct ginit_config *c)
+{
+	if (c->nvolumes && mkdir_p(GINIT_DISK_LINKS) < 0)
+		console_log("cannot create %s: %s", GINIT_DISK_LINKS, strerror(errno));
+	for (size_t i = 0; i < c->nvolumes; i++) {
+		const struct ginit_volume *v = &c->volumes[i];
+		char serial[32], dev[64], node[80], link[300];
+		struct gr_error err = { 0 };
+		snprintf(serial, sizeof(serial), GINIT_DISK_SERIAL, v->disk);
+		if (disks_wait_by_serial("/sys/block", serial, VOLUME_WAIT_MS, dev, sizeof(dev), &err) < 0) {
+			console_log("volume %s: %s", v->name, err.msg);
+			continue;
+		}
+		snprintf(node, sizeof(node), "/dev/%s", dev);
+		snprintf(link, sizeof(link), GINIT_DISK_LINKS "/%s", v->name);
+		(void)unlink(link);
+		if (symlink(node, link) < 0)
+			console_log("volume %s: cannot link %s: %s", v->name, link, strerror(errno));
+		if (!disks_is_ext4(node)) {
+			console_log("volume %s: %s has no ext4 file system: a raw disk (%s)", v->name, node, link);
+			continue;
+		}
+		int r = mkdir_p(v->path);
+		if (r < 0) {
+			console_log("volume %s: cannot create %s: %s", v->name, v->path, strerror(-r));
+			continue;
+		}
+		unsigned long flags = MS_NOSUID | MS_NODEV | (v->readonly ? MS_RDONLY : 0);
+		if (mount(node, v->path, "ext4", flags, NULL) < 0) {
+			console_log("volume %s: cannot mount %s on %s: %s", v->name, node, v->path, strerror(errno));
+			continue;
+		}
+		console_log("volume %s: %s on %s%s", v->name, node, v->path, v->readonly ? " (read-only)" : "");
+	}
 }

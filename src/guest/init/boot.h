@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "common/error.h"
+#include "config.h"
 
 #define GINIT_MODULES_LIST "/etc/gureum/modules"
 #define GINIT_NEWROOT "/newroot"
@@ -28,6 +29,12 @@ int boot_switch_root(const char *dev, const char *fstype, struct gr_error *err);
 /* In the new root: /dev/pts (devpts), /dev/shm, /dev/fd and std* links;
  * with `run_tmpfs`, a tmpfs on /run. Failures are logged, not fatal. */
 void boot_finish_mounts(bool run_tmpfs);
+/* Each block volume of c (after the switch to the root disk) gets
+ * /dev/disk/gureum/NAME, a symlink to its vdX, and, when it holds an ext4
+ * file system, is mounted at its path (read-only when attached so; the
+ * path is made); otherwise it stays a raw disk for the guest to format.
+ * Problems are logged, never fatal: the VM still boots. */
+void boot_mount_volumes(const struct ginit_config *c);
 /* sync, then reboot(2); never returns (halts forever if the kernel refuses). */
 void boot_poweroff(bool reboot) __attribute__((noreturn));
 

@@ -154,6 +154,71 @@ static int parse_network(json_t *n, struct ginit_network *net, struct gr_error *
 	return 0;
 }
 
+/* A volume's name as gureumd validates it (and safe as a file name). */
+static bool volume_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-'))
+			return false;
+	return true;
+}
+
+/* Absolute, not "/", no empty, "." or ".." components. */
+static bool volume_path_ok(const char *p)
+{
+	if (p[0] != '/' || !p[1] || strlen(p) >= 4096)
+		return false;
+	for (const char *c = p; *c;) {
+		const char *e = strchr(c + 1, '/');
+		size_t n = e ? (size_t)(e - c - 1) : strlen(c + 1);
+		if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+		if (!e)
+			break;
+		c = e;
+	}
+	return true;
+}
+
+static int parse_volumes(json_t *arr, struct ginit_config *c, struct gr_error *err)
+{
+	size_t n = json_array_size(arr);
+	if (n > GINIT_MAX_VOLUMES)
+		return gr_error_set(err, EINVAL, "volumes: %zu of them, at most %d", n, GINIT_MAX_VOLUMES);
+	if (n && !(c->volumes = calloc(n, sizeof(*c->volumes))))
+		return gr_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		struct ginit_volume *vol = &c->volumes[c->nvolumes];
+		char where[32];
+		snprintf(where, sizeof(where), "volumes[%zu]", i);
+		const char *name = NULL, *path = NULL;
+		uint32_t disk = 0;
+		int r;
+		if (!json_is_object(v))
+			return gr_error_set(err, EINVAL, "%s: expected an object", where);
+		if ((r = gr_json_get_uint32(v, where, "disk", &disk, err)) < 0 ||
+		    (r = gr_json_get_string(v, where, "name", &name, err)) < 0 ||
+		    (r = gr_json_get_string(v, where, "path", &path, err)) < 0 ||
+		    (r = gr_json_get_bool(v, where, "readonly", &vol->readonly, err)) < 0)
+			return r;
+		if (disk < 1 || disk > GINIT_MAX_VOLUMES)
+			return gr_error_set(err, EINVAL, "%s.disk: %u is not 1..%d", where, disk, GINIT_MAX_VOLUMES);
+		if (!name || !volume_name_ok(name))
+			return gr_error_set(err, EINVAL, "%s.name: expected a volume name", where);
+		if (!path || !volume_path_ok(path))
+			return gr_error_set(err, EINVAL, "%s.path: expected an absolute path", where);
+		vol->disk = disk;
+		if (!(vol->name = strdup(name)) || !(vol->path = strdup(path)))
+			return gr_error_set(err, ENOMEM, "out of memory");
+		c->nvolumes++;
+	}
+	return 0;
+}
+
 int ginit_config_parse(const char *text, struct ginit_config *c, struct gr_error *err)
 {
 	*c = (struct ginit_config){ 0 };
@@ -215,6 +280,11 @@ int ginit_config_parse(const char *text, struct ginit_config *c, struct gr_error
 	}
 	if (!(c->agent_port = strdup(s)))
 		goto nomem;
+	if ((r = gr_json_get_bool(j, "", "root_by_serial", &c->has_root_disk, err)) < 0)
+		goto fail;
+	json_t *vols = NULL;
+	if ((r = gr_json_get_array(j, "", "volumes", &vols, err)) < 0 || (r > 0 && (r = parse_volumes(vols, c, err)) < 0))
+		goto fail;
 	uint32_t vp = 1024;
 	if ((r = gr_json_get_uint32(j, "", "agent_vsock_port", &vp, err)) < 0)
 		goto fail;
@@ -254,5 +324,10 @@ void ginit_config_free(struct ginit_config *c)
 	free(c->root);
 	free(c->rootfstype);
 	free(c->init);
+	for (size_t i = 0; i < c->nvolumes; i++) {
+		free(c->volumes[i].name);
+		free(c->volumes[i].path);
+	}
+	free(c->volumes);
 	*c = (struct ginit_config){ 0 };
 }

@@ -22,6 +22,15 @@ struct ginit_network {
 	struct in_addr dns[GINIT_MAX_DNS];
 };
 
+/* A block volume: the disk with virtio serial "gureum-diskN" (N = disk). */
+struct ginit_volume {
+	unsigned disk;              /* 1.. (0 is the root disk) */
+	char *name;                 /* the volume's name: /dev/disk/gureum/NAME */
+	char *path;                 /* where it is mounted when it holds ext4 */
+	bool readonly;
+};
+#define GINIT_MAX_VOLUMES 32
+
 struct ginit_config {
 	char *hostname;             /* NULL: unchanged */
 	char **command;             /* NULL: exec the image's init */
@@ -32,6 +41,9 @@ struct ginit_config {
 	char *agent_port;           /* "org.gureum.agent.0": ports org.gureum.agent.N are served */
 	unsigned agent_vsock_port;  /* 0: no vsock listener */
 	char *root;                 /* "/dev/vda" */
+	bool has_root_disk;         /* the root is the disk with serial "gureum-disk0", not `root` */
+	struct ginit_volume *volumes;
+	size_t nvolumes;
 	char *rootfstype;           /* "ext4" */
 	char *init;                 /* "/sbin/init" */
 };

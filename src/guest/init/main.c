@@ -34,6 +34,7 @@
 #include "agent.h"
 #include "agent_vm.h"
 #include "boot.h"
+#include "disks.h"
 #include "config.h"
 #include "console.h"
 #include "net.h"
@@ -442,6 +443,16 @@ int main(int argc, char **argv)
 	if (ginit_config_load(GINIT_CONFIG_PATH, &cfg, &err) < 0)
 		fatal("%s", err.msg);
 	boot_load_modules(GINIT_MODULES_LIST);
+	if (cfg.has_root_disk) {
+		/* Found by its serial: with volumes, vda is not always the root. */
+		char dev[64], serial[32];
+		snprintf(serial, sizeof(serial), GINIT_DISK_SERIAL, 0u);
+		if (disks_wait_by_serial("/sys/block", serial, ROOT_WAIT_MS, dev, sizeof(dev), &err) < 0)
+			fatal("no root disk: %s (is virtio_blk loaded, and does the VM have its disk?)", err.msg);
+		free(cfg.root);
+		if (asprintf(&cfg.root, "/dev/%s", dev) < 0)
+			fatal("out of memory");
+	}
 	if (boot_wait_for_block(cfg.root, ROOT_WAIT_MS, &err) < 0)
 		fatal("%s", err.msg);
 	if (boot_switch_root(cfg.root, cfg.rootfstype, &err) < 0)
@@ -457,6 +468,7 @@ int main(int argc, char **argv)
 					   "(give the instance a command to run one)"
 					 : "the image's init is %s", cfg.init);
 	boot_finish_mounts(command_mode);
+	boot_mount_volumes(&cfg);
 	set_hostname();
 	setup_network(command_mode);
 	if (command_mode)
