@@ -112,6 +112,23 @@ static bool has(char **v, const char *s)
 	return false;
 }
 
+static size_t find(char **v, const char *s)
+{
+	for (size_t i = 0; v[i]; i++)
+		if (strcmp(v[i], s) == 0)
+			return i;
+	fail_msg("\"%s\" is not in the argument vector", s);
+	return 0;
+}
+
+/* The value after option opt. */
+static const char *after(char **v, const char *opt)
+{
+	size_t i = find(v, opt);
+	assert_non_null(v[i + 1]);
+	return v[i + 1];
+}
+
 static void test_qemu_argv(void **state)
 {
 	(void)state;
@@ -153,21 +170,42 @@ static void test_qemu_argv(void **state)
 	assert_null(vm_qemu_argv(&small, &err));
 }
 
-static size_t find(char **v, const char *s)
+/* Block volumes: disks 1.. after the root (disk 0), with the same serials
+ * under both engines; read-only passed on; too many, or a path that would
+ * add options, refused. */
+static void test_volume_disks(void **state)
 {
-	for (size_t i = 0; v[i]; i++)
-		if (strcmp(v[i], s) == 0)
-			return i;
-	fail_msg("\"%s\" is not in the argument vector", s);
-	return 0;
-}
-
-/* The value after option opt. */
-static const char *after(char **v, const char *opt)
-{
-	size_t i = find(v, opt);
-	assert_non_null(v[i + 1]);
-	return v[i + 1];
+	(void)state;
+	struct gr_error err = { 0 };
+	struct vm_disk vols[VM_MAX_VOLUMES + 1] = { { "/v/data.img", false }, { "/v/logs.img", true } };
+	struct vm_engine_opts o = { .name = "v1", .cpus = 1, .memory_mib = 512, .kernel = "/k/vmlinuz",
+				  .initrd = "/s/initrd.img", .disk = "/s/root.img", .run_dir = "/run/g/instances/v1",
+				  .volumes = vols, .nvolumes = 2, .binary = "/usr/bin/gureum-vmm" };
+	char **v = vm_qemu_argv(&o, &err);
+	assert_non_null(v);
+	assert_true(has(v, "virtio-blk-device,drive=root,serial=gureum-disk0"));
+	assert_true(has(v, "id=vol1,file=/v/data.img,format=raw,if=none,cache=none,aio=threads"));
+	assert_true(has(v, "virtio-blk-device,drive=vol1,serial=gureum-disk1"));
+	assert_true(has(v, "id=vol2,file=/v/logs.img,format=raw,if=none,cache=none,aio=threads,readonly=on"));
+	assert_true(has(v, "virtio-blk-device,drive=vol2,serial=gureum-disk2"));
+	gr_strv_free(v);
+	v = vm_vmm_argv(&o, &err);
+	assert_non_null(v);
+	size_t root = find(v, "/s/root.img"), data = find(v, "/v/data.img"), logs = find(v, "/v/logs.img,ro");
+	assert_true(root < data && data < logs); /* gureum-vmm's serials follow the order of --disk */
+	assert_string_equal(v[data - 1], "--disk");
+	gr_strv_free(v);
+	vols[1].path = "/v/x,readonly=off";
+	assert_null(vm_qemu_argv(&o, &err));
+	assert_int_equal(err.code, EINVAL);
+	assert_null(vm_vmm_argv(&o, &err));
+	assert_int_equal(err.code, EINVAL);
+	vols[1].path = "/v/logs.img";
+	for (size_t i = 0; i <= VM_MAX_VOLUMES; i++)
+		vols[i] = (struct vm_disk){ "/v/n.img", false };
+	o.nvolumes = VM_MAX_VOLUMES + 1;
+	assert_null(vm_qemu_argv(&o, &err));
+	assert_int_equal(err.code, E2BIG);
 }
 
 static void test_vmm_argv(void **state)
@@ -315,6 +353,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_probe_and_choose),
 		cmocka_unit_test(test_qemu_argv),
+		cmocka_unit_test(test_volume_disks),
 		cmocka_unit_test(test_vmm_argv),
 		cmocka_unit_test(test_vmm_binary),
 	};

@@ -121,9 +121,21 @@ static bool qemu_safe(const char *s)
 	return true;
 }
 
-/* The volumes' paths can be passed (',' separates options to both engines). */
-static int volumes_ok(const char *engine, const struct vm_engine_opts *o, struct gr_error *err)
+/* What both engines take in their options: every path and name can be
+ * passed (',' separates options, '=' keys: QEMU's and gureum-vmm's), the
+ * shape is sane, the volumes are few enough. */
+static int opts_ok(const char *engine, const struct vm_engine_opts *o, struct gr_error *err)
 {
+	const char *paths[] = { o->kernel, o->initrd, o->disk, o->run_dir, o->name };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (!qemu_safe(paths[i]))
+			return gr_error_set(err, EINVAL, "%s: \"%s\" cannot be passed in an option (',' '=' or a "
+					    "control character)", engine, paths[i] ? paths[i] : "(none)");
+	if ((o->tap && !qemu_safe(o->tap)) || (o->mac && !qemu_safe(o->mac)))
+		return gr_error_set(err, EINVAL, "%s: bad tap or MAC", engine);
+	if (o->cpus < 1 || o->cpus > 255 || o->memory_mib < 64)
+		return gr_error_set(err, EINVAL, "%s: %u vCPUs and %llu MiB cannot be", engine, o->cpus,
+				    (unsigned long long)o->memory_mib);
 	if (o->nvolumes > VM_MAX_VOLUMES)
 		return gr_error_set(err, E2BIG, "%s: %zu block volumes, at most %d", engine, o->nvolumes, VM_MAX_VOLUMES);
 	for (size_t i = 0; i < o->nvolumes; i++)
@@ -135,24 +147,8 @@ static int volumes_ok(const char *engine, const struct vm_engine_opts *o, struct
 
 char **vm_qemu_argv(const struct vm_engine_opts *o, struct gr_error *err)
 {
-	if (volumes_ok("QEMU", o, err) < 0)
+	if (opts_ok("QEMU", o, err) < 0)
 		return NULL;
-	const char *paths[] = { o->kernel, o->initrd, o->disk, o->run_dir, o->name };
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (!qemu_safe(paths[i])) {
-			gr_error_set(err, EINVAL, "QEMU: \"%s\" cannot be passed in an option (',' '=' or a control "
-				     "character)", paths[i] ? paths[i] : "(none)");
-			return NULL;
-		}
-	if ((o->tap && !qemu_safe(o->tap)) || (o->mac && !qemu_safe(o->mac))) {
-		gr_error_set(err, EINVAL, "QEMU: bad tap or MAC");
-		return NULL;
-	}
-	if (o->cpus < 1 || o->cpus > 255 || o->memory_mib < 64) {
-		gr_error_set(err, EINVAL, "QEMU: %u vCPUs and %llu MiB cannot be", o->cpus,
-			     (unsigned long long)o->memory_mib);
-		return NULL;
-	}
 	const char *qemu = o->binary ? o->binary : getenv("GUREUM_QEMU");
 	char **v = NULL;
 	size_t n = 0;
@@ -219,28 +215,10 @@ char **vm_qemu_argv(const struct vm_engine_opts *o, struct gr_error *err)
 
 char **vm_vmm_argv(const struct vm_engine_opts *o, struct gr_error *err)
 {
-	if (volumes_ok("gureum-vmm", o, err) < 0)
+	if (opts_ok("gureum-vmm", o, err) < 0)
 		return NULL;
-	/* gureum-vmm's --disk PATH[,ro][,direct] and --net tap=IF,mac=MAC take
-	 * ',' as a separator too. */
-	const char *paths[] = { o->kernel, o->initrd, o->disk, o->run_dir };
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (!qemu_safe(paths[i])) {
-			gr_error_set(err, EINVAL, "gureum-vmm: \"%s\" cannot be passed in an option (',' '=' or a "
-				     "control character)", paths[i] ? paths[i] : "(none)");
-			return NULL;
-		}
-	if ((o->tap && !qemu_safe(o->tap)) || (o->mac && !qemu_safe(o->mac))) {
-		gr_error_set(err, EINVAL, "gureum-vmm: bad tap or MAC");
-		return NULL;
-	}
 	if (!o->binary || o->binary[0] != '/') {
 		gr_error_set(err, EINVAL, "gureum-vmm: no program (an absolute path is needed)");
-		return NULL;
-	}
-	if (o->cpus < 1 || o->cpus > 255 || o->memory_mib < 64) {
-		gr_error_set(err, EINVAL, "gureum-vmm: %u vCPUs and %llu MiB cannot be", o->cpus,
-			     (unsigned long long)o->memory_mib);
 		return NULL;
 	}
 	/* gureum-vmm connects guest-initiated streams to PATH_<port>: its limit. */
