@@ -1,6 +1,7 @@
 /* The image store: files under STATE/images and rows in the database
  * (store.h explains the layout and the commit order). */
 #include "daemon/image/store.h"
+#include "daemon/image/vmdisk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -337,6 +338,10 @@ int image_store_open(const char *state_dir, struct store *db, struct image_store
 		image_store_close(is);
 		return rc;
 	}
+	/* VM disk caches a crash left half-made, or of images gone since. */
+	struct gr_error verr = { 0 };
+	if (vmdisk_cache_sweep(state_dir, &verr) < 0)
+		gr_warn("image store: VM disk cache: %s", verr.msg);
 	*out = is;
 	return 0;
 }
@@ -611,6 +616,9 @@ int image_store_delete(struct image_store *is, const char *ref, struct gr_error 
 		gr_warn("image %s: cannot move %s aside: %s", fp, dir, strerror(errno));
 	*strrchr(aside, '/') = '\0';
 	image_store_unstage(aside);
+	struct gr_error verr = { 0 };
+	if (vmdisk_cache_remove(is->state_dir, fp, &verr) < 0) /* its VM disks: a warning, the image is gone */
+		gr_warn("image %s: %s", fp, verr.msg);
 	gc_layers(is, NULL);
 	return 0;
 }

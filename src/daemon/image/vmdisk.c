@@ -7,16 +7,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 #define MIB (1ull << 20)
@@ -208,42 +213,319 @@ int vmdisk_build_from_dir(const char *dir, const char *file, uint64_t size, stru
 	return 0;
 }
 
+/* ---- the per-image cache ---- */
+
+/* Every temporary entry of the cache has this in its name. */
+#define TMP_MARK ".tmp-"
+
+/* STATE/vm/images/FP (out), after checking fp: it becomes a path. */
+static int cache_dir(const char *state_dir, const char *fp, char out[PATH_MAX], struct gr_error *err)
+{
+	if (!image_hex_valid(fp))
+		return gr_error_set(err, EINVAL, "\"%s\" is not an image fingerprint (64 hex digits)", fp ? fp : "");
+	if (snprintf(out, PATH_MAX, "%s/vm/images/%s", state_dir, fp) >= PATH_MAX - 64)
+		return gr_error_set(err, ENAMETOOLONG, "state directory %s: path too long", state_dir);
+	return 0;
+}
+
+/* Creates STATE/vm (0755, as the initramfs cache makes it), STATE/vm/images
+ * and dir (0700: the trees hold the images' files with their owners). */
+static int cache_mkdirs(const char *state_dir, const char *dir, struct gr_error *err)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/vm", state_dir);
+	int r = gr_mkdir_p(p, 0755, err);
+	if (r < 0)
+		return r;
+	snprintf(p, sizeof(p), "%s/vm/images", state_dir);
+	if ((r = gr_mkdir_p(p, 0700, err)) < 0)
+		return r;
+	return gr_mkdir_p(dir, 0700, err);
+}
+
+/* dir's .lock, locked (flock, exclusive; waits): the descriptor, or -errno. */
+static int cache_lock(const char *dir, bool wait, struct gr_error *err)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/.lock", dir);
+	int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return gr_error_sys(err, errno, "cannot open %s", p);
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno == EINTR)
+			continue;
+		int r = errno == EWOULDBLOCK ? -EWOULDBLOCK : gr_error_sys(err, errno, "cannot lock %s", p);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Removes dir's temporary entries: what a build cut short left (call with
+ * dir's lock held: only a builder holding it makes them). */
+static int cache_clean_temps(const char *dir, struct gr_error *err)
+{
+	gr_autoclosedir DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : gr_error_sys(err, errno, "cannot read %s", dir);
+	int r = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strstr(e->d_name, TMP_MARK))
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		struct gr_error e2 = { 0 };
+		if (gr_rm_rf(p, &e2) < 0 && r == 0) {
+			*err = e2;
+			r = -e2.code;
+		}
+	}
+	return r;
+}
+
+/* The flattened tree dir/rootfs: there already, or made under dir's lock
+ * in dir/.tmp-XXXXXX/rootfs and renamed into place. */
+static int cache_rootfs(const struct image_layers *img, const char *dir, const char *root, struct gr_error *err)
+{
+	struct stat st;
+	if (lstat(root, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	gr_autoclose int lock = cache_lock(dir, true, err);
+	if (lock < 0)
+		return lock;
+	if (lstat(root, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0; /* made by another build meanwhile */
+	struct gr_error ignored = { 0 };
+	(void)cache_clean_temps(dir, &ignored); /* unique names: a leftover never stands in the way */
+	gr_autofree char **dirs = calloc(img->n ? img->n : 1, sizeof(char *));
+	gr_autofree char *paths = malloc((img->n ? img->n : 1) * PATH_MAX);
+	if (!dirs || !paths)
+		return gr_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->n; i++) {
+		dirs[i] = paths + i * PATH_MAX;
+		snprintf(dirs[i], PATH_MAX, "%s/%s", img->layers_dir, img->hex[i]);
+	}
+	char work[PATH_MAX], tree[PATH_MAX + 16];
+	snprintf(work, sizeof(work), "%s/" TMP_MARK "XXXXXX", dir);
+	if (!mkdtemp(work))
+		return gr_error_sys(err, errno, "cannot create %s", work);
+	snprintf(tree, sizeof(tree), "%s/rootfs", work);
+	int r = layer_flatten((const char *const *)dirs, img->n, tree, err);
+	/* Kept for good, so on disk before its name says it is whole (layer_flatten
+	 * syncs nothing): one syncfs per image. */
+	gr_autoclose int wfd = r == 0 ? open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (r == 0 && (wfd < 0 || syncfs(wfd) < 0))
+		r = gr_error_sys(err, errno, "cannot sync %s", work);
+	if (r == 0 && rename(tree, root) < 0)
+		r = gr_error_sys(err, errno, "cannot rename %s to %s", tree, root);
+	(void)gr_rm_rf(work, NULL); /* left over: removed by the next build */
+	return r;
+}
+
+/* The disk of size bytes made from root: dir/disk-SIZE.img there already,
+ * or built under dir's lock (vmdisk_build_from_dir: a temporary name, then
+ * renamed) and made read-only. */
+static int cache_disk(const char *dir, const char *root, uint64_t size, char disk[PATH_MAX], struct gr_error *err)
+{
+	snprintf(disk, PATH_MAX, "%s/disk-%llu.img", dir, (unsigned long long)size);
+	struct stat st;
+	if (lstat(disk, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	gr_autoclose int lock = cache_lock(dir, true, err);
+	if (lock < 0)
+		return lock;
+	if (lstat(disk, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	struct gr_error ignored = { 0 };
+	(void)cache_clean_temps(dir, &ignored);
+	int r = vmdisk_build_from_dir(root, disk, size, err);
+	if (r < 0)
+		return r;
+	(void)chmod(disk, 0400); /* never written: clones are */
+	return 0;
+}
+
+/* Copies bytes [from, to) of in to out at the same offsets:
+ * copy_file_range, else (another file system, no support) pread/pwrite. */
+static int copy_range(int in, int out, off_t from, off_t to)
+{
+	char *buf = NULL;
+	int r = 0;
+	while (from < to && r == 0) {
+		size_t len = (size_t)(to - from) > (1u << 30) ? (1u << 30) : (size_t)(to - from);
+		off_t io = from, oo = from;
+		ssize_t n = -1;
+		if (!buf) {
+			n = copy_file_range(in, &io, out, &oo, len, 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) &&
+			    !(buf = malloc(1u << 20))) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		if (buf) {
+			n = pread(in, buf, len < (1u << 20) ? len : (1u << 20), from);
+			for (ssize_t w = 0, k; n > 0 && w < n; w += k)
+				if ((k = pwrite(out, buf + w, (size_t)(n - w), from + w)) <= 0) {
+					n = k < 0 ? -1 : (errno = EIO, -1);
+					break;
+				}
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n == 0 ? -ENODATA : -errno; /* 0: in shrank meanwhile */
+		else
+			from += n;
+	}
+	free(buf);
+	return r;
+}
+
+/* Copies in (size bytes) to out: its data extents only (SEEK_DATA,
+ * SEEK_HOLE), so holes stay holes (out must be empty). */
+static int copy_sparse(int in, int out, off_t size)
+{
+	for (off_t pos = 0; pos < size;) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* a hole to the end */
+		if (data < 0)
+			return errno == EINVAL || errno == EOPNOTSUPP ? copy_range(in, out, pos, size) : -errno;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0 || hole > size)
+			hole = size;
+		int r = copy_range(in, out, data, hole);
+		if (r < 0)
+			return r;
+		pos = hole;
+	}
+	return ftruncate(out, size) < 0 ? -errno : 0;
+}
+
+/* file (must not exist), a copy of the disk src independent of it: a
+ * reflink (FICLONE) where the file system has them, else a sparse copy;
+ * made as file.tmp-XXXXXX, synced, renamed into place. */
+static int clone_disk(const char *src, const char *file, struct gr_error *err)
+{
+	gr_autoclose int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0)
+		return gr_error_sys(err, errno, "cannot open %s", src);
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s" TMP_MARK "XXXXXX", file) >= (int)sizeof(tmp))
+		return gr_error_set(err, ENAMETOOLONG, "path too long: %s", file);
+	gr_autoclose int out = mkostemp(tmp, O_CLOEXEC);
+	if (out < 0)
+		return gr_error_sys(err, errno, "cannot create %s", tmp);
+	int r = 0;
+	if (fchmod(out, 0600) < 0)
+		r = gr_error_sys(err, errno, "cannot set the mode of %s", tmp);
+	else if (ioctl(out, FICLONE, in) < 0 && (r = copy_sparse(in, out, st.st_size)) < 0)
+		r = gr_error_sys(err, -r, "cannot copy %s to %s", src, tmp);
+	if (r == 0 && fsync(out) < 0)
+		r = gr_error_sys(err, errno, "fsync %s", tmp);
+	if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, file, RENAME_NOREPLACE) < 0)
+		r = errno == EEXIST ? gr_error_set(err, EEXIST, "%s already exists", file)
+				    : gr_error_sys(err, errno, "cannot rename %s to %s", tmp, file);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
 int vmdisk_build(const char *state_dir, const char *fingerprint, const char *file, uint64_t size,
 		 vmdisk_check_fn check, void *check_ctx, struct gr_error *err)
 {
-	_cleanup_(image_layers_free) struct image_layers img = { 0 };
-	int r = image_layers_load(state_dir, fingerprint, &img, err);
+	if (size == 0)
+		size = VMDISK_DEFAULT_SIZE;
+	if (size > VMDISK_MAX_SIZE)
+		return gr_error_set(err, EINVAL, "disk size: at most 16TiB");
+	size = round_mib(size);
+	char dir[PATH_MAX], root[PATH_MAX + 8], disk[PATH_MAX];
+	int r = cache_dir(state_dir, fingerprint, dir, err);
 	if (r < 0)
 		return r;
-	gr_autofree char **dirs = calloc(img.n, sizeof(char *));
-	gr_autofree char *paths = malloc(img.n * PATH_MAX);
-	if (!dirs || !paths)
-		return gr_error_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; i < img.n; i++) {
-		dirs[i] = paths + i * PATH_MAX;
-		snprintf(dirs[i], PATH_MAX, "%s/%s", img.layers_dir, img.hex[i]);
-	}
-	char work[PATH_MAX], root[PATH_MAX + 16];
-	if (snprintf(work, sizeof(work), "%s.rootfs-XXXXXX", file) >= (int)sizeof(work))
-		return gr_error_set(err, ENAMETOOLONG, "path too long: %s", file);
-	if (!mkdtemp(work))
-		return gr_error_sys(err, errno, "cannot create %s", work);
-	snprintf(root, sizeof(root), "%s/rootfs", work);
-	r = layer_flatten((const char *const *)dirs, img.n, root, err);
-	if (r == 0 && check) {
-		int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (access(file, F_OK) == 0)
+		return gr_error_set(err, EEXIST, "%s already exists", file);
+	/* The image is still whole in the store, cached or not. */
+	_cleanup_(image_layers_free) struct image_layers img = { 0 };
+	if ((r = image_layers_load(state_dir, fingerprint, &img, err)) < 0)
+		return r;
+	snprintf(root, sizeof(root), "%s/rootfs", dir);
+	if ((r = cache_mkdirs(state_dir, dir, err)) < 0 || (r = cache_rootfs(&img, dir, root, err)) < 0)
+		return gr_error_prefix(err, "image %.12s", fingerprint);
+	if (check) {
+		int fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		r = fd < 0 ? gr_error_sys(err, errno, "cannot open %s", root) : check(fd, check_ctx, err);
 		if (fd >= 0)
 			close(fd);
 	}
-	if (r == 0)
-		r = vmdisk_build_from_dir(root, file, size, err);
-	struct gr_error rerr = { 0 };
-	if (gr_rm_rf(work, &rerr) < 0 && r == 0) {
-		*err = rerr;
-		r = -rerr.code;
+	if (r < 0 || (r = cache_disk(dir, root, size, disk, err)) < 0 || (r = clone_disk(disk, file, err)) < 0)
+		return gr_error_prefix(err, "image %.12s", fingerprint);
+	return 0;
+}
+
+int vmdisk_cache_remove(const char *state_dir, const char *fingerprint, struct gr_error *err)
+{
+	char dir[PATH_MAX], aside[PATH_MAX], moved[PATH_MAX + 80];
+	int r = cache_dir(state_dir, fingerprint, dir, err);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : gr_error_sys(err, errno, "cannot stat %s", dir);
+	/* Renamed aside first: a build never sees half a cache. */
+	snprintf(aside, sizeof(aside), "%s/vm/images/" TMP_MARK "XXXXXX", state_dir);
+	if (!mkdtemp(aside))
+		return gr_error_sys(err, errno, "cannot create %s", aside);
+	snprintf(moved, sizeof(moved), "%s/%s", aside, fingerprint);
+	if (rename(dir, moved) < 0) {
+		r = errno == ENOENT ? 0 : gr_error_sys(err, errno, "cannot move %s aside", dir);
+		rmdir(aside);
+		return r;
 	}
-	return r < 0 ? gr_error_prefix(err, "image %.12s", fingerprint) : 0;
+	return gr_rm_rf(aside, err);
+}
+
+int vmdisk_cache_sweep(const char *state_dir, struct gr_error *err)
+{
+	char top[PATH_MAX];
+	if (snprintf(top, sizeof(top), "%s/vm/images", state_dir) >= (int)sizeof(top) - 80)
+		return gr_error_set(err, ENAMETOOLONG, "state directory %s: path too long", state_dir);
+	gr_autoclosedir DIR *d = opendir(top);
+	if (!d)
+		return errno == ENOENT ? 0 : gr_error_sys(err, errno, "cannot read %s", top);
+	int r = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct gr_error e2 = { 0 };
+		int k = 0;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", top, e->d_name);
+		if (strstr(e->d_name, TMP_MARK)) {
+			k = gr_rm_rf(p, &e2); /* a removal cut short */
+		} else if (image_hex_valid(e->d_name)) {
+			char json[PATH_MAX + 80];
+			snprintf(json, sizeof(json), "%s/images/%s/image.json", state_dir, e->d_name);
+			if (access(json, F_OK) < 0 && errno == ENOENT) {
+				k = vmdisk_cache_remove(state_dir, e->d_name, &e2); /* its image is gone */
+			} else {
+				int lock = cache_lock(p, false, &e2);
+				if (lock >= 0) {
+					k = cache_clean_temps(p, &e2);
+					close(lock);
+				} else if (lock != -EWOULDBLOCK) {
+					k = lock; /* EWOULDBLOCK: being built, its temps are in use */
+				}
+			}
+		}
+		if (k < 0 && r == 0) {
+			*err = e2;
+			r = k;
+		}
+	}
+	return r;
 }
 
 int vmdisk_grow(const char *file, uint64_t new_size, struct gr_error *err)

@@ -1,12 +1,24 @@
 /* VM disks: a sparse raw file holding an ext4 file system made from an
  * image's root file system, one per VM instance (the VM issue uses it).
  *
- * The image's layers are flattened (layer_flatten) into a temporary
- * directory next to the disk, then `mkfs.ext4 -q -F -b 4096 -L gureum-root
- * -d DIR FILE SIZEk` (e2fsprogs, run with an argument vector, never a shell)
- * writes the file system into FILE.tmp-XXXXXX, which is renamed to FILE once
- * whole. A disk is grown (never shrunk) with a truncate and resize2fs,
- * after an e2fsck -f that resize2fs insists on.
+ * An image's disk is built once and cloned per instance. The cache, per
+ * image (its fingerprint names its content, so an entry never goes stale):
+ *
+ *   STATE/vm/images/FP/rootfs/          the image's layers flattened (layer_flatten)
+ *   STATE/vm/images/FP/disk-SIZE.img    `mkfs.ext4 -q -F -b 4096 -L gureum-root -d rootfs`
+ *                                       into SIZE bytes (one per size asked; read-only)
+ *   STATE/vm/images/FP/.lock            flock'd by whoever builds one of the above
+ *
+ * Each is made under a temporary name holding ".tmp-" in the same directory
+ * and renamed into place, under the lock, so racing builds make it once and
+ * nobody sees half of one; temporaries a crash left are removed by the next
+ * build that takes the lock, and by vmdisk_cache_sweep. An instance's disk
+ * is a clone of the cached one (FICLONE where the file system has reflinks,
+ * else a sparse copy: SEEK_DATA/SEEK_HOLE and copy_file_range), as
+ * FILE.tmp-XXXXXX renamed to FILE: independent of the cache either way.
+ * A disk is grown (never shrunk) with a truncate and resize2fs, after an
+ * e2fsck -f that resize2fs insists on. e2fsprogs run with an argument
+ * vector, never a shell.
  *
  * Every function returns 0 or a negative errno with err filled; the
  * programs' own error output is in the message. */
@@ -29,16 +41,29 @@ int vmdisk_min_size(const char *dir, uint64_t *out, struct gr_error *err);
  * -ENOSPC naming the minimum when size is below vmdisk_min_size. */
 int vmdisk_build_from_dir(const char *dir, const char *file, uint64_t size, struct gr_error *err);
 
-/* Looks at the flattened tree (root: its directory, O_PATH) before its file
- * system is made; a negative errno (err filled) stops the build. */
+/* Looks at the flattened tree (root: its directory, O_PATH; the image's
+ * cached one, shared: look, never change) before the instance's disk is
+ * made; a negative errno (err filled) stops the build. */
 typedef int (*vmdisk_check_fn)(int root, void *ctx, struct gr_error *err);
 
 /* The same from image fingerprint of the store at state_dir (its
- * image.json's layers, flattened next to file and removed afterwards);
- * check (optional) is called on the flattened tree first. Nothing is left
- * behind on failure. */
+ * image.json's layers, which must all be there): the cached tree is made if
+ * missing, check (optional) is called on it, the cached disk of that size is
+ * made if missing and cloned to file. Nothing is left at file on failure
+ * (the cache may stay: it is the image's). */
 int vmdisk_build(const char *state_dir, const char *fingerprint, const char *file, uint64_t size,
 		 vmdisk_check_fn check, void *check_ctx, struct gr_error *err);
+
+/* Removes the image's cache (renamed aside, then removed); none is fine.
+ * For the image store's delete: a failure there is a warning, not a
+ * reason to keep the image. */
+int vmdisk_cache_remove(const char *state_dir, const char *fingerprint, struct gr_error *err);
+
+/* At start-up: removes every temporary entry of the cache (builds and
+ * removals a crash cut short; an image being built right now, its lock
+ * held, is left alone) and the caches of images that are no longer in the
+ * store. Goes on past failures; the first is returned. */
+int vmdisk_cache_sweep(const char *state_dir, struct gr_error *err);
 
 /* Grows the disk and its file system to new_size (rounded up to a MiB);
  * -EINVAL for a smaller size (shrinking is refused), 0 for the same. The
