@@ -589,25 +589,7 @@ static int container_file_pull_(const struct driver_env *env, const struct insta
 	return 0;
 }
 
-/* ---- console, log, scan ---- */
-
-static int container_console_(const struct driver_env *env, const struct instance_spec *spec, int *fd,
-			      struct gr_error *err)
-{
-	struct instance_paths p;
-	int r = paths_for(env, spec, &p, err);
-	return r < 0 ? r : supervised_console(&p, spec->name, fd, err);
-}
-
-static int container_log_path_(const struct driver_env *env, const struct instance_spec *spec, char **path,
-			       struct gr_error *err)
-{
-	struct instance_paths p;
-	int r = paths_for(env, spec, &p, err);
-	return r < 0 ? r : supervised_log_path(&p, path, err);
-}
-
-
+/* ---- scan ---- */
 
 struct names {
 	char **v;
@@ -675,8 +657,8 @@ const struct instance_driver container_driver = {
 	.exec = container_exec_,
 	.file_push = container_file_push_,
 	.file_pull = container_file_pull_,
-	.console = container_console_,
-	.log_path = container_log_path_,
+	.console = supervised_console_op,
+	.log_path = supervised_log_path_op,
 	.scan = container_scan_,
 	.cleanup = container_cleanup_,
 };

@@ -448,3 +448,19 @@ out:
 		(void)unlinkat(dirfd, sockname, 0);
 	return r;
 }
+
+int supervised_console_op(const struct driver_env *env, const struct instance_spec *spec, int *fd,
+			  struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = instance_paths_init(&p, env->state_dir, env->run_dir, spec->name, err);
+	return r < 0 ? r : supervised_console(&p, spec->name, fd, err);
+}
+
+int supervised_log_path_op(const struct driver_env *env, const struct instance_spec *spec, char **path,
+			   struct gr_error *err)
+{
+	struct instance_paths p;
+	int r = instance_paths_init(&p, env->state_dir, env->run_dir, spec->name, err);
+	return r < 0 ? r : supervised_log_path(&p, path, err);
+}

@@ -55,6 +55,12 @@ int supervised_exec(const struct driver_env *env, const struct instance_paths *p
 int supervised_console(const struct instance_paths *p, const char *name, int *fd, struct gr_error *err);
 /* STATE/instances/NAME/logs/console.log, malloc'd. */
 int supervised_log_path(const struct instance_paths *p, char **path, struct gr_error *err);
+/* The two above as driver operations (instance_driver.console, .log_path):
+ * the same for every supervised instance type. */
+int supervised_console_op(const struct driver_env *env, const struct instance_spec *spec, int *fd,
+			  struct gr_error *err);
+int supervised_log_path_op(const struct driver_env *env, const struct instance_spec *spec, char **path,
+			   struct gr_error *err);
 /* Fills st from the supervisor's liveness and exit.json: state RUNNING (or
  * STOPPED without a supervisor), exit code, reason, restarts. The caller
  * refines state (paused, starting). */

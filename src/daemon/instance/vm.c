@@ -692,21 +692,6 @@ static int vm_file_pull_(const struct driver_env *env, const struct instance_spe
 	return r;
 }
 
-static int vm_console_(const struct driver_env *env, const struct instance_spec *spec, int *fd, struct gr_error *err)
-{
-	struct instance_paths p;
-	int r = paths_for(env, spec, &p, err);
-	return r < 0 ? r : supervised_console(&p, spec->name, fd, err);
-}
-
-static int vm_log_path_(const struct driver_env *env, const struct instance_spec *spec, char **path,
-			struct gr_error *err)
-{
-	struct instance_paths p;
-	int r = paths_for(env, spec, &p, err);
-	return r < 0 ? r : supervised_log_path(&p, path, err);
-}
-
 /* Is RUN/instances/NAME a VM's (its vm.json)? */
 bool vm_is_vm_run_dir(const char *run_dir, const char *name)
 {
@@ -749,7 +734,7 @@ const struct instance_driver vm_driver = {
 	.exec = vm_exec_,
 	.file_push = vm_file_push_,
 	.file_pull = vm_file_pull_,
-	.console = vm_console_,
-	.log_path = vm_log_path_,
+	.console = supervised_console_op,
+	.log_path = supervised_log_path_op,
 	.scan = vm_scan_,
 };
