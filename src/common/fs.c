@@ -246,21 +246,32 @@ static int read_stat_fields(pid_t pid, char *buf, size_t n, char **after)
 	return 0;
 }
 
-int gr_proc_start_time(pid_t pid, uint64_t *out, struct gr_error *err)
+int gr_proc_stat_fields(pid_t pid, int first, int count, uint64_t *out)
 {
 	char buf[1024], *p;
+	if (first < 4 || count < 1)
+		return -EINVAL;
 	int r = read_stat_fields(pid, buf, sizeof(buf), &p);
 	if (r < 0)
-		return gr_error_sys(err, -r, "cannot read /proc/%d/stat", (int)pid);
-	/* p is at field 3 (state); start time is field 22. */
-	for (int field = 3; field < 22; field++) {
+		return r;
+	/* p is at field 3 (state). */
+	for (int field = 3; field < first + count - 1; field++) {
 		p = strchr(p, ' ');
 		if (!p)
-			return gr_error_set(err, EINVAL, "/proc/%d/stat: too few fields", (int)pid);
+			return -EINVAL;
 		p++;
+		if (field + 1 >= first)
+			out[field + 1 - first] = strtoull(p, NULL, 10);
 	}
-	*out = strtoull(p, NULL, 10);
 	return 0;
+}
+
+int gr_proc_start_time(pid_t pid, uint64_t *out, struct gr_error *err)
+{
+	int r = gr_proc_stat_fields(pid, 22, 1, out);
+	if (r == -EINVAL)
+		return gr_error_set(err, EINVAL, "/proc/%d/stat: too few fields", (int)pid);
+	return r < 0 ? gr_error_sys(err, -r, "cannot read /proc/%d/stat", (int)pid) : 0;
 }
 
 char gr_proc_state(pid_t pid)

@@ -38,6 +38,10 @@ ssize_t gr_read_all(int fd, void *buf, size_t len);
 /* Process start time (field 22 of /proc/PID/stat, clock ticks since boot);
  * together with the pid it identifies a process across PID reuse. */
 int gr_proc_start_time(pid_t pid, uint64_t *out, struct gr_error *err);
+/* count numeric fields of /proc/PID/stat from field `first` (numbered as in
+ * proc(5), 4 or later: utime is 14, rss 24) into out. -ENOENT when gone,
+ * -EINVAL when the line is short. */
+int gr_proc_stat_fields(pid_t pid, int first, int count, uint64_t *out);
 /* Process state letter from /proc/PID/stat ('R', 'S', 'Z', ...); 0 when gone. */
 char gr_proc_state(pid_t pid);
 

@@ -25,6 +25,7 @@
 #include "common/fs.h"
 #include "container/config.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/supervised.h"
 #include "daemon/supervisor/engine.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/workload.h"
@@ -202,6 +203,63 @@ static void test_notes_between_lines(void **state)
 	assert_non_null(strstr(all, "note 000 is"));
 	assert_non_null(strstr(all, "note 099 is"));
 	rotlog_close(&s.log);
+}
+
+/* /proc/PID/stat fields, and a supervisor's usage: the CPU time and memory
+ * of the processes under it (here a child that spent CPU and touched
+ * memory, under a stand-in supervisor). */
+static void test_proc_usage(void **state)
+{
+	(void)state;
+	uint64_t f[2], start = 0;
+	assert_int_equal(gr_proc_stat_fields(getpid(), 22, 1, f), 0);
+	assert_int_equal(gr_proc_start_time(getpid(), &start, NULL), 0);
+	assert_int_equal(f[0], start);
+	assert_int_equal(gr_proc_stat_fields(getpid(), 3, 1, f), -EINVAL); /* the state is not a number */
+	assert_int_equal(gr_proc_stat_fields(getpid(), 60, 2, f), -EINVAL); /* past the last field */
+
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t sup = fork();
+	assert_true(sup >= 0);
+	if (sup == 0) {
+		pid_t engine = fork();
+		if (engine == 0) {
+			size_t n = 48u << 20;
+			volatile char *m = malloc(n);
+			for (size_t i = 0; m && i < n; i += 4096)
+				m[i] = 1;
+			uint64_t t[2] = { 0, 0 };
+			while (gr_proc_stat_fields(getpid(), 14, 2, t) == 0 && t[0] + t[1] < 3) /* 3 ticks of CPU */
+				;
+			(void)!write(ready[1], "r", 1);
+			pause();
+			_exit(0);
+		}
+		pause();
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	struct instance_status st = { .supervisor_pid = sup };
+	supervised_usage(&st);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sup, (int)sup);
+	gr_autofree char *kids = NULL;
+	assert_int_equal(gr_read_file(path, &kids, NULL, NULL), 0);
+	kill((pid_t)strtol(kids, NULL, 10), SIGKILL);
+	kill(sup, SIGKILL);
+	waitpid(sup, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	long hz = sysconf(_SC_CLK_TCK);
+	assert_true(st.cpu_ns >= 3ull * (1000000000ull / (uint64_t)hz));
+	assert_true(st.memory_bytes >= 48ull << 20);
+	/* Nothing running: zeros. */
+	st = (struct instance_status){ .cpu_ns = 1, .memory_bytes = 1 };
+	supervised_usage(&st);
+	assert_int_equal(st.cpu_ns, 0);
+	assert_int_equal(st.memory_bytes, 0);
 }
 
 static void test_rotlog_unwritable(void **state)
@@ -771,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_restart_wanted),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_notes_between_lines),
+		cmocka_unit_test(test_proc_usage),
 		cmocka_unit_test_setup_teardown(test_rotlog, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_rotlog_unwritable),
 		cmocka_unit_test(test_crlf_filter),

@@ -252,23 +252,11 @@ void supervised_status(const struct instance_paths *p, struct instance_status *o
 /* CPU ticks (utime + stime) and resident pages of pid, from /proc/PID/stat. */
 static bool proc_usage(pid_t pid, uint64_t *ticks, uint64_t *rss_pages)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	gr_autofree char *text = NULL;
-	if (gr_read_file(path, &text, NULL, NULL) < 0)
+	uint64_t f[11]; /* fields 14 (utime) .. 24 (rss) */
+	if (gr_proc_stat_fields(pid, 14, 11, f) < 0)
 		return false;
-	/* After the command name's last ')': state is field 3, utime 14, stime 15, rss 24. */
-	char *p = strrchr(text, ')');
-	if (!p)
-		return false;
-	unsigned long long f[22] = { 0 };
-	int n = 0;
-	for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok && n < 22; tok = strtok_r(NULL, " ", &save))
-		f[n++] = strtoull(tok, NULL, 10);
-	if (n < 22)
-		return false;
-	*ticks += f[11] + f[12];
-	*rss_pages += f[21];
+	*ticks += f[0] + f[1];
+	*rss_pages += f[10];
 	return true;
 }
 
