@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "console.h"
 #include "disks.h"
 
@@ -231,34 +232,14 @@ void boot_poweroff(bool reboot_)
 		pause();
 }
 
-/* mkdir -p for a path in the root file system (volume paths are checked by
- * gureumd: absolute, no "." or ".."). */
-static int mkdir_p(const char *path)
-{
-	char p[4096];
-	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
-		return -ENAMETOOLONG;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || !*s) {
-			char c = *s;
-			*s = 0;
-			if (mkdir(p, 0755) < 0 && errno != EEXIST)
-				return -errno;
-			if (!c)
-				return 0;
-			*s = c;
-		}
-	}
-}
-
 void boot_mount_volumes(const struct ginit_config *c)
 {
-	if (c->nvolumes && mkdir_p(GINIT_DISK_LINKS) < 0)
-		console_log("cannot create %s: %s", GINIT_DISK_LINKS, strerror(errno));
+	struct gr_error err = { 0 };
+	if (c->nvolumes && gr_mkdir_p(GINIT_DISK_LINKS, 0755, &err) < 0)
+		console_log("%s", err.msg);
 	for (size_t i = 0; i < c->nvolumes; i++) {
 		const struct ginit_volume *v = &c->volumes[i];
 		char serial[32], dev[64], node[80], link[300];
-		struct gr_error err = { 0 };
 		snprintf(serial, sizeof(serial), GINIT_DISK_SERIAL, v->disk);
 		if (disks_wait_by_serial("/sys/block", serial, VOLUME_WAIT_MS, dev, sizeof(dev), &err) < 0) {
 			console_log("volume %s: %s", v->name, err.msg);
@@ -273,9 +254,8 @@ void boot_mount_volumes(const struct ginit_config *c)
 			console_log("volume %s: %s has no ext4 file system: a raw disk (%s)", v->name, node, link);
 			continue;
 		}
-		int r = mkdir_p(v->path);
-		if (r < 0) {
-			console_log("volume %s: cannot create %s: %s", v->name, v->path, strerror(-r));
+		if (gr_mkdir_p(v->path, 0755, &err) < 0) {
+			console_log("volume %s: %s", v->name, err.msg);
 			continue;
 		}
 		unsigned long flags = MS_NOSUID | MS_NODEV | (v->readonly ? MS_RDONLY : 0);
