@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -500,10 +501,10 @@ static void hello_rule(void **state)
 
 /* ---------------------------------------------------------------- vsock (gureum-vmm) */
 
-static int listen_vsock_sock(struct fake_vm *v)
+static int listen_vsock_sock(struct fake_vm *v, const char *name)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s/vsock.sock", v->dir);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", v->dir, name);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -552,11 +553,11 @@ static void vsock_watch(struct agent *a, void *ctx)
 		_exit(42);
 }
 
-/* A VM as gureum-vmm's: vsock.sock only, the real agent behind it. */
-static void vm_start_vsock_agent(struct fake_vm *v)
+/* A VM as gureum-vmm's: vsock.sock (or the socket `name`) only, the real agent behind it. */
+static void vm_start_vsock_agent_at(struct fake_vm *v, const char *name)
 {
 	vm_dirs(v);
-	int lfd = listen_vsock_sock(v);
+	int lfd = listen_vsock_sock(v, name);
 	int stop[2], shut[2];
 	assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(shut, O_CLOEXEC), 0);
@@ -584,6 +585,44 @@ static void vm_start_vsock_agent(struct fake_vm *v)
 	v->pid = pid;
 	v->stop_w = stop[1];
 	v->shut_r = shut[0];
+}
+
+static void vm_start_vsock_agent(struct fake_vm *v)
+{
+	vm_start_vsock_agent_at(v, "vsock.sock");
+}
+
+static void *rename_later(void *arg)
+{
+	struct fake_vm *v = arg;
+	char from[300], to[300];
+	snprintf(from, sizeof(from), "%s/vsock.later", v->dir);
+	snprintf(to, sizeof(to), "%s/vsock.sock", v->dir);
+	nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000 * 1000 }, NULL);
+	if (rename(from, to) < 0)
+		abort();
+	return NULL;
+}
+
+/* A VM just started: gureum-vmm makes vsock.sock only once it runs, after
+ * the client began looking. The client still finds it. */
+static void vsock_appears_late(void **state)
+{
+	(void)state;
+	struct fake_vm v;
+	vm_start_vsock_agent_at(&v, "vsock.later");
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, rename_later, &v), 0);
+	struct agent_client a = AGENT_CLIENT_INIT;
+	struct gr_error err = { 0 };
+	int r = agent_client_connect(&a, v.dir, WAIT_MS, &err);
+	pthread_join(t, NULL);
+	if (r < 0)
+		fail_msg("connect: %s", err.msg);
+	assert_true(a.vsock);
+	assert_int_equal(a.lock_fd, -1);
+	agent_client_close(&a);
+	vm_end(&v);
 }
 
 static void vsock_sessions(void **state)
@@ -639,7 +678,7 @@ enum vsock_step { VS_OK, VS_REFUSE, VS_GARBAGE, VS_NO_LINE, VS_SILENT };
 /* Reports on rep: 'c' per CONNECT line as expected, 'x' for another one. */
 static pid_t fake_vsock(struct fake_vm *v, const enum vsock_step *steps, int nsteps, int *rep_r)
 {
-	int lfd = listen_vsock_sock(v);
+	int lfd = listen_vsock_sock(v, "vsock.sock");
 	int rep[2];
 	assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
 	pid_t pid = fork();
@@ -1063,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(ports_and_locks),
 		cmocka_unit_test(hello_rule),
 		cmocka_unit_test(vsock_sessions),
+		cmocka_unit_test(vsock_appears_late),
 		cmocka_unit_test(vsock_handshake_rules),
 		cmocka_unit_test(vm_exec_over_vsock),
 		cmocka_unit_test(vm_exec_pipes),

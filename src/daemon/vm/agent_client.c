@@ -239,16 +239,21 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 	c->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (c->dir_fd < 0)
 		return gr_error_sys(err, errno, "cannot open %s (is the VM running?)", dir);
-	/* gureum-vmm's run directory has vsock.sock: every session its own connection. */
-	if (try_vsock && faccessat(c->dir_fd, AGENT_CLIENT_VSOCK_SOCK, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		c->vsock = true;
-		c->port = AGENT_CLIENT_VSOCK_PORT;
-	}
 	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	int64_t backoff = AGENT_CLIENT_BACKOFF_MS, hello = AGENT_CLIENT_HELLO_MS;
 	struct gr_error last_err = { 0 };
 	int r;
 	for (;;) {
+		/* gureum-vmm's run directory has vsock.sock (every session its own
+		 * connection), made once gureum-vmm runs: a VM just started may not
+		 * have it yet, so it is looked for at every attempt. */
+		if (try_vsock && !c->vsock && faccessat(c->dir_fd, AGENT_CLIENT_VSOCK_SOCK, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (c->lock_fd >= 0)
+				close(c->lock_fd);
+			c->lock_fd = -1;
+			c->vsock = true;
+			c->port = AGENT_CLIENT_VSOCK_PORT;
+		}
 		if (!c->vsock && c->lock_fd < 0) {
 			for (int n = first; n <= last && c->lock_fd < 0; n++)
 				if ((r = lock_port(c, (unsigned)n, err)) < 0)
@@ -278,6 +283,8 @@ static int connect_ports(struct agent_client *c, const char *dir, int first, int
 				hello = hello * 2 > AGENT_CLIENT_HELLO_MAX_MS ? AGENT_CLIENT_HELLO_MAX_MS : hello * 2;
 			goto retry;
 		}
+		if (c->vsock && wait > left_ms(deadline)) /* the handshake took some of it */
+			wait = left_ms(deadline) > 0 ? left_ms(deadline) : 1;
 		if ((r = wait_hello(c, wait, &last_err)) == 0)
 			return 0;
 		if (r == -EPROTONOSUPPORT) {
