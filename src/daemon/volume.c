@@ -1,5 +1,6 @@
 /* Volumes (volume.h). */
 #include "daemon/volume.h"
+#include "daemon/vm/engine.h"
 #include "daemon/store/volumes.h"
 #include "daemon/supervisor/supervisor.h"
 #include "common/cleanup.h"
@@ -271,6 +272,31 @@ int volume_fits(const char *volume, const char *volume_type, const char *instanc
 	return 0;
 }
 
+/* A block volume is a disk: written by one VM at a time (read-only in any
+ * number), and a VM takes at most VM_MAX_VOLUMES of them. */
+static int block_attach_ok(struct daemon *d, const char *volume, const char *instance, bool readonly,
+			   struct gr_error *err)
+{
+	struct store_attachment *a = NULL;
+	size_t n = 0;
+	int r = store_attachment_list(d->store, volume, NULL, &a, &n, err);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (strcmp(a[i].instance, instance) != 0 && (!readonly || !a[i].readonly))
+			r = gr_error_set(err, EBUSY, "volume %s is attached to %s%s: a block volume is one VM's disk "
+					 "unless every attachment is read-only (detach it there, or attach it read-only "
+					 "everywhere)", volume, a[i].instance, a[i].readonly ? " read-only" : "");
+	store_attachment_list_free(a, n);
+	if (r < 0)
+		return r;
+	if ((r = store_attachment_list(d->store, NULL, instance, &a, &n, err)) < 0)
+		return r;
+	store_attachment_list_free(a, n);
+	if (n >= VM_MAX_VOLUMES)
+		return gr_error_set(err, E2BIG, "instance %s has %zu volumes: a VM takes at most %d (detach one first)",
+				    instance, n, VM_MAX_VOLUMES);
+	return 0;
+}
+
 int volume_attach(struct daemon *d, const char *volume, const char *instance, const char *instance_type,
 		  const char *path, bool readonly, struct gr_error *err)
 {
@@ -281,7 +307,8 @@ int volume_attach(struct daemon *d, const char *volume, const char *instance, co
 	_cleanup_(store_volume_clear) struct store_volume v = { 0 };
 	if ((r = store_volume_get(d->store, volume, &v, err)) < 0)
 		return r;
-	if ((r = volume_fits(volume, v.type, instance_type, err)) < 0)
+	if ((r = volume_fits(volume, v.type, instance_type, err)) < 0 ||
+	    (strcmp(v.type, "block") == 0 && (r = block_attach_ok(d, volume, instance, readonly, err)) < 0))
 		return r;
 	return store_volume_attach(d->store, volume, instance, path, readonly, err);
 }

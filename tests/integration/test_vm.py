@@ -443,6 +443,44 @@ def test_vm_block_volumes_are_disks(vmd, tmp_path):
     run_op(vmd, "DELETE", "/1.0/instances/vv")
 
 
+def test_block_volume_attach_rules(vmd):
+    """A block volume is one VM's disk unless every attachment is read-only; a VM takes at most 16."""
+    def vm(name):
+        run_op(vmd, "POST", "/1.0/instances", {"name": name, "type": "virtual-machine", "start": False,
+                                               "source": {"type": "image", "alias": "busybox"}})
+
+    def volume(name):
+        st, _, env = vmd.request("POST", "/1.0/volumes",
+                                 body=json.dumps({"name": name, "type": "block", "size": "1MiB"}).encode())
+        assert st in (200, 201), env
+
+    def attach(name, inst, path, ro=False):
+        st, _, env = vmd.request("POST", f"/1.0/volumes/{name}/attachments",
+                                 body=json.dumps({"instance": inst, "path": path, "readonly": ro}).encode())
+        assert st == 202, env
+        return vmd.wait_operation(env["operation"])
+
+    vm("a1")
+    vm("a2")
+    volume("shared")
+    volume("ro")
+    assert attach("shared", "a1", "/d")["status"] == "Success"
+    for ro in (False, True):
+        op = attach("shared", "a2", "/d", ro)
+        assert op["status"] == "Failure" and "is attached to a1: a block volume is one VM's disk" in op["err"], op
+    assert attach("ro", "a1", "/r", True)["status"] == "Success"
+    assert attach("ro", "a2", "/r", True)["status"] == "Success"
+    op = attach("ro", "a1", "/r2")
+    assert op["status"] == "Failure", op  # already attached to a1
+    for i in range(14):
+        volume(f"v{i}")
+        assert attach(f"v{i}", "a1", f"/v{i}")["status"] == "Success"
+    volume("one-too-many")
+    op = attach("one-too-many", "a1", "/x")
+    assert op["status"] == "Failure" and "a VM takes at most 16 (detach one first)" in op["err"], op
+    assert len(vmd.get("/1.0/volumes/one-too-many")["metadata"]["attachments"]) == 0
+
+
 def test_vm_exec_output_exit_codes_env_and_user(vmd):
     launch_vm(vmd, "x1", config={"environment.GREETING": "hello"})
     wait_booted(vmd, "x1")

@@ -284,10 +284,10 @@ static int vm_volumes(const struct instance_spec *spec, struct vm_disk out[VM_MA
 	size_t i;
 	json_t *v;
 	*n = 0;
-	if (json_array_size(spec->volumes) > VM_MAX_VOLUMES)
-		return gr_error_set(err, E2BIG, "instance %s has %zu volumes: a VM takes at most %d", spec->name,
-				    json_array_size(spec->volumes), VM_MAX_VOLUMES);
 	json_array_foreach(spec->volumes, i, v) {
+		if (*n == VM_MAX_VOLUMES) /* refused at attach; vm_engine_argv says so */
+			return gr_error_set(err, E2BIG, "instance %s has more than %d volumes: detach some", spec->name,
+					    VM_MAX_VOLUMES);
 		const char *type = json_string_value(json_object_get(v, "type"));
 		const char *name = json_string_value(json_object_get(v, "name"));
 		int r = volume_fits(name ? name : "?", type ? type : "", "virtual-machine", err);
