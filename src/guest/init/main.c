@@ -461,8 +461,7 @@ int main(int argc, char **argv)
 	/* No command and no init in the image (a minimal image such as
 	 * debian/12's minbase): gureum-init stays PID 1 with the agent only,
 	 * the way a container with no long-running command would idle. */
-	struct stat st;
-	bool command_mode = cfg.command != NULL || stat(cfg.init, &st) < 0;
+	bool command_mode = cfg.command != NULL || access(cfg.init, X_OK) < 0; /* as gureumd's root check */
 	if (!cfg.command)
 		console_log(command_mode ? "the image has no %s: gureum-init stays PID 1 and serves the agent "
 					   "(give the instance a command to run one)"
