@@ -298,10 +298,15 @@ enum qmp_state vmm_api_client_answer(struct qmp_client *q, bool eof)
 		excerpt(q->in, q->in_len, ex, sizeof(ex));
 		return fail(q, EPROTO, "gureum-vmm's API: not an HTTP answer to %s: \"%s\"", q->command, ex);
 	}
+	/* "HTTP/1.x NNN " (parsed by hand: q->in is not NUL-terminated). */
+	const char *c = q->in;
 	unsigned status = 0;
-	char sp = 0;
-	if (q->in_len < 12 || strncmp(q->in, "HTTP/1.", 7) != 0 || sscanf(q->in + 8, " %3u%c", &status, &sp) != 2 ||
-	    sp != ' ' || status < 100 || status > 599) {
+	bool ok = q->in_len >= 13 && strncmp(c, "HTTP/1.", 7) == 0 && c[8] == ' ' && c[12] == ' ';
+	for (int i = 9; ok && i < 12; i++) {
+		ok = c[i] >= '0' && c[i] <= '9';
+		status = status * 10 + (unsigned)(c[i] - '0');
+	}
+	if (!ok || status < 100 || status > 599) {
 		excerpt(q->in, (size_t)(hend - q->in), ex, sizeof(ex));
 		return fail(q, EPROTO, "gureum-vmm's API: not an HTTP answer to %s: \"%s\"", q->command, ex);
 	}
